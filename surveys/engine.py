@@ -1,0 +1,553 @@
+"""The conversation engine: (definition, state, inbound message) -> (new state, answers, replies, events).
+
+Pure: no clock, no database, no network. The caller passes the time of the message and whether an incentive can
+still be paid; it stores the answers, sends the replies and acts on the events.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from surveys import messages as builtin
+from surveys.definition import CONSENT_ID, Definition, Question
+from surveys.parsers import Accepted, Rejected, Unsure, parse_answer
+from surveys.text import normalize
+
+NEW, IN_PROGRESS, COMPLETED, DECLINED, OPTED_OUT, EXPIRED = (
+    "new", "in_progress", "completed", "declined", "opted_out", "expired"
+)
+CONFIRM = "_confirm"
+_BOT_SUFFIX = re.compile(r"^(/\w+)@\w+", re.ASCII)
+
+
+@dataclass
+class State:
+    """Where one respondent stands in one survey; stored as JSON between messages."""
+
+    survey_id: str
+    version: int
+    language: str
+    status: str = NEW
+    question: str | None = None
+    attempts: int = 0
+    pending: dict[str, Any] | None = None
+    answers: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False
+    incentive: bool = True
+    resume_status: str | None = None
+    last_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> State:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What a respondent sent: text, or a button press (`qid=value`), or something that is not text."""
+
+    text: str = ""
+    button: str | None = None
+    kind: str = "text"
+    at: datetime | None = None
+    language_hint: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyChoice:
+    value: str
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One outgoing message; `choices` become numbered lines on SMS and buttons on Telegram."""
+
+    text: str
+    question_id: str | None = None
+    choices: tuple[ReplyChoice, ...] = ()
+    numbered: bool = False
+    multi: bool = False
+
+    def plain(self) -> str:
+        """The message for text-only channels (SMS, WhatsApp, console)."""
+        if not self.numbered or not self.choices:
+            return self.text
+        lines = [f"{i}) {c.label}" for i, c in enumerate(self.choices, 1)]
+        return "\n".join([self.text, *lines])
+
+
+@dataclass(frozen=True)
+class Answer:
+    question_id: str
+    value: Any
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    question_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Step:
+    state: State
+    answers: list[Answer] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def new_state(definition: Definition, inbound: Inbound | None = None) -> State:
+    """A fresh state for a contact the survey has not met yet, in the language they most likely speak."""
+    return State(survey_id=definition.id, version=definition.version, language=_guess_language(definition, inbound))
+
+
+def handle(
+    definition: Definition,
+    state: State | None,
+    inbound: Inbound,
+    incentive_available: bool = True,
+) -> Step:
+    """Advance one respondent's conversation by one inbound message."""
+    if state is None:
+        state = new_state(definition, inbound)
+    if (state.survey_id, state.version) != (definition.id, definition.version):
+        raise ValueError(
+            f"state is for {state.survey_id} v{state.version}, definition is {definition.id} v{definition.version}"
+        )
+    return _Turn(definition, replace(state, answers=dict(state.answers)), inbound, incentive_available).run()
+
+
+def invite(definition: Definition, state: State | None = None, incentive_available: bool = True) -> Step:
+    """Begin the survey without an inbound message (a campaign invitation): the consent question."""
+    state = state or new_state(definition)
+    turn = _Turn(definition, replace(state, answers=dict(state.answers)), Inbound(), incentive_available)
+    turn.start()
+    return turn.step
+
+
+def remind(definition: Definition, state: State) -> Step:
+    """Ask the current question again (a campaign reminder); nothing when there is nothing to ask."""
+    turn = _Turn(definition, replace(state, answers=dict(state.answers)), Inbound(), True)
+    if state.status == IN_PROGRESS and state.question:
+        turn.ask(definition.question(state.question))
+    return turn.step
+
+
+def expire(definition: Definition, state: State) -> Step:
+    """Close an unfinished session: it will not be asked again."""
+    step = Step(state=replace(state, answers=dict(state.answers)))
+    if state.status in (NEW, IN_PROGRESS):
+        step.state.status = EXPIRED
+        step.events.append(Event("expired", state.question))
+    return step
+
+
+def keyword(text: str) -> tuple[str, str | None] | None:
+    """The built-in keyword a whole message is, if any: ('opt_out'|'opt_in'|'help'|'language', argument)."""
+    word = normalize(_BOT_SUFFIX.sub(r"\1", text.strip()))
+    if word in builtin.OPT_OUT_KEYWORDS:
+        return ("opt_out", None)
+    if word in builtin.OPT_IN_KEYWORDS:
+        return ("opt_in", None)
+    if word in builtin.HELP_KEYWORDS:
+        return ("help", None)
+    if word in builtin.LANGUAGE_KEYWORDS:
+        return ("language", builtin.LANGUAGE_KEYWORDS[word])
+    return None
+
+
+def _guess_language(definition: Definition, inbound: Inbound | None) -> str:
+    if inbound is not None:
+        if normalize(inbound.text) in builtin.GREETINGS_EN and "en" in definition.languages:
+            return "en"
+        hint = (inbound.language_hint or "").split("-")[0].lower()
+        if hint in definition.languages:
+            return hint
+    return definition.default_language
+
+
+class _Turn:
+    """One inbound message's worth of work; collects answers, replies and events into `step`."""
+
+    def __init__(self, definition: Definition, state: State, inbound: Inbound, incentive_available: bool):
+        self.d = definition
+        self.state = state
+        self.inbound = inbound
+        self.incentive_available = incentive_available
+        self.step = Step(state=state)
+        self.preamble: list[str] = []
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+
+    def run(self) -> Step:
+        found = keyword(self.inbound.text) if self.inbound.button is None else None
+        since_last = self._since_last()
+        if self.inbound.at is not None:
+            self.state.last_at = self.inbound.at.isoformat()
+        if self.state.status == OPTED_OUT:
+            if found and found[0] == "opt_in":
+                self.opt_in()
+            else:
+                self.event("ignored")
+            return self.step
+        if found:
+            self.on_keyword(*found)
+        elif self.state.status == NEW:
+            self.start()
+        elif self.state.status == IN_PROGRESS:
+            self.on_answer(since_last)
+        elif self.state.status == COMPLETED:
+            self.say("already_completed")
+        elif self.state.status == DECLINED:
+            if self._is_start_keyword():
+                self.restart()
+            else:
+                self.say("already_declined", keyword=self._start_keyword())
+        elif self.state.status == EXPIRED:
+            self.say("expired")
+        return self.step
+
+    def on_keyword(self, kind: str, argument: str | None) -> None:
+        if kind == "opt_out":
+            self.state.resume_status = self.state.status
+            self.state.status = OPTED_OUT
+            self.state.pending = None
+            self.event("opted_out", self.state.question)
+            self.say("opted_out")
+        elif kind == "opt_in":
+            if self.state.status == NEW:
+                self.start()
+            else:
+                self.repeat_current()
+        elif kind == "help":
+            self.event("help", self.state.question)
+            self.preamble.append(self.d.message("help", self.state.language, title=self.d.title[self.state.language]))
+            self.repeat_current()
+        elif kind == "language":
+            self.switch_language(argument)
+
+    def on_answer(self, since_last: timedelta | None) -> None:
+        question = self._current()
+        if question is None:
+            self.advance()
+            return
+        if self.inbound.kind != "text" and not self.inbound.text.strip() and self.inbound.button is None:
+            hint = "edited" if self.inbound.kind == "edited" else "media"
+            self.preamble.append(self.d.message(hint, self.state.language))
+            self.ask(question)
+            return
+        resumed = self.state.paused or (
+            since_last is not None and since_last > timedelta(minutes=self.d.resume_after_minutes)
+        )
+        self.state.paused = False
+        if self.state.pending is not None:
+            self.on_confirmation(question)
+            return
+        if self.inbound.button is not None:
+            self.on_button(question)
+            return
+        if self._is_skip_word():
+            self.on_skip(question)
+            return
+        outcome = parse_answer(question, self.inbound.text, self.state.language, self._today())
+        if isinstance(outcome, Accepted):
+            self.accept(question, outcome.value)
+        elif isinstance(outcome, Unsure):
+            self.state.pending = {"value": outcome.value, "label": outcome.label}
+            self.ask_confirmation(question, outcome.label)
+        elif resumed:
+            self.event("resumed", question.id)
+            self.preamble.append(self.d.message("welcome_back", self.state.language))
+            self.ask(question)
+        else:
+            self.reject(question, outcome)
+
+    # -- conversation moves -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.state.status = IN_PROGRESS
+        self.state.question = CONSENT_ID
+        self.state.attempts = 0
+        self.state.incentive = self.d.incentive is not None and self.incentive_available
+        self.event("started")
+        if self.d.incentive is not None and not self.incentive_available:
+            self.preamble.append(self.d.message("no_credit", self.state.language))
+        self.ask(self.d.consent)
+
+    def restart(self) -> None:
+        self.state.answers = {}
+        self.state.pending = None
+        self.start()
+
+    def opt_in(self) -> None:
+        self.state.status = self.state.resume_status or NEW
+        self.state.resume_status = None
+        self.event("opted_in")
+        if self.state.status == NEW:
+            self.start()
+            return
+        self.preamble.append(self.d.message("opted_in", self.state.language))
+        self.repeat_current()
+
+    def switch_language(self, language: str | None) -> None:
+        languages = self.d.languages
+        if language is None:
+            language = languages[(languages.index(self.state.language) + 1) % len(languages)]
+        if language in languages and language != self.state.language:
+            self.state.language = language
+            self.event("language_changed", self.state.question, {"language": language})
+        self.preamble.append(self.d.message("language_changed", self.state.language))
+        if self.state.status == NEW:
+            self.start()
+        else:
+            self.repeat_current()
+
+    def repeat_current(self) -> None:
+        """Say what was prepared and ask the current question again, or say where the respondent stands."""
+        status = self.state.status
+        if status == IN_PROGRESS and self.state.question:
+            question = self.d.question(self.state.question)
+            if self.state.pending is not None:
+                self.ask_confirmation(question, self.state.pending["label"])
+            else:
+                self.ask(question)
+        elif status == COMPLETED:
+            self.say("already_completed")
+        elif status == DECLINED:
+            self.say("already_declined", keyword=self._start_keyword())
+        elif status == EXPIRED:
+            self.say("expired")
+        elif status == NEW:
+            self.start()
+        else:
+            self.flush()
+
+    def on_confirmation(self, question: Question) -> None:
+        pending = self.state.pending or {}
+        if self.inbound.button is not None:
+            target, _, answer = self.inbound.button.partition("=")
+            if target != CONFIRM:
+                self.preamble.append(self.d.message("stale_button", self.state.language))
+                self.ask_confirmation(question, pending["label"])
+                return
+        elif normalize(self.inbound.text).isdigit():
+            answer = None
+        else:
+            outcome = parse_answer(self.d.consent, self.inbound.text, self.state.language)
+            answer = outcome.value if isinstance(outcome, Accepted) else None
+        self.state.pending = None
+        if answer == "yes":
+            self.accept(question, pending["value"])
+        elif answer == "no":
+            self.ask(question)
+        else:
+            self.on_answer(None)
+
+    def on_button(self, question: Question) -> None:
+        target, _, value = (self.inbound.button or "").partition("=")
+        choice = question.choice(value) if target == question.id else None
+        if choice is None:
+            self.event("stale_button", question.id)
+            self.preamble.append(self.d.message("stale_button", self.state.language))
+            self.ask(question)
+            return
+        self.accept(question, [value] if question.type == "multi" else value)
+
+    def on_skip(self, question: Question) -> None:
+        if question.required:
+            self.preamble.append(self.d.message("required", self.state.language))
+            self.ask(question)
+            return
+        self.skip(question)
+
+    def accept(self, question: Question, value: Any) -> None:
+        self.state.answers[question.id] = value
+        self.state.attempts = 0
+        self.event("answered", question.id)
+        if question.id == CONSENT_ID:
+            if value != "yes":
+                self.state.status = DECLINED
+                self.state.question = None
+                self.step.answers.append(Answer(CONSENT_ID, value))
+                self.event("declined")
+                self.say("declined")
+                return
+            self.event("consented")
+        self.step.answers.append(Answer(question.id, value))
+        self.advance()
+
+    def skip(self, question: Question) -> None:
+        self.state.answers[question.id] = None
+        self.state.attempts = 0
+        self.step.answers.append(Answer(question.id, None, skipped=True))
+        self.event("skipped", question.id)
+        self.advance()
+
+    def reject(self, question: Question, outcome: Rejected) -> None:
+        self.state.attempts += 1
+        self.event("invalid", question.id, {"reason": outcome.reason, "attempt": self.state.attempts})
+        if self.state.attempts <= self.d.max_reprompts:
+            self.preamble.append(self._error_text(question, outcome))
+            self.ask(question)
+        elif not question.required:
+            self.preamble.append(self.d.message("skipped", self.state.language))
+            self.skip(question)
+        else:
+            self.state.attempts = 0
+            self.state.paused = True
+            self.event("paused", question.id)
+            self.say("paused")
+
+    def advance(self) -> None:
+        start = self.d.index(self.state.question) + 1 if self.state.question else 1
+        for question in self.d.questions[start:]:
+            if question.condition is None or question.condition.evaluate(self.state.answers):
+                self.ask(question)
+                return
+        self.complete()
+
+    def complete(self) -> None:
+        self.state.status = COMPLETED
+        self.state.question = None
+        self.event("completed")
+        incentive = self.d.incentive
+        if incentive is not None and self.state.incentive:
+            self.say("completed_incentive", amount=f"{incentive.amount:g}", currency=incentive.currency)
+        else:
+            self.say("completed")
+
+    # -- messages -----------------------------------------------------------------------------------------
+
+    def ask(self, question: Question) -> None:
+        """Send a question (with what was prepared before it) and make it the current one."""
+        language = self.state.language
+        if self.state.question != question.id:
+            self.state.attempts = 0
+        self.state.question = question.id
+        parts = [*self.preamble, question.text[language]]
+        if question.type == "yes_no":
+            parts.append(self.d.message("hint_yes_no", language))
+        elif question.type == "multi":
+            parts.append(self.d.message("hint_multi", language))
+        if not question.required:
+            parts.append(self.d.message("hint_optional", language))
+        self.preamble = []
+        choices = tuple(
+            ReplyChoice(c.value, c.label[language], f"{question.id}={c.value}") for c in question.choices
+        )
+        self.step.replies.append(
+            Reply(
+                text="\n".join(parts),
+                question_id=question.id,
+                choices=choices,
+                numbered=question.type in ("choice", "multi"),
+                multi=question.type == "multi",
+            )
+        )
+
+    def ask_confirmation(self, question: Question, label: str) -> None:
+        language = self.state.language
+        text = "\n".join([*self.preamble, self.d.message("confirm", language, label=label)])
+        self.preamble = []
+        choices = tuple(
+            ReplyChoice(v, builtin.YES_NO_LABELS[v].get(language, v), f"{CONFIRM}={v}") for v in ("yes", "no")
+        )
+        self.step.replies.append(Reply(text=text, question_id=question.id, choices=choices))
+
+    def say(self, key: str, **values: Any) -> None:
+        self.preamble.append(self.d.message(key, self.state.language, **values))
+        self.flush()
+
+    def flush(self) -> None:
+        if self.preamble:
+            self.step.replies.append(Reply(text="\n".join(self.preamble)))
+            self.preamble = []
+
+    def event(self, kind: str, question_id: str | None = None, detail: dict[str, Any] | None = None) -> None:
+        self.step.events.append(Event(kind, question_id, detail or {}))
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _current(self) -> Question | None:
+        if self.state.question and self.d.has_question(self.state.question):
+            return self.d.question(self.state.question)
+        return None
+
+    def _since_last(self) -> timedelta | None:
+        if self.inbound.at is None or self.state.last_at is None:
+            return None
+        return self.inbound.at - datetime.fromisoformat(self.state.last_at)
+
+    def _today(self):
+        return self.inbound.at.date() if self.inbound.at is not None else None
+
+    def _is_skip_word(self) -> bool:
+        said = normalize(self.inbound.text)
+        return any(said == normalize(w) for words in self.d.skip_words.values() for w in words)
+
+    def _is_start_keyword(self) -> bool:
+        said = normalize(self.inbound.text)
+        keywords = {*self.d.start_keywords, *builtin.DEFAULT_START_KEYWORD.values()}
+        return any(said == normalize(k) for k in keywords)
+
+    def _start_keyword(self) -> str:
+        return (self.d.start_keywords or (builtin.DEFAULT_START_KEYWORD[self.d.default_language],))[0]
+
+    def _error_text(self, question: Question, outcome: Rejected) -> str:
+        language = self.state.language
+        if question.errors.get(language):
+            return question.errors[language]
+        key = _error_key(question, outcome)
+        return self.d.message(key, language, **_format_detail(question, outcome))
+
+
+def _error_key(question: Question, outcome: Rejected) -> str:
+    reason = outcome.reason
+    bounded = question.min is not None and question.max is not None
+    if question.type in ("integer", "decimal") and bounded and reason != "ambiguous":
+        return "error_range"
+    if reason in ("too_small", "too_large"):
+        return f"error_{reason}"
+    by_reason = {
+        "ambiguous": "error_ambiguous",
+        "exclusive": "error_exclusive",
+        "too_long": "error_too_long",
+        "empty": "error_empty",
+        "not_a_date": "error_date",
+        "unknown_region": "error_region",
+        "not_a_number": "error_number",
+    }
+    if reason in by_reason:
+        return by_reason[reason]
+    by_type = {
+        "choice": "error_choice",
+        "multi": "error_multi",
+        "yes_no": "error_yes_no",
+        "integer": "error_number",
+        "decimal": "error_number",
+        "date": "error_date",
+        "region": "error_region",
+    }
+    return by_type.get(question.type, "error_not_understood")
+
+
+def _format_detail(question: Question, outcome: Rejected) -> dict[str, Any]:
+    def number(x: float | None) -> str:
+        return "" if x is None else f"{x:g}"
+
+    return {
+        "min": number(question.min),
+        "max": number(question.max),
+        "max_length": question.max_length or outcome.detail.get("max_length", ""),
+    }

@@ -1,0 +1,513 @@
+"""Reads survey YAML, reports every problem with its line, and builds the immutable Definition.
+
+`check_text` returns the problems of one file; `load_text` / `load_file` return a Definition or raise SurveyError.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from surveys import messages as builtin
+from surveys.definition import CONSENT_ID, Choice, Definition, Incentive, Question, Region
+from surveys.expressions import ExpressionError, compile_expression
+from surveys.regions import REGION_SETS
+from surveys.schema import ChoiceSpec, QuestionSpec, RegionSpec, SurveySpec
+from surveys.text import normalize
+
+BUNDLED_DIR = Path(__file__).parent / "definitions"
+CHOICE_TYPES = ("choice", "multi", "yes_no")
+MAX_CALLBACK_BYTES = 64
+_KNOWN_KEYS = sorted(
+    {
+        name
+        for model in (SurveySpec, QuestionSpec, ChoiceSpec, RegionSpec)
+        for name in model.model_fields
+    }
+    | {"text", "accept", "decline", "amount", "currency", "budget"}
+)
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    line: int
+    message: str
+
+
+class SurveyError(ValueError):
+    """A survey file that cannot be used; `problems` lists every reason with its line."""
+
+    def __init__(self, name: str, problems: list[Problem]):
+        self.name = name
+        self.problems = problems
+        super().__init__("\n".join(f"{name}:{p.line}: {p.message}" for p in problems))
+
+
+def check_text(text: str) -> list[Problem]:
+    """Every problem in a survey's YAML source, sorted by line; empty when the survey is valid."""
+    return _compile(text)[1]
+
+
+def load_text(text: str, name: str = "<survey>") -> Definition:
+    definition, problems = _compile(text)
+    if problems or definition is None:
+        raise SurveyError(name, problems)
+    return definition
+
+
+def load_file(path: str | Path) -> Definition:
+    path = Path(path)
+    return load_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def bundled_files() -> list[Path]:
+    return sorted(BUNDLED_DIR.glob("*.yaml"))
+
+
+def _compile(text: str) -> tuple[Definition | None, list[Problem]]:
+    data, problems = _parse_yaml(text)
+    if problems:
+        return None, problems
+    if not isinstance(data, CommentedMap):
+        return None, [Problem(1, "a survey must be a mapping of keys such as id, version, questions")]
+    try:
+        spec = SurveySpec.model_validate(_plain(data))
+    except ValidationError as error:
+        return None, sorted(set(_schema_problems(error, data)))
+    problems = sorted(set(_Checker(spec, data).problems()))
+    if problems:
+        return None, problems
+    return _build(spec), []
+
+
+def _parse_yaml(text: str) -> tuple[Any, list[Problem]]:
+    try:
+        return YAML(typ="rt").load(text), []
+    except MarkedYAMLError as error:
+        mark = error.context_mark or error.problem_mark
+        line = mark.line + 1 if mark else 1
+        message = " ".join(part for part in (error.context, error.problem) if part)
+        if error.context_mark and error.problem_mark and error.problem_mark.line != error.context_mark.line:
+            message += f" (line {error.problem_mark.line + 1})"
+        return None, [Problem(line, f"YAML: {message}")]
+    except YAMLError as error:
+        return None, [Problem(1, f"YAML: {error}")]
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented containers as plain dicts and lists, for pydantic."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def line_of(data: Any, path: Iterable[Any]) -> int:
+    """The 1-based line of the deepest node of `path` found in the YAML tree."""
+    line = 1
+    node = data
+    for key in path:
+        if isinstance(node, CommentedMap) and key in node:
+            line = node.lc.key(key)[0] + 1
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+            line = node.lc.item(key)[0] + 1
+            node = node[key]
+        else:
+            break
+    return line
+
+
+def _schema_problems(error: ValidationError, data: Any) -> Iterator[Problem]:
+    for item in error.errors():
+        loc = tuple(k for k in item["loc"] if k != "[key]")
+        where = _describe(loc, data)
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
+            suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
+            yield Problem(line_of(data, loc), f"{_prefix(where[:-1])}unknown key '{key}'{suffix}")
+        elif kind == "missing":
+            yield Problem(line_of(data, loc[:-1]), f"{_prefix(where[:-1])}'{loc[-1]}' is missing")
+        elif kind == "string_type" and item.get("input") is None:
+            yield Problem(
+                line_of(data, loc),
+                f"{'.'.join(where)}: empty text (a text with a comma or colon inside {{...}} needs quotes)",
+            )
+        else:
+            yield Problem(line_of(data, loc), f"{'.'.join(where)}: {item['msg'][0].lower()}{item['msg'][1:]}")
+
+
+def _describe(loc: tuple[Any, ...], data: Any) -> list[str]:
+    """A readable path: question 'income' > choices[2] > value."""
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int):
+            label = f"[{key + 1}]"
+            if isinstance(node, CommentedSeq) and 0 <= key < len(node):
+                node = node[key]
+                if isinstance(node, CommentedMap) and "id" in node:
+                    label = f" '{node['id']}'"
+                elif isinstance(node, CommentedMap) and "value" in node:
+                    label = f" '{node['value']}'"
+            parts[-1] = parts[-1] + label if parts else label
+        else:
+            parts.append({"questions": "question", "choices": "choice"}.get(str(key), str(key)))
+            node = node.get(key) if isinstance(node, CommentedMap) else None
+    return parts
+
+
+def _prefix(parts: list[str]) -> str:
+    return f"{'.'.join(parts)}: " if parts else ""
+
+
+class _Checker:
+    """The meaning checks that the schema cannot express, each problem with its line."""
+
+    def __init__(self, spec: SurveySpec, data: CommentedMap):
+        self.spec = spec
+        self.data = data
+        self.languages = list(dict.fromkeys(spec.languages))
+
+    def problems(self) -> Iterator[Problem]:
+        yield from self._languages()
+        yield from self._translated(self.spec.title, ("title",), "title")
+        yield from self._translated(self.spec.consent.text, ("consent", "text"), "consent text")
+        for key in ("accept", "decline"):
+            labels = getattr(self.spec.consent, key)
+            if labels:
+                yield from self._translated(labels, ("consent", key), f"consent {key} label")
+        yield from self._messages()
+        yield from self._keywords()
+        yield from self._questions()
+
+    def at(self, *path: Any) -> int:
+        return line_of(self.data, path)
+
+    def _languages(self) -> Iterator[Problem]:
+        if len(self.languages) != len(self.spec.languages):
+            yield Problem(self.at("languages"), "languages: a language is listed twice")
+        if self.spec.default_language not in self.languages:
+            yield Problem(
+                self.at("default_language"),
+                f"default_language '{self.spec.default_language}' is not one of languages {self.languages}",
+            )
+        for lang in self.spec.skip_words:
+            if lang not in self.languages:
+                yield Problem(self.at("skip_words", lang), f"skip_words: '{lang}' is not one of languages")
+
+    def _translated(self, texts: dict[str, str], path: tuple[Any, ...], what: str) -> Iterator[Problem]:
+        for lang in self.languages:
+            if not (texts.get(lang) or "").strip():
+                yield Problem(self.at(*path), f"{what}: missing the '{lang}' translation")
+        for lang in texts:
+            if lang not in self.languages:
+                yield Problem(self.at(*path, lang), f"{what}: '{lang}' is not one of languages {self.languages}")
+
+    def _messages(self) -> Iterator[Problem]:
+        for key, texts in self.spec.messages.items():
+            if key not in builtin.DEFAULT_MESSAGES:
+                hint = difflib.get_close_matches(key, builtin.DEFAULT_MESSAGES, n=1)
+                suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
+                yield Problem(self.at("messages", key), f"messages: unknown message '{key}'{suffix}")
+                continue
+            for lang in texts:
+                if lang not in self.languages:
+                    yield Problem(self.at("messages", key, lang), f"messages.{key}: '{lang}' is not one of languages")
+        for lang in self.languages:
+            missing = [
+                key
+                for key, texts in builtin.DEFAULT_MESSAGES.items()
+                if lang not in texts and lang not in self.spec.messages.get(key, {})
+            ]
+            if missing:
+                yield Problem(
+                    self.at("languages"),
+                    f"language '{lang}' has no built-in messages: add messages.<name>.{lang} for {', '.join(missing)}",
+                )
+
+    def _keywords(self) -> Iterator[Problem]:
+        for i, keyword in enumerate(self.spec.start_keywords):
+            if normalize(keyword) in builtin.ALL_KEYWORDS:
+                yield Problem(
+                    self.at("start_keywords", i), f"start keyword '{keyword}' is already a built-in keyword"
+                )
+
+    def _questions(self) -> Iterator[Problem]:
+        seen: dict[str, int] = {}
+        regions = []
+        for i, question in enumerate(self.spec.questions):
+            path = ("questions", i)
+            if question.id in seen or question.id == CONSENT_ID:
+                yield Problem(self.at(*path, "id"), f"question id '{question.id}' is used twice")
+            elif not question.id.isidentifier() or not question.id.isascii() or question.id != question.id.lower():
+                yield Problem(
+                    self.at(*path, "id"),
+                    f"question id '{question.id}' must be lowercase letters, digits and _ (like monthly_income)",
+                )
+            seen.setdefault(question.id, i)
+            if question.type == "region":
+                regions.append(i)
+            yield from _QuestionChecker(self, question, path, seen).problems()
+        if not regions:
+            yield Problem(self.at("questions"), "the survey needs one question of type region to feed the maps")
+        for i in regions[1:]:
+            yield Problem(self.at("questions", i, "type"), "only one question of type region is allowed")
+
+
+class _QuestionChecker:
+    def __init__(self, checker: _Checker, question: QuestionSpec, path: tuple[Any, ...], seen: dict[str, int]):
+        self.c = checker
+        self.q = question
+        self.path = path
+        self.seen = seen
+        self.name = f"question '{question.id}'"
+
+    def at(self, *keys: Any) -> int:
+        return self.c.at(*self.path, *keys)
+
+    def values(self) -> list[str] | None:
+        if self.q.type == "yes_no":
+            return ["yes", "no"]
+        if self.q.type in CHOICE_TYPES:
+            return [c.value for c in self.q.choices]
+        if self.q.type == "region":
+            return [r.code for r in _regions(self.q)] if _region_set_known(self.q) else None
+        return None
+
+    def problems(self) -> Iterator[Problem]:
+        yield from self.c._translated(self.q.text, (*self.path, "text"), f"{self.name} text")
+        if self.q.error:
+            yield from self.c._translated(self.q.error, (*self.path, "error"), f"{self.name} error")
+        yield from self._choices()
+        yield from self._limits()
+        yield from self._regions()
+        yield from self._analytics()
+        yield from self._when()
+
+    def _choices(self) -> Iterator[Problem]:
+        q = self.q
+        if q.type in ("choice", "multi"):
+            if len(q.choices) < 2:
+                yield Problem(self.at("type"), f"{self.name}: a {q.type} question needs at least 2 choices")
+        elif q.choices:
+            yield Problem(self.at("choices"), f"{self.name}: choices only belong to choice and multi questions")
+            return
+        values: dict[str, int] = {}
+        labels: dict[tuple[str, str], str] = {}
+        for i, choice in enumerate(q.choices):
+            where = ("choices", i)
+            if choice.value in values:
+                yield Problem(self.at(*where, "value"), f"{self.name}: choice value '{choice.value}' is used twice")
+            values.setdefault(choice.value, i)
+            data = f"{q.id}={choice.value}"
+            if len(data.encode()) > MAX_CALLBACK_BYTES:
+                yield Problem(
+                    self.at(*where, "value"),
+                    f"{self.name}: id and choice value '{choice.value}' are too long for a Telegram button "
+                    f"(at most {MAX_CALLBACK_BYTES} bytes together)",
+                )
+            yield from self.c._translated(choice.label, (*self.path, *where, "label"), f"{self.name} choice '{choice.value}' label")
+            for lang in self.c.languages:
+                label = normalize(choice.label.get(lang, ""))
+                if (lang, label) in labels and label:
+                    yield Problem(
+                        self.at(*where, "label"),
+                        f"{self.name}: choices '{labels[(lang, label)]}' and '{choice.value}' have the same {lang} label",
+                    )
+                labels.setdefault((lang, label), choice.value)
+            for lang, synonyms in choice.synonyms.items():
+                if lang not in self.c.languages:
+                    yield Problem(self.at(*where, "synonyms", lang), f"{self.name}: synonyms in '{lang}', which is not one of languages")
+                for synonym in synonyms:
+                    if normalize(synonym) in builtin.ALL_KEYWORDS:
+                        yield Problem(
+                            self.at(*where, "synonyms", lang),
+                            f"{self.name}: synonym '{synonym}' is a built-in keyword and would never reach the question",
+                        )
+            if choice.range is not None:
+                if q.type != "choice":
+                    yield Problem(self.at(*where, "range"), f"{self.name}: range only belongs to choice questions")
+                elif choice.range[0] > choice.range[1]:
+                    yield Problem(self.at(*where, "range"), f"{self.name}: range of '{choice.value}' goes from high to low")
+            if choice.exclusive and q.type != "multi":
+                yield Problem(self.at(*where, "exclusive"), f"{self.name}: exclusive only belongs to multi questions")
+
+    def _limits(self) -> Iterator[Problem]:
+        q = self.q
+        for key in ("min", "max"):
+            if getattr(q, key) is not None and q.type not in ("integer", "decimal"):
+                yield Problem(self.at(key), f"{self.name}: {key} only belongs to integer and decimal questions")
+        if q.min is not None and q.max is not None and q.min > q.max:
+            yield Problem(self.at("min"), f"{self.name}: min {q.min:g} is greater than max {q.max:g}")
+        if q.max_length is not None and q.type != "text":
+            yield Problem(self.at("max_length"), f"{self.name}: max_length only belongs to text questions")
+
+    def _regions(self) -> Iterator[Problem]:
+        q = self.q
+        if q.regions is None:
+            return
+        if q.type != "region":
+            yield Problem(self.at("regions"), f"{self.name}: regions only belong to region questions")
+        elif isinstance(q.regions, str) and q.regions not in REGION_SETS:
+            yield Problem(
+                self.at("regions"),
+                f"{self.name}: unknown region set '{q.regions}' (known: {', '.join(sorted(REGION_SETS))})",
+            )
+        elif isinstance(q.regions, list):
+            codes: set[str] = set()
+            for i, region in enumerate(q.regions):
+                if region.code in codes:
+                    yield Problem(self.at("regions", i, "code"), f"{self.name}: region code '{region.code}' is used twice")
+                codes.add(region.code)
+
+    def _analytics(self) -> Iterator[Problem]:
+        q = self.q
+        if q.gap is not None and q.dimension is None:
+            yield Problem(self.at("gap"), f"{self.name}: gap needs a dimension (economic, social or psychosocial)")
+        if q.dimension is not None and q.gap is None:
+            yield Problem(self.at("dimension"), f"{self.name}: dimension needs gap: the values that mean an unmet need")
+        if q.gap is not None:
+            if q.type not in CHOICE_TYPES:
+                yield Problem(self.at("gap"), f"{self.name}: gap works on choice, multi and yes_no questions")
+            else:
+                allowed = self.values() or []
+                for value in q.gap:
+                    if value not in allowed:
+                        yield Problem(self.at("gap"), f"{self.name}: gap value '{value}' is not a choice ({', '.join(dict.fromkeys(allowed))})")
+        if q.group and q.type not in ("choice", "yes_no"):
+            yield Problem(self.at("group"), f"{self.name}: group works on choice and yes_no questions")
+
+    def _when(self) -> Iterator[Problem]:
+        if self.q.when is None:
+            return
+        line = self.at("when")
+        try:
+            expression = compile_expression(self.q.when)
+        except ExpressionError as error:
+            yield Problem(line, f"{self.name}: when: {error}")
+            return
+        order = self.seen
+        current = order[self.q.id] if self.q.id in order else len(order)
+        for name in sorted(expression.names):
+            if name == CONSENT_ID:
+                continue
+            index = _index_of(self.c.spec, name)
+            if index is None:
+                hint = difflib.get_close_matches(name, [q.id for q in self.c.spec.questions], n=1)
+                suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
+                yield Problem(line, f"{self.name}: when names '{name}', which is not a question{suffix}")
+            elif index >= current:
+                yield Problem(line, f"{self.name}: when names '{name}', which is asked later, so it has no answer yet")
+        for name, literal in expression.comparisons:
+            index = _index_of(self.c.spec, name)
+            if index is None or index >= current:
+                continue
+            allowed = _QuestionChecker(self.c, self.c.spec.questions[index], (), {}).values()
+            if allowed is not None and str(literal) not in allowed:
+                yield Problem(
+                    line,
+                    f"{self.name}: when compares '{name}' with '{literal}', which is not one of its values "
+                    f"({', '.join(allowed)})",
+                )
+
+
+def _index_of(spec: SurveySpec, question_id: str) -> int | None:
+    return next((i for i, q in enumerate(spec.questions) if q.id == question_id), None)
+
+
+def _region_set_known(q: QuestionSpec) -> bool:
+    return not isinstance(q.regions, str) or q.regions in REGION_SETS
+
+
+def _regions(q: QuestionSpec) -> tuple[Region, ...]:
+    if isinstance(q.regions, list):
+        return tuple(Region(r.code, r.name, tuple(r.abbreviations), tuple(r.synonyms)) for r in q.regions)
+    return REGION_SETS[q.regions or "mx-states"]
+
+
+def _build(spec: SurveySpec) -> Definition:
+    messages = {key: dict(texts) for key, texts in builtin.DEFAULT_MESSAGES.items()}
+    for key, texts in spec.messages.items():
+        messages[key].update(texts)
+    skip_words = {
+        lang: tuple(dict.fromkeys((*builtin.SKIP_WORDS.get(lang, ()), *spec.skip_words.get(lang, ()))))
+        for lang in spec.languages
+    }
+    consent = Question(
+        id=CONSENT_ID,
+        type="yes_no",
+        text=dict(spec.consent.text),
+        choices=(
+            Choice("yes", _labels(spec.consent.accept, builtin.CONSENT_LABELS["yes"], spec.languages)),
+            Choice("no", _labels(spec.consent.decline, builtin.CONSENT_LABELS["no"], spec.languages)),
+        ),
+    )
+    incentive = spec.incentive
+    return Definition(
+        id=spec.id,
+        version=spec.version,
+        title=dict(spec.title),
+        languages=tuple(dict.fromkeys(spec.languages)),
+        default_language=spec.default_language,
+        questions=(consent, *(_question(q, spec.languages) for q in spec.questions)),
+        start_keywords=tuple(k.upper() for k in spec.start_keywords),
+        incentive=Incentive(incentive.amount, incentive.currency, incentive.budget) if incentive else None,
+        min_cell=spec.min_cell,
+        weights={d: float(spec.weights.get(d, 1.0)) for d in ("economic", "social", "psychosocial")},
+        messages=messages,
+        skip_words=skip_words,
+        max_reprompts=spec.max_reprompts,
+        resume_after_minutes=spec.resume_after_minutes,
+        digest=hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest(),
+    )
+
+
+def _labels(given: dict[str, str], defaults: dict[str, str], languages: list[str]) -> dict[str, str]:
+    return {lang: given.get(lang) or defaults.get(lang) or defaults["en"] for lang in languages}
+
+
+def _question(q: QuestionSpec, languages: list[str]) -> Question:
+    if q.type == "yes_no":
+        choices = tuple(Choice(v, _labels({}, builtin.YES_NO_LABELS[v], languages)) for v in ("yes", "no"))
+    else:
+        choices = tuple(
+            Choice(
+                value=c.value,
+                label=dict(c.label),
+                synonyms={lang: tuple(words) for lang, words in c.synonyms.items()},
+                range=c.range,
+                exclusive=c.exclusive,
+            )
+            for c in q.choices
+        )
+    return Question(
+        id=q.id,
+        type=q.type,
+        text=dict(q.text),
+        required=q.required,
+        choices=choices,
+        min=q.min,
+        max=q.max,
+        max_length=q.max_length,
+        when=q.when,
+        condition=compile_expression(q.when) if q.when else None,
+        dimension=q.dimension,
+        gap=tuple(q.gap) if q.gap is not None else None,
+        group=q.group,
+        errors=dict(q.error),
+        regions=_regions(q) if q.type == "region" else (),
+    )

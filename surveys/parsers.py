@@ -1,0 +1,903 @@
+"""Answer parsers: one small function per question type turns a messy SMS/Telegram reply into a value.
+
+Every parser has the signature `parse_<type>(question, text, language, today=None) -> Outcome` and never
+raises: unusable input gives `Rejected(reason, detail)`, which the engine turns into a re-prompt.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from difflib import SequenceMatcher, get_close_matches
+from typing import Any
+
+from surveys.definition import Choice, Question, Region
+from surveys.regions import MEXICO_STATES
+from surveys.text import contains_phrase, normalize, words
+
+# ----- Outcomes -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer is understood; `value` is what gets stored."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The answer cannot be used; `reason` is one of REASONS and `detail` fills the message."""
+
+    reason: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unsure:
+    """A likely match that the respondent must confirm ("Did you mean {label}?")."""
+
+    value: Any
+    label: str
+
+
+Outcome = Accepted | Rejected | Unsure
+
+REASONS = (
+    "empty",
+    "not_understood",
+    "ambiguous",
+    "not_a_number",
+    "too_small",
+    "too_large",
+    "too_long",
+    "not_a_date",
+    "unknown_region",
+    "exclusive",
+)
+
+MAX_INPUT = 1000  # characters; longer replies to closed questions are rejected, not parsed
+FUZZY_CUTOFF = 0.8  # difflib ratio a typo must reach
+FUZZY_MARGIN = 0.1  # how much better the best candidate must be than the runner-up
+_MAX_FUZZY_WORDS = 30
+
+# ----- Cleaning -------------------------------------------------------------------------------------------
+
+
+_BREAKS = re.compile("[\t-\r\x1c-\x1f\x85\u2028\u2029]")
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u200b\u200c\u200e\u200f\u202a-\u202e"
+    "\u2060-\u2064\ufeff\ud800-\udfff]"
+)
+
+
+def _clean(text: object) -> str:
+    """The reply with line breaks and tabs as spaces, without other control, invisible or surrogate characters."""
+    if not isinstance(text, str):
+        return ""
+    return _INVISIBLE.sub("", _BREAKS.sub(" ", text)).strip()
+
+
+def _prepare(text: object, failure: str) -> tuple[str, Rejected | None]:
+    """Cleaned reply, or the rejection for an empty or oversized one."""
+    if isinstance(text, str) and len(text) > MAX_INPUT * 4:
+        return "", Rejected(failure, {"max_length": MAX_INPUT})
+    cleaned = _clean(text)
+    if not cleaned:
+        return "", Rejected("empty")
+    if len(cleaned) > MAX_INPUT:
+        return "", Rejected(failure, {"max_length": MAX_INPUT})
+    return cleaned, None
+
+
+_REPEATS = re.compile(r"([a-z])\1+")
+
+
+def _squeeze(tokens: Iterable[str]) -> list[str]:
+    """Collapse repeated letters ('siii' -> 'si', 'llave' -> 'lave'); applied to replies and phrases alike."""
+    return [_REPEATS.sub(r"\1", t) for t in tokens]
+
+
+def _ratio(a: str, b: str, floor: float = FUZZY_CUTOFF - FUZZY_MARGIN) -> float:
+    """difflib's similarity of two strings, or 0.0 when it cannot reach `floor` (cheap length check first)."""
+    if 2 * min(len(a), len(b)) < floor * (len(a) + len(b)):
+        return 0.0
+    matcher = SequenceMatcher(None, a, b)
+    return matcher.ratio() if matcher.quick_ratio() >= floor else 0.0
+
+
+# ----- Numbers --------------------------------------------------------------------------------------------
+
+_SMALL = {
+    # Spanish
+    "cero": 0, "un": 1, "uno": 1, "una": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "sinco": 5,
+    "seis": 6, "siete": 7, "ocho": 8, "nueve": 9, "diez": 10, "dies": 10, "once": 11, "doce": 12,
+    "trece": 13, "trese": 13, "catorce": 14, "catorse": 14, "quince": 15, "quinse": 15, "dieciseis": 16,
+    "diecisiete": 17, "dieciocho": 18, "diecinueve": 19, "veinte": 20, "beinte": 20, "veintiuno": 21,
+    "veintiun": 21, "veintiuna": 21, "veintidos": 22, "veintitres": 23, "veinticuatro": 24,
+    "veinticinco": 25, "veintiseis": 26, "veintisiete": 27, "veintiocho": 28, "veintinueve": 29,
+    "treinta": 30, "cuarenta": 40, "cincuenta": 50, "sincuenta": 50, "sesenta": 60, "setenta": 70,
+    "ochenta": 80, "noventa": 90,
+    # English
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
+    "forty": 40, "fourty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_HUNDREDS = {
+    "cien": 100, "ciento": 100, "doscientos": 200, "doscientas": 200, "trescientos": 300,
+    "trescientas": 300, "cuatrocientos": 400, "cuatrocientas": 400, "quinientos": 500, "quinientas": 500,
+    "seiscientos": 600, "seiscientas": 600, "setecientos": 700, "setecientas": 700, "ochocientos": 800,
+    "ochocientas": 800, "novecientos": 900, "novecientas": 900,
+}  # fmt: skip
+_THOUSANDS = {"mil": 1000, "thousand": 1000, "millon": 10**6, "millones": 10**6, "million": 10**6}
+_ORDINALS = {
+    "primero": 1, "primera": 1, "primer": 1, "segundo": 2, "segunda": 2, "tercero": 3, "tercera": 3,
+    "tercer": 3, "cuarto": 4, "cuarta": 4, "quinto": 5, "quinta": 5, "sexto": 6, "sexta": 6,
+    "septimo": 7, "septima": 7, "setimo": 7, "setima": 7, "octavo": 8, "octava": 8, "noveno": 9,
+    "novena": 9, "decimo": 10, "decima": 10, "first": 1, "second": 2, "third": 3, "fourth": 4,
+    "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10,
+}  # fmt: skip
+_WEAK = frozenset({"un", "una", "uno", "one"})  # also articles: count only when nothing stronger is said
+_CONNECTORS = frozenset({"y", "and"})
+_DIGITS = re.compile(r"[0-9]+(?:[.,][0-9]+)*")
+_ORDINAL_DIGITS = re.compile(r"([0-9]{1,2})(?:st|nd|rd|th|ro|ra|er|do|da|to|ta|vo|va|no|na|mo|ma|o|a)")
+_KILO = re.compile(r"([0-9]+)k")
+_HALF = (("y", "medio"), ("y", "media"), ("and", "a", "half"))
+_MAX_NUMBER = 1e15
+
+
+@dataclass(frozen=True)
+class _Number:
+    """A number mentioned in a reply: its value and the token span [start, end)."""
+
+    value: float
+    start: int
+    end: int
+    weak: bool = False
+    ordinal: bool = False
+
+
+def _digits_value(token: str) -> float | None:
+    """'1,500' and '1.500' -> 1500 (separator + exactly 3 digits = thousands), '3,5' -> 3.5, '1.200,50'."""
+    if "." in token and "," in token:
+        decimal = "." if token.rfind(".") > token.rfind(",") else ","
+        whole, _, fraction = token.rpartition(decimal)
+        thousands = "," if decimal == "." else "."
+        if decimal in whole or not _valid_groups(whole, thousands):
+            return None
+        return float(whole.replace(thousands, "") + "." + fraction)
+    separator = "." if "." in token else "," if "," in token else ""
+    if not separator:
+        return float(token)
+    parts = token.split(separator)
+    if len(parts) > 2 or (len(parts[1]) == 3 and parts[0] != "0"):
+        return float("".join(parts)) if _valid_groups(token, separator) else None
+    return float(parts[0] + "." + parts[1])
+
+
+def _valid_groups(whole: str, separator: str) -> bool:
+    parts = whole.split(separator)
+    return 1 <= len(parts[0]) <= 3 and all(len(p) == 3 for p in parts[1:])
+
+
+def _read_words(tokens: Sequence[str], i: int) -> tuple[int, int]:
+    """Read number words from tokens[i]: ('treinta y dos' -> 32, 'dos mil veinticuatro' -> 2024); (value, end)."""
+    if tokens[i] in ("cero", "zero"):
+        return 0, i + 1
+    total = current = 0
+    j = end = i
+    while j < len(tokens):
+        word = tokens[j]
+        if word in _CONNECTORS and j > i:
+            j += 1
+            continue
+        if word in _SMALL and _SMALL[word] and _fits(current, _SMALL[word]):
+            current += _SMALL[word]
+        elif word in _HUNDREDS and current == 0:
+            current = _HUNDREDS[word]
+        elif word == "hundred" and current < 100:
+            current = (current or 1) * 100
+        elif word in _THOUSANDS and total % (_THOUSANDS[word] * 1000) == 0:
+            total += (current or 1) * _THOUSANDS[word]
+            current = 0
+        else:
+            break
+        j = end = j + 1
+    return total + current, end
+
+
+def _fits(current: int, value: int) -> bool:
+    """Whether a units/teens/tens word can extend the number read so far (hundreds, tens, units order)."""
+    return current % 10 == 0 if value < 10 else current % 100 == 0
+
+
+def _token_number(tokens: Sequence[str], i: int) -> _Number | None:
+    """The number starting at tokens[i], if any."""
+    token = tokens[i]
+    if _DIGITS.fullmatch(token):
+        value = _digits_value(token) if len(token) <= 40 else None
+        if value is None:
+            return None
+        if i + 1 < len(tokens) and tokens[i + 1] in _THOUSANDS:
+            return _Number(value * _THOUSANDS[tokens[i + 1]], i, i + 2)
+        return _Number(value, i, i + 1)
+    if m := _KILO.fullmatch(token):
+        return _Number(float(m.group(1)) * 1000, i, i + 1)
+    if m := _ORDINAL_DIGITS.fullmatch(token):
+        return _Number(float(m.group(1)), i, i + 1, ordinal=True)
+    if token in _ORDINALS:
+        return _Number(float(_ORDINALS[token]), i, i + 1, ordinal=True)
+    if token in _SMALL or token in _HUNDREDS or token in _THOUSANDS or token == "hundred":
+        value, end = _read_words(tokens, i)
+        if end > i:
+            return _Number(float(value), i, end, weak=end == i + 1 and token in _WEAK)
+    return None
+
+
+def _numbers(tokens: Sequence[str], group_spaces: bool = False) -> list[_Number]:
+    """Every number mentioned in normalized tokens, left to right ('1 200' is one number if group_spaces)."""
+    found: list[_Number] = []
+    i = 0
+    while i < len(tokens):
+        number = _token_number(tokens, i)
+        if number is None:
+            i += 1
+            continue
+        if group_spaces:
+            number = _grouped(tokens, number)
+        number = _with_half(tokens, number)
+        found.append(number)
+        i = number.end
+    return found
+
+
+def _grouped(tokens: Sequence[str], number: _Number) -> _Number:
+    """'1 200 000' -> 1200000: a 1-3 digit number followed by groups of exactly three digits."""
+    first = tokens[number.start]
+    if number.end != number.start + 1 or not re.fullmatch(r"[0-9]{1,3}", first):
+        return number
+    end, digits = number.end, first
+    while end < len(tokens) and re.fullmatch(r"[0-9]{3}", tokens[end]):
+        digits += tokens[end]
+        end += 1
+    return _Number(float(digits), number.start, end) if end > number.end else number
+
+
+def _with_half(tokens: Sequence[str], number: _Number) -> _Number:
+    """'dos y medio' -> 2.5."""
+    for half in _HALF:
+        if tuple(tokens[number.end : number.end + len(half)]) == half:
+            return _Number(number.value + 0.5, number.start, number.end + len(half))
+    return number
+
+
+def _plain(value: float | None) -> float | int | None:
+    """2.0 -> 2 for messages; other values unchanged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _in_range(question: Question, value: float) -> Outcome:
+    detail = {"min": _plain(question.min), "max": _plain(question.max)}
+    if question.min is not None and value < question.min:
+        return Rejected("too_small", detail)
+    if question.max is not None and value > question.max:
+        return Rejected("too_large", detail)
+    return Accepted(value)
+
+
+_MINUS = re.compile(r"(?<![\w.,])[-\u2212](?=\s?[0-9])")
+
+
+def _signed(tokens: Sequence[str], number: _Number) -> _Number:
+    """'-5' (read as 'minus 5') -> -5."""
+    if number.start > 0 and tokens[number.start - 1] == "minus" and number.value:
+        return _Number(-number.value, number.start - 1, number.end, number.weak)
+    return number
+
+
+def _one_number(text: str, question: Question) -> float | Rejected:
+    """The single number a reply states, or why there is none."""
+    cleaned, error = _prepare(text, "not_a_number")
+    if error:
+        return error
+    tokens = words(_MINUS.sub(" minus ", cleaned))
+    mentions = [_signed(tokens, n) for n in _numbers(tokens, group_spaces=True) if not n.ordinal]
+    strong = [n for n in mentions if not n.weak] or mentions
+    values = sorted({n.value for n in strong})
+    if not values:
+        return Rejected("not_a_number")
+    if len(values) > 1:
+        return Rejected("ambiguous", {"values": [_plain(v) for v in values[:5]]})
+    if not math.isfinite(values[0]) or values[0] >= _MAX_NUMBER:
+        return Rejected("too_large", {"min": _plain(question.min), "max": _plain(question.max)})
+    return values[0]
+
+
+def parse_integer(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """'25', '25 años', 'veinticinco', 'twenty five', '1,500' -> an int within question.min/max."""
+    value = _one_number(text, question)
+    if isinstance(value, Rejected):
+        return value
+    if not value.is_integer():
+        return Rejected("not_a_number", {"decimal": True})
+    return _in_range(question, int(value))
+
+
+def parse_decimal(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """'3.5', '3,5', '$1,200.50', '1.200,50', '1 200', 'mil' -> a float within question.min/max."""
+    value = _one_number(text, question)
+    if isinstance(value, Rejected):
+        return value
+    return _in_range(question, float(value))
+
+
+# ----- Text -----------------------------------------------------------------------------------------------
+
+
+def parse_text(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """Free text, stripped and with whitespace collapsed; at most question.max_length characters."""
+    cleaned = " ".join(_clean(text).split())
+    if not cleaned:
+        return Rejected("empty")
+    if question.max_length is not None and len(cleaned) > question.max_length:
+        return Rejected("too_long", {"max_length": question.max_length, "length": len(cleaned)})
+    return Accepted(cleaned)
+
+
+# ----- Choices --------------------------------------------------------------------------------------------
+
+_DONT_KNOW = (
+    "no se", "no lo se", "no sabria", "no estoy seguro", "no estoy segura", "quien sabe", "tal vez",
+    "quizas", "quiza", "a lo mejor", "maybe", "not sure", "dont know", "don t know", "i don t know", "idk",
+)  # fmt: skip
+_NUMBER_FILLER = frozenset(
+    "opcion opciones option options opc op la el lo numero number num nro es mi respuesta answer my is "
+    "the choice eleccion elijo escojo pick choose i creo que pues seria would be it s its de".split()
+)
+_UNITS = frozenset(
+    "anos ano years year yrs yo pesos peso dolares dollars usd mxn meses mes months month dias dia "
+    "days day semanas weeks horas hours veces times personas people hijos children kids".split()
+)
+_STOPWORDS = frozenset(
+    "para como pero porque with from that this have tengo tiene estoy esta esto otra otro algo more".split()
+)
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    """A normalized (squeezed) phrase naming option `target`; target -1 means "I don't know"."""
+
+    words: tuple[str, ...]
+    target: int
+    exact_only: bool = False  # one-letter synonyms ('s', 'y', 'n'): the whole reply must be the phrase
+    label: bool = False  # from a label: its words can be keywords
+
+
+def _phrase(
+    text: str, target: int, label: bool = False, exact_only: bool = False, squeeze: bool = True
+) -> _Phrase | None:
+    tokens = tuple(_squeeze(words(text)) if squeeze else words(text))
+    if not tokens or all(t.isdigit() for t in tokens):
+        return None  # bare numbers are option numbers, never labels
+    exact_only = exact_only or (len(tokens) == 1 and len(tokens[0]) <= 1)
+    return _Phrase(tokens, target, exact_only, label)
+
+
+def _choice_phrases(
+    choices: Sequence[Choice], extra: dict[int, Iterable[str]] | None = None
+) -> list[_Phrase]:
+    """Every way to name each choice: value, labels and synonyms in all languages, plus `extra`."""
+    found: list[_Phrase | None] = []
+    for i, choice in enumerate(choices):
+        found.append(_phrase(choice.value, i))
+        found += [_phrase(label, i, label=True) for label in choice.label.values()]
+        found += [_phrase(s, i) for synonyms in choice.synonyms.values() for s in synonyms]
+        found += [_phrase(s, i) for s in (extra or {}).get(i, ())]
+    found += [_phrase(s, -1) for s in _DONT_KNOW]
+    return list({p: None for p in found if p is not None})
+
+
+def _hits(tokens: Sequence[str], phrases: Iterable[_Phrase]) -> list[tuple[int, int, _Phrase]]:
+    """Where each phrase occurs in the reply, as (start, end, phrase)."""
+    found = []
+    for p in phrases:
+        n = len(p.words)
+        if p.exact_only:
+            if tuple(tokens) == p.words:
+                found.append((0, n, p))
+            continue
+        found += [(i, i + n, p) for i in range(len(tokens) - n + 1) if tuple(tokens[i : i + n]) == p.words]
+    return found
+
+
+def _longest(hits: list[tuple[int, int, _Phrase]]) -> tuple[set[int], list[tuple[int, int, _Phrase]]]:
+    """The targets of the longest phrases found ("I don't know" only wins when strictly longest)."""
+    real = [h for h in hits if h[2].target >= 0]
+    best_real = max((h[1] - h[0] for h in real), default=0)
+    if any(h[1] - h[0] > best_real for h in hits):
+        return {-1}, []
+    best = [h for h in real if h[1] - h[0] == best_real]
+    return {h[2].target for h in best}, best
+
+
+def _number_target(number: _Number, choices: Sequence[Choice], unit: bool) -> int | None | Rejected:
+    """The option a number picks: its position 1..n or, failing that, the one `range` holding it."""
+    in_ranges = [i for i, c in enumerate(choices) if c.range and c.range[0] <= number.value <= c.range[1]]
+    if number.ordinal:
+        in_ranges = []
+    is_index = number.value.is_integer() and 1 <= number.value <= len(choices)
+    if is_index and not (unit and any(c.range for c in choices)):
+        return int(number.value) - 1
+    if len(in_ranges) > 1:
+        return Rejected("ambiguous", {"value": _plain(number.value)})
+    return in_ranges[0] if in_ranges else None
+
+
+def _by_numbers(numbers: list[_Number], choices: Sequence[Choice], unit: bool) -> int | Rejected | None:
+    """The one option all numbers point to; None when there are no numbers."""
+    if not numbers:
+        return None
+    targets = _known([_number_target(n, choices, unit) for n in numbers], len(choices))
+    if isinstance(targets, Rejected):
+        return targets
+    return targets.pop() if len(targets) == 1 else Rejected("ambiguous")
+
+
+def _bare_number(tokens: Sequence[str]) -> tuple[_Number | None, bool]:
+    """The number when the reply is only a number plus filler ('la número 2', '25 años'); and if a unit was given."""
+    kept = [t for t in tokens if t not in _NUMBER_FILLER]
+    unit = any(t in _UNITS for t in kept)
+    core = [t for t in kept if t not in _UNITS] if unit else kept
+    numbers = _numbers(core)
+    if len(numbers) == 1 and numbers[0].start == 0 and numbers[0].end == len(core):
+        return numbers[0], unit
+    return None, unit
+
+
+def _keyword(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> int | Rejected | None:
+    """The option whose label has a distinctive word the reply uses ('familia' -> 'Reunirme con mi familia')."""
+    owners: dict[str, set[int]] = {}
+    for p in phrases:
+        for w in p.words:
+            if p.label and len(w) >= 4 and w.isalpha() and w not in _STOPWORDS:
+                owners.setdefault(w, set()).add(p.target)
+    keywords = [w for w, targets in owners.items() if len(targets) == 1]
+    targets = set()
+    for token in tokens[:_MAX_FUZZY_WORDS]:
+        if len(token) >= 4 and token.isalpha():
+            for w in get_close_matches(token, keywords, n=1, cutoff=0.85 if len(token) >= 5 else 1.0):
+                targets |= owners[w]
+    if len(targets) > 1:
+        return Rejected("ambiguous")
+    return targets.pop() if targets else None
+
+
+def _fuzzy_scores(tokens: Sequence[str], phrases: Iterable[_Phrase], whole: bool) -> dict[int, float]:
+    """Per target, the best similarity between its phrases and the whole reply (or windows of it)."""
+    tokens = tokens[:_MAX_FUZZY_WORDS]
+    scores: dict[int, float] = {}
+    for p in phrases:
+        target_text = " ".join(p.words)
+        if p.exact_only or len(target_text) < 4:
+            continue
+        sizes = {len(tokens)} if whole else {max(1, len(p.words) - 1), len(p.words), len(p.words) + 1}
+        for size in sizes:
+            for i in range(len(tokens) - size + 1):
+                window = " ".join(tokens[i : i + size])
+                if len(window) >= 3 and not window.replace(" ", "").isdigit():
+                    scores[p.target] = max(scores.get(p.target, 0.0), _ratio(window, target_text))
+    return scores
+
+
+def _fuzzy(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> int | Rejected | None:
+    """The option a small typo most likely meant, when it is clearly the best (whole reply first)."""
+    for whole in (True, False):
+        scores = _fuzzy_scores(tokens, phrases, whole)
+        ranked = sorted(((score, target) for target, score in scores.items() if target >= 0), reverse=True)
+        if ranked and ranked[0][0] >= FUZZY_CUTOFF:
+            if len(ranked) > 1 and ranked[1][0] > ranked[0][0] - FUZZY_MARGIN:
+                return Rejected("ambiguous")
+            return ranked[0][1]
+    return None
+
+
+def _pick(
+    choices: Sequence[Choice], text: str, extra: dict[int, Iterable[str]] | None = None
+) -> int | Rejected:
+    """The index of the one choice a reply names, trying exact phrases, numbers, keywords, then typos."""
+    raw = words(text.replace(",", " , "))
+    if not raw:
+        return Rejected("not_understood")
+    tokens = _squeeze(raw)
+    phrases = _choice_phrases(choices, extra)
+    hits = _hits(tokens, phrases)
+    whole = [h for h in hits if h[1] - h[0] == len(tokens)]
+    if whole:
+        return _single({h[2].target for h in whole} - {-1} or {-1})
+    number, unit = _bare_number(raw)
+    if number is not None:
+        return _by_numbers([number], choices, unit)
+    if hits:
+        targets, _ = _longest(hits)
+        if len(targets) == 1 and _elsewhere(raw, hits, choices, phrases) - targets:
+            return Rejected("ambiguous")
+        return _single(targets)
+    found = _by_numbers([n for n in _numbers(raw) if not n.weak], choices, any(t in _UNITS for t in raw))
+    if found is None:
+        found = _keyword(tokens, phrases)
+    if found is None:
+        found = _fuzzy(tokens, phrases)
+    return Rejected("not_understood") if found is None else found
+
+
+def _elsewhere(
+    raw: Sequence[str],
+    hits: list[tuple[int, int, _Phrase]],
+    choices: Sequence[Choice],
+    phrases: list[_Phrase],
+) -> set[int]:
+    """Options that numbers or label keywords outside the matched phrases point to ('trabajo y familia')."""
+    matched = {i for start, end, _ in hits for i in range(start, end)}
+    rest = [t for i, t in enumerate(raw) if i not in matched]
+    numbers = [n for n in _numbers(raw) if not n.weak and n.start not in matched]
+    found = [_by_numbers(numbers, choices, any(t in _UNITS for t in raw)), _keyword(_squeeze(rest), phrases)]
+    return {t for t in found if isinstance(t, int)}
+
+
+def _single(targets: set[int]) -> int | Rejected:
+    if targets == {-1}:
+        return Rejected("not_understood")
+    if len(targets) > 1:
+        return Rejected("ambiguous")
+    return targets.pop()
+
+
+def parse_choice(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """One option, by number, value, label or synonym in any language, tolerating noise and small typos."""
+    cleaned, error = _prepare(text, "not_understood")
+    if error:
+        return error
+    picked = _pick(question.choices, cleaned)
+    return picked if isinstance(picked, Rejected) else Accepted(question.choices[picked].value)
+
+
+# ----- Yes / no -------------------------------------------------------------------------------------------
+
+YES_WORDS = (
+    "si", "sí", "s", "yes", "y", "yep", "yeah", "yup", "ya", "claro", "claro que si", "ok", "okay", "okey",
+    "oki", "va", "vale", "sale", "simon", "sip", "sipi", "dale", "andale", "de acuerdo", "estoy de acuerdo",
+    "acepto", "si acepto", "si quiero", "por supuesto", "por supuesto que si", "correcto", "afirmativo",
+    "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "no hay problema",
+    "sin problema", "sure", "of course", "i agree", "i accept", "agree", "accept", "yes please",
+)  # fmt: skip
+NO_WORDS = (
+    "no", "n", "nop", "nope", "nel", "nah", "nunca", "para nada", "no acepto", "negativo", "no gracias",
+    "no thanks", "no thank you", "claro que no", "por supuesto que no", "no quiero", "no estoy de acuerdo",
+    "no de acuerdo", "no me interesa", "not interested", "tampoco", "i do not agree", "i don t agree",
+    "no way", "not really", "de ninguna manera", "incorrecto",
+)  # fmt: skip
+_YES_EMOJI = "👍✅✔☑👌🆗🙆"
+_NO_EMOJI = "👎❌✖✗✘🚫🙅⛔"
+_DEFAULT_YES_NO = (
+    Choice("yes", {"es": "Sí", "en": "Yes"}),
+    Choice("no", {"es": "No", "en": "No"}),
+)
+
+
+def _emoji_words(text: str) -> str:
+    """Thumbs up/down and check/cross marks become 'si' / 'no' before normalization strips them."""
+    for emoji in _YES_EMOJI:
+        text = text.replace(emoji, " si ")
+    for emoji in _NO_EMOJI:
+        text = text.replace(emoji, " no ")
+    return text
+
+
+def parse_yes_no(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """Yes or no in Spanish or English, slang, emoji, or 1 (yes) / 2 (no)."""
+    cleaned, error = _prepare(text, "not_understood")
+    if error:
+        return error
+    choices = question.choices or _DEFAULT_YES_NO
+    yes = next((i for i, c in enumerate(choices) if c.value == "yes"), 0)
+    no = next((i for i, c in enumerate(choices) if c.value == "no"), 1 if len(choices) > 1 else 0)
+    picked = _pick(choices, _emoji_words(cleaned), {yes: YES_WORDS, no: NO_WORDS})
+    return picked if isinstance(picked, Rejected) else Accepted(choices[picked].value)
+
+
+# ----- Multiple choice ------------------------------------------------------------------------------------
+
+_SEPARATORS = re.compile(r"[,;/&+|.\n]")
+_SEPARATOR_WORDS = frozenset({"y", "e", "and", "tambien", "also", "mas", "plus"})
+
+
+def _runs(tokens: Sequence[str], used: set[int]) -> list[list[str]]:
+    """The unmatched stretches of a reply, split at matched phrases and at 'y' / 'e' / 'and'."""
+    runs: list[list[str]] = [[]]
+    for i, token in enumerate(tokens):
+        if i in used or token in _SEPARATOR_WORDS:
+            runs.append([])
+        else:
+            runs[-1].append(token)
+    return [run for run in runs if run]
+
+
+def _greedy(tokens: Sequence[str], phrases: list[_Phrase]) -> tuple[set[int], set[int]] | Rejected:
+    """Options named by non-overlapping phrases, longest first, and the token positions they cover."""
+    targets: set[int] = set()
+    used: set[int] = set()
+    hits = sorted(_hits(tokens, phrases), key=lambda h: (h[0] - h[1], h[0]))
+    for start, end, _ in hits:
+        span = set(range(start, end))
+        if span & used:
+            continue
+        same = {h[2].target for h in hits if h[0] == start and h[1] == end}
+        if len(same - {-1}) > 1:
+            return Rejected("ambiguous")
+        targets |= same - {-1}
+        used |= span
+    return targets, used
+
+
+def _run_targets(run: list[str], choices: Sequence[Choice], phrases: list[_Phrase]) -> set[int] | Rejected:
+    """Options named in an unmatched stretch: numbers ('1 3', 'la uno') or a typo'd label."""
+    core = [t for t in run if t not in _NUMBER_FILLER]
+    numbers = _numbers(core)
+    if numbers and sum(n.end - n.start for n in numbers) == len(core):
+        return _known([_number_target(n, choices, unit=False) for n in numbers], len(choices))
+    strong = [n for n in numbers if not n.weak]
+    if strong:
+        return _known([_number_target(n, choices, unit=False) for n in strong], len(choices))
+    found = _keyword(_squeeze(run), phrases)
+    if found is None:
+        found = _fuzzy(_squeeze(run), phrases)
+    return {found} if isinstance(found, int) else set()
+
+
+def _known(targets: list[int | None | Rejected], options: int) -> set[int] | Rejected:
+    """The options numbers point to, or why one of them points nowhere (ambiguous range, out of range)."""
+    rejected = [t for t in targets if isinstance(t, Rejected)]
+    if rejected:
+        return rejected[0]
+    if None in targets:
+        return Rejected("not_understood", {"options": options})
+    return {t for t in targets if isinstance(t, int)}
+
+
+def parse_multi(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """Several options: '1,3', '1 y 3', '1 and 3', labels joined by commas, 'y', 'e', 'and', '/', '&'."""
+    cleaned, error = _prepare(text, "not_understood")
+    if error:
+        return error
+    raw = words(_SEPARATORS.sub(" , ", cleaned))
+    phrases = _choice_phrases(question.choices)
+    greedy = _greedy(_squeeze(raw), phrases)
+    if isinstance(greedy, Rejected):
+        return greedy
+    selected, used = greedy
+    for run in _runs(raw, used):
+        found = _run_targets(run, question.choices, phrases)
+        if isinstance(found, Rejected):
+            return found
+        selected |= found
+    if not selected:
+        return Rejected("not_understood")
+    exclusive = [question.choices[i].value for i in sorted(selected) if question.choices[i].exclusive]
+    if exclusive and len(selected) > 1:
+        return Rejected("exclusive", {"exclusive": exclusive[0]})
+    return Accepted([question.choices[i].value for i in sorted(selected)])
+
+
+# ----- Dates ----------------------------------------------------------------------------------------------
+
+_MONTHS = {
+    "enero": 1, "ene": 1, "january": 1, "jan": 1, "febrero": 2, "feb": 2, "february": 2, "marzo": 3,
+    "mar": 3, "march": 3, "abril": 4, "abr": 4, "april": 4, "apr": 4, "mayo": 5, "may": 5, "junio": 6,
+    "jun": 6, "june": 6, "julio": 7, "jul": 7, "july": 7, "agosto": 8, "ago": 8, "august": 8, "aug": 8,
+    "septiembre": 9, "setiembre": 9, "sep": 9, "sept": 9, "set": 9, "september": 9, "octubre": 10,
+    "oct": 10, "october": 10, "noviembre": 11, "nov": 11, "november": 11, "diciembre": 12, "dic": 12,
+    "december": 12, "dec": 12,
+}  # fmt: skip
+_MONTH_NAMES = [name for name in _MONTHS if len(name) >= 5]
+_RELATIVE_DAYS = (
+    (("antes", "de", "ayer"), 2), (("day", "before", "yesterday"), 2), (("anteayer",), 2), (("antier",), 2),
+    (("ayer",), 1), (("yesterday",), 1), (("hoy",), 0), (("today",), 0),
+)  # fmt: skip
+_DATE_NUMBER = re.compile(r"([0-9]{1,4})(?:st|nd|rd|th|ro|er|o)?")
+_COMPACT_DATE = re.compile(r"[0-9]{8}")
+
+
+def _month(token: str) -> int | None:
+    """'marzo', 'mar', 'March', 'setiembre', 'febero' -> month number."""
+    if token in _MONTHS:
+        return _MONTHS[token]
+    if len(token) >= 5 and token.isalpha():
+        close = get_close_matches(token, _MONTH_NAMES, n=1, cutoff=0.85)
+        return _MONTHS[close[0]] if close else None
+    return None
+
+
+def _full_year(year: int, digits: int, today: date | None) -> int:
+    """Two-digit years up to this year's are 20xx, later ones 19xx."""
+    if digits > 2:
+        return year
+    pivot = (today or date.today()).year % 100
+    return 2000 + year if year <= pivot else 1900 + year
+
+
+def _day_month(first: int, second: int) -> tuple[int, int]:
+    """Day first as in Mexico, unless only the second number can be a day (US style 3/15)."""
+    return (second, first) if second > 12 >= first else (first, second)
+
+
+def _iso(year: int, month: int, day: int) -> Outcome:
+    if not 1900 <= year <= 2100:
+        return Rejected("not_a_date")
+    try:
+        return Accepted(date(year, month, day).isoformat())
+    except (ValueError, OverflowError):
+        return Rejected("not_a_date")
+
+
+def _relative(tokens: list[str], today: date | None) -> Outcome | None:
+    for phrase, days_ago in _RELATIVE_DAYS:
+        if contains_phrase(tokens, list(phrase)):
+            return (
+                Accepted((today - timedelta(days=days_ago)).isoformat()) if today else Rejected("not_a_date")
+            )
+    return None
+
+
+def _with_month(month: int, numbers: list[tuple[int, int]], today: date | None) -> Outcome:
+    """'15 de marzo de 2024', 'March 15, 2024', '15 mar 24', 'marzo 2024' (the 1st), '15 de marzo'."""
+    if len(numbers) == 1:
+        value, digits = numbers[0]
+        if digits > 2 or value > 31:
+            return _iso(_full_year(value, digits, today), month, 1)
+        return _iso(today.year, month, value) if today else Rejected("not_a_date")
+    if len(numbers) == 2:
+        (a, a_digits), (b, b_digits) = numbers
+        if a_digits == 4:
+            return _iso(a, month, b)
+        return _iso(_full_year(b, b_digits, today), month, a)
+    return Rejected("not_a_date")
+
+
+def _numeric(numbers: list[tuple[int, int]], today: date | None) -> Outcome:
+    """'2024-03-15', '15/03/2024', '15.03.24', '3/15/2024', '03/2024' (the 1st), '15/03' (this year)."""
+    if len(numbers) == 3:
+        (a, a_digits), (b, _), (c, c_digits) = numbers
+        if a_digits == 4:
+            return _iso(a, b, c)
+        day, month = _day_month(a, b)
+        return _iso(_full_year(c, c_digits, today), month, day)
+    if len(numbers) == 2:
+        (a, a_digits), (b, b_digits) = numbers
+        if b_digits == 4:
+            return _iso(b, a, 1)
+        if a_digits == 4:
+            return _iso(a, b, 1)
+        day, month = _day_month(a, b)
+        return _iso(today.year, month, day) if today else Rejected("not_a_date")
+    return Rejected("not_a_date")
+
+
+def _compact(token: str) -> Outcome:
+    """'20240315' or '15032024'."""
+    if token[:2] in ("19", "20"):
+        iso = _iso(int(token[:4]), int(token[4:6]), int(token[6:]))
+        if isinstance(iso, Accepted):
+            return iso
+    return _iso(int(token[4:]), int(token[2:4]), int(token[:2]))
+
+
+def parse_date(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """A date as ISO 'YYYY-MM-DD', from numeric forms, month names (es/en) or 'hoy' / 'ayer' / 'antier'."""
+    cleaned, error = _prepare(text, "not_a_date")
+    if error:
+        return error
+    tokens = words(re.sub(r"[./\-_,]", " ", cleaned))
+    relative = _relative(tokens, today)
+    if relative is not None:
+        return relative
+    if len(tokens) == 1 and _COMPACT_DATE.fullmatch(tokens[0]):
+        return _compact(tokens[0])
+    months = {m for t in tokens if (m := _month(t))}
+    numbers = [(int(m.group(1)), len(m.group(1))) for t in tokens if (m := _DATE_NUMBER.fullmatch(t))]
+    if len(months) > 1:
+        return Rejected("ambiguous")
+    if months:
+        return _with_month(months.pop(), numbers, today)
+    return _numeric(numbers, today)
+
+
+# ----- Regions --------------------------------------------------------------------------------------------
+
+_CONFIRM = frozenset({"mexico", "mex"})  # also the country: "México" alone needs a confirmation
+_COMMON_WORDS = frozenset(
+    {"sin", "son", "ver", "pue", "col", "camp", "mor", "tab", "chis", "nay", "roo", "cam"}
+)
+_REGION_FILLER = frozenset(
+    "vivo vive vivimos en soy somos de del la el estado estoy ahora ahorita actualmente aqui me regrese a al "
+    "es mi yo i live in from im am the state of pues bueno vengo".split()
+)
+
+
+def _region_phrases(regions: Sequence[Region]) -> list[_Phrase]:
+    """Names and synonyms match anywhere; abbreviations that are also common words only as the whole reply."""
+    found: list[_Phrase | None] = []
+    for i, region in enumerate(regions):
+        found += [_phrase(name, i, squeeze=False) for name in (region.name, *region.synonyms)]
+        for abbreviation in region.abbreviations:
+            risky = normalize(abbreviation) in _COMMON_WORDS
+            found.append(_phrase(abbreviation, i, exact_only=risky, squeeze=False))
+    return [p for p in found if p is not None]
+
+
+def _region_by_code(tokens: list[str], regions: Sequence[Region]) -> Outcome | None:
+    """'19', 'el 9' -> the region with that code (one-digit codes padded to two)."""
+    if len(tokens) != 1 or not tokens[0].isdigit() or len(tokens[0]) > 3:
+        return None
+    code = next((r.code for r in regions if r.code in (tokens[0], tokens[0].zfill(len(r.code)))), None)
+    return Accepted(code) if code else Rejected("unknown_region")
+
+
+def _region_hits(tokens: list[str], phrases: list[_Phrase]) -> list[tuple[int, int, _Phrase]]:
+    core = [t for t in tokens if t not in _REGION_FILLER]
+    hits = _hits(tokens, [p for p in phrases if not p.exact_only])
+    return hits + _hits(core, [p for p in phrases if p.exact_only])
+
+
+def parse_region(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """A region code by code, name, abbreviation or synonym; typos and 'México' alone give Unsure."""
+    cleaned, error = _prepare(text, "unknown_region")
+    if error:
+        return error
+    regions = question.regions or MEXICO_STATES
+    tokens = words(cleaned)
+    by_code = _region_by_code([t for t in tokens if t not in _REGION_FILLER], regions)
+    if by_code is not None:
+        return by_code
+    phrases = _region_phrases(regions)
+    hits = _region_hits(tokens, phrases)
+    sure = [h for h in hits if " ".join(h[2].words) not in _CONFIRM]
+    if sure or hits:
+        targets, _ = _longest(sure or hits)
+        if len(targets) > 1:
+            return Rejected("ambiguous")
+        region = regions[targets.pop()]
+        return Accepted(region.code) if sure else Unsure(region.code, region.name)
+    guess = _fuzzy([t for t in tokens if t not in _REGION_FILLER] or tokens, phrases)
+    if isinstance(guess, Rejected):
+        return guess
+    if guess is None:
+        return Rejected("unknown_region")
+    return Unsure(regions[guess].code, regions[guess].name)
+
+
+# ----- Registry -------------------------------------------------------------------------------------------
+
+Parser = Callable[..., Outcome]
+
+PARSERS: dict[str, Parser] = {
+    "choice": parse_choice,
+    "multi": parse_multi,
+    "yes_no": parse_yes_no,
+    "integer": parse_integer,
+    "decimal": parse_decimal,
+    "text": parse_text,
+    "date": parse_date,
+    "region": parse_region,
+}
+
+
+def parse_answer(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """Parse a reply with the parser registered for the question's type."""
+    parser = PARSERS.get(question.type)
+    if parser is None:
+        return Rejected("not_understood", {"type": question.type})
+    return parser(question, text, language, today)
