@@ -1,0 +1,74 @@
+"""What every channel hands to the pipeline, and what a sender reports back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Rejected(Exception):
+    """A provider request that must be refused: `status` is 400 (malformed) or 403 (not signed by the provider)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A respondent's message as a channel parsed it from the provider's request."""
+
+    channel: str
+    provider_id: str
+    address: str
+    text: str = ""
+    kind: str = "text"
+    button: str | None = None
+    sequence: int | None = None
+    language_hint: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        """The parts besides text that the worker needs; stored with the message."""
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.button is not None:
+            data["button"] = self.button
+        if self.language_hint:
+            data["language_hint"] = self.language_hint
+        data.update(self.extra)
+        return data
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery report: the provider's message id and its new status."""
+
+    provider_id: str
+    status: str
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What happened when a message was handed to a provider."""
+
+    ok: bool
+    provider_id: str | None = None
+    retry: bool = False
+    unreachable: bool = False
+    error_code: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to hand to a provider."""
+
+    id: int
+    channel: str
+    address: str
+    body: str
+    payload: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,173 @@
+"""Twilio webhooks (SMS and WhatsApp): signature check, inbound messages, delivery status callbacks.
+
+Pure functions over the request's form parameters. Every failure is a `Rejected`: 403 when the request is not
+signed by Twilio, 400 when it is malformed. Nothing here logs numbers or bodies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from twilio.request_validator import RequestValidator
+
+from bots._text import storable
+from bots.base import Incoming, Rejected, StatusUpdate
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+WHATSAPP_PREFIX = "whatsapp:"
+MAX_BODY = 10_000
+"""Characters; Twilio itself caps inbound bodies at 1,600, so anything near this is not from Twilio."""
+MAX_FIELD = 10_000
+MAX_MEDIA = 100
+
+KNOWN_STATUSES = frozenset({
+    "queued", "sending", "sent", "delivered", "undelivered", "failed", "receiving", "received",
+    "accepted", "scheduled", "read", "partially_delivered", "canceled",
+})
+"""Twilio's message statuses; others of the same shape are passed on, since Twilio adds new ones."""
+
+_SID = re.compile(r"[A-Za-z0-9_-]{2,64}", re.ASCII)
+_PHONE = re.compile(r"\+?[0-9]{3,15}", re.ASCII)
+_STATUS = re.compile(r"[a-z_]{1,32}", re.ASCII)
+_ERROR_CODE = re.compile(r"[0-9]{1,10}", re.ASCII)
+_COUNT = re.compile(r"[0-9]{1,3}", re.ASCII)
+
+Params = Mapping[str, Any] | Iterable[tuple[str, str]]
+
+
+class _Form(dict[str, list[str]]):
+    """Form parameters as name -> values; `getall` is what Twilio's RequestValidator asks a multi-dict for."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+    def first(self, name: str) -> str | None:
+        values = self.get(name)
+        return values[0] if values else None
+
+
+def twiml_empty() -> str:
+    """The answer to a valid webhook: replies go out through the REST API, never inline."""
+    return '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def verify(settings: Any, url: str, params: Params, signature: str | None) -> None:
+    """Raise Rejected(403) unless `signature` (X-Twilio-Signature) signs `url` and `params` with the auth token."""
+    token = getattr(settings, "twilio_auth_token", None)
+    if not token:
+        raise Rejected(403, "bad_signature", "Twilio is not configured: TWILIO_AUTH_TOKEN is unset")
+    if not isinstance(signature, str) or not signature.strip():
+        raise Rejected(403, "bad_signature", f"missing {SIGNATURE_HEADER} header")
+    try:
+        form = _form(params)
+        valid = RequestValidator(token).validate(url, form, signature.strip())
+    except Exception:  # whatever the input, a request that cannot be checked is not signed
+        valid = False
+    if not valid:
+        raise Rejected(403, "bad_signature", f"invalid {SIGNATURE_HEADER} for this URL and parameters")
+
+
+def parse_message(params: Params) -> Incoming:
+    """The respondent's message in an inbound SMS/WhatsApp webhook."""
+    form = _form(params)
+    provider_id = _sid(form, "MessageSid", "SmsMessageSid", "SmsSid")
+    channel, address = _sender(form.first("From"))
+    body = _text(form, "Body", MAX_BODY)
+    if not body:
+        body = _text(form, "ButtonText", MAX_FIELD)
+    media = _media_count(form.first("NumMedia"))
+    kind, extra = "text", {}
+    if media:
+        extra["media_count"] = media
+    if not body.strip():
+        if media:
+            kind = "media"
+        elif form.first("Latitude") is not None and form.first("Longitude") is not None:
+            kind = "location"
+    return Incoming(channel=channel, provider_id=provider_id, address=address, text=body, kind=kind, extra=extra)
+
+
+def parse_status(params: Params) -> StatusUpdate:
+    """A delivery status callback: which message, its new status and Twilio's error code if any."""
+    form = _form(params)
+    provider_id = _sid(form, "MessageSid", "SmsSid")
+    status = (form.first("MessageStatus") or form.first("SmsStatus") or "").strip().lower()
+    if not _STATUS.fullmatch(status):
+        raise Rejected(400, "malformed", "MessageStatus is missing or not a status")
+    code = (form.first("ErrorCode") or "").strip()
+    if code and not _ERROR_CODE.fullmatch(code):
+        raise Rejected(400, "malformed", "ErrorCode is not a number")
+    return StatusUpdate(provider_id=provider_id, status=status, error_code=code if code and code != "0" else None)
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+
+
+def _form(params: object) -> _Form:
+    """Normalise a Mapping, a multi-dict (werkzeug/Django) or a list of pairs; Rejected(400) for anything else."""
+    form = _Form()
+    try:
+        for name, value in _pairs(params):
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise Rejected(400, "malformed", "form parameters must be text")
+            form.setdefault(name, []).append(value)
+    except Rejected:
+        raise
+    except Exception as exc:  # odd containers are malformed input, nothing else
+        raise Rejected(400, "malformed", "form parameters could not be read") from exc
+    return form
+
+
+def _pairs(params: object) -> Iterable[tuple[Any, Any]]:
+    if isinstance(params, str | bytes) or params is None:
+        raise Rejected(400, "malformed", "form parameters must be a mapping or a list of pairs")
+    if isinstance(params, Mapping):
+        getlist = getattr(params, "getlist", None)
+        for name in list(params.keys()):
+            values = getlist(name) if callable(getlist) else params[name]
+            for value in values if isinstance(values, list | tuple) else [values]:
+                yield name, value
+        return
+    for pair in params:  # type: ignore[attr-defined]
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise Rejected(400, "malformed", "form parameters must be (name, value) pairs")
+        yield pair[0], pair[1]
+
+
+def _sid(form: _Form, *names: str) -> str:
+    for name in names:
+        value = (form.first(name) or "").strip()
+        if value:
+            if not _SID.fullmatch(value):
+                raise Rejected(400, "malformed", f"{name} is not a Twilio SID")
+            return value
+    raise Rejected(400, "malformed", f"{names[0]} is missing")
+
+
+def _sender(raw: str | None) -> tuple[str, str]:
+    """(channel, address): WhatsApp when From has the whatsapp: prefix, which the address loses."""
+    value = (raw or "").strip()
+    if not value:
+        raise Rejected(400, "malformed", "From is missing")
+    channel = "sms"
+    if value[: len(WHATSAPP_PREFIX)].lower() == WHATSAPP_PREFIX:
+        channel, value = "whatsapp", value[len(WHATSAPP_PREFIX):].strip()
+    if not _PHONE.fullmatch(value):
+        raise Rejected(400, "malformed", "From is not a phone number")
+    return channel, value
+
+
+def _text(form: _Form, name: str, limit: int) -> str:
+    value = form.first(name) or ""
+    if len(value) > limit:
+        raise Rejected(400, "malformed", f"{name} is longer than {limit} characters")
+    return storable(value, name)
+
+
+def _media_count(raw: str | None) -> int:
+    value = (raw or "0").strip() or "0"
+    if not _COUNT.fullmatch(value) or int(value) > MAX_MEDIA:
+        raise Rejected(400, "malformed", "NumMedia is not a number of attachments")
+    return int(value)
