@@ -1,0 +1,161 @@
+"""The JSON API (see CONTRACT.md): surveys, responses, and the figures built on them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from sqlalchemy import select
+
+from service.app import error_response
+from service.auth import AuthError, require
+from service.catalog import UnknownSurvey
+from service.models import Answer, Contact, SurveySession
+from service.runtime import Runtime
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+STAFF, ANALYST = "staff", "analyst"
+EXPORT_CHUNK = 1000
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["retorno"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@api.errorhandler(AuthError)
+@api.errorhandler(ApiError)
+def _error(error):
+    return error_response(error.status, error.code, error.message)
+
+
+@api.errorhandler(UnknownSurvey)
+def _unknown_survey(error: UnknownSurvey):
+    return error_response(404, "unknown_survey", f"no survey {error.args[0]}")
+
+
+@api.get("/surveys")
+@require(STAFF, ANALYST)
+def list_surveys():
+    return jsonify(
+        [{"id": d.id, "version": d.version, "title": d.title} for d in _runtime().catalog.all_current()]
+    )
+
+
+@api.get("/surveys/<survey_id>")
+@require(STAFF, ANALYST)
+def get_survey(survey_id: str):
+    catalog = _runtime().catalog
+    version = request.args.get("version")
+    if version is not None:
+        if not version.isdigit():
+            raise ApiError(400, "bad_request", "version must be a number")
+        return jsonify(catalog.get(survey_id, int(version)).normalized())
+    return jsonify(catalog.current(survey_id).normalized())
+
+
+@api.get("/surveys/<survey_id>/responses")
+@require(STAFF)
+def responses(survey_id: str):
+    rt = _runtime()
+    definition = rt.catalog.current(survey_id)
+    export_format = request.args.get("format", "json").lower()
+    if export_format not in ("json", "csv"):
+        raise ApiError(400, "bad_request", "format must be json or csv")
+    include_contact = request.args.get("include_contact", "false").lower() in ("1", "true", "yes")
+    rows = _responses(rt, survey_id, include_contact)
+    if export_format == "json":
+        return Response(stream_with_context(_json_array(rows)), mimetype="application/json")
+    columns = [q.id for q in definition.questions]
+    response = Response(stream_with_context(_csv(rows, columns, include_contact)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{survey_id}-responses.csv"'
+    return response
+
+
+def _responses(rt: Runtime, survey_id: str, include_contact: bool) -> Iterator[dict[str, Any]]:
+    """One record per respondent session, read in chunks so exports of any size stream."""
+    last_id = 0
+    while True:
+        with rt.sessions() as session:
+            sessions = session.execute(
+                select(SurveySession, Contact.public_id, Contact.channel, Contact.address_enc)
+                .join(Contact, Contact.id == SurveySession.contact_id)
+                .where(SurveySession.survey_id == survey_id, SurveySession.id > last_id)
+                .order_by(SurveySession.id)
+                .limit(EXPORT_CHUNK)
+            ).all()
+            if not sessions:
+                return
+            ids = [row[0].id for row in sessions]
+            answers: dict[int, dict[str, Any]] = {i: {} for i in ids}
+            for session_id, question_id, value in session.execute(
+                select(Answer.session_id, Answer.question_id, Answer.value)
+                .where(Answer.session_id.in_(ids))
+                .order_by(Answer.id)
+            ):
+                answers[session_id][question_id] = value
+        for row, public_id, channel, address_enc in sessions:
+            record: dict[str, Any] = {
+                "respondent_id": public_id,
+                "channel": channel,
+            }
+            if include_contact:
+                record["address"] = rt.vault.decrypt(address_enc)
+            record.update(
+                {
+                    "language": row.language,
+                    "status": row.status,
+                    "survey_version": row.version,
+                    "wave": row.wave,
+                    "started_at": _iso(row.started_at),
+                    "completed_at": _iso(row.completed_at),
+                    "answers": answers[row.id],
+                }
+            )
+            yield record
+        last_id = ids[-1]
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _json_array(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    yield "["
+    first = True
+    for row in rows:
+        yield ("" if first else ",") + json.dumps(row, ensure_ascii=False)
+        first = False
+    yield "]"
+
+
+def _csv(rows: Iterator[dict[str, Any]], columns: list[str], include_contact: bool) -> Iterator[str]:
+    head = ["respondent_id", "channel", *(["address"] if include_contact else []), "language", "status",
+            "survey_version", "wave", "started_at", "completed_at"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*head, *columns])
+    for row in rows:
+        answers = row["answers"]
+        extra = [c for c in answers if c not in columns]
+        writer.writerow([*(row.get(h) for h in head), *(_cell(answers.get(c)) for c in columns),
+                         *(f"{c}={_cell(answers[c])}" for c in extra)])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return "" if value is None else value

@@ -1,0 +1,281 @@
+"""The `retorno` command: run the service, workers and the staff's tools."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from service.config import ConfigError, Settings
+from surveys.loader import check_text
+
+log = logging.getLogger("retorno")
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=os.environ.get("RETORNO_LOG_LEVEL", level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def _settings(port: int = 8000, **overrides) -> Settings:
+    try:
+        settings = Settings.from_env(port=port)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    if overrides:
+        from dataclasses import replace
+
+        settings = replace(settings, **overrides)
+    return settings
+
+
+def _runtime(settings: Settings):
+    from service import runtime as runtimes
+
+    return runtimes.install(runtimes.build(settings))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Retorno: SMS and Telegram surveys of returnees, turned into reintegration gap maps."""
+
+
+# -- running ------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """Web + worker + scheduler in one process (SQLite and an in-process queue unless configured)."""
+    _setup_logging()
+    console = os.environ.get("RETORNO_CONSOLE_CHANNEL", "true").lower() not in ("0", "false", "no")
+    settings = _settings(port=port, console_channel=console)
+    from service.db import upgrade
+
+    upgrade(settings.database_url)
+    rt = _runtime(settings)
+    rt.catalog.publish()
+    from werkzeug.serving import make_server
+
+    from service.app import create_app
+
+    app = create_app(runtime=rt)
+    stop = threading.Event()
+    threads = _background(rt, stop)
+    server = make_server(host, port, app, threaded=True)
+    _announce(settings, host, port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.server_close()
+        for thread in threads:
+            thread.join(timeout=5)
+
+
+def _background(rt, stop: threading.Event) -> list[threading.Thread]:
+    from service import schedule
+    from service.queue import EmbeddedDispatcher
+
+    threads = []
+    if isinstance(rt.dispatcher, EmbeddedDispatcher):
+        threads.append(threading.Thread(target=rt.dispatcher.serve, args=(stop,), name="worker", daemon=True))
+        threads.append(
+            threading.Thread(target=schedule.embedded_loop, args=(rt.dispatcher, stop), name="scheduler", daemon=True)
+        )
+    else:
+        threads.append(threading.Thread(target=_rq_worker_thread, args=(rt, stop), name="worker", daemon=True))
+        threads.append(
+            threading.Thread(target=schedule.leader_loop, args=(rt.dispatcher.redis, stop), name="scheduler", daemon=True)
+        )
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _rq_worker_thread(rt, stop: threading.Event) -> None:
+    """An RQ worker inside `retorno run` when REDIS_URL is set: burst passes, so no signal handlers are needed."""
+    from rq import SimpleWorker
+
+    while not stop.is_set():
+        try:
+            worker = SimpleWorker([rt.dispatcher.queue], connection=rt.dispatcher.redis)
+            worker._install_signal_handlers = lambda: None  # signals belong to the main thread
+            worker.work(burst=True, logging_level="WARNING")
+        except Exception as error:  # noqa: BLE001
+            log.warning("worker: %s; retrying", type(error).__name__)
+        stop.wait(0.2)
+
+
+def _announce(settings: Settings, host: str, port: int) -> None:
+    database = "SQLite " + settings.database_url.removeprefix("sqlite:///") if settings.embedded_database else "PostgreSQL"
+    queue = "in-process queue" if settings.embedded_queue else "Redis"
+    channels = [name for name, on in (
+        ("SMS/WhatsApp", settings.twilio_inbound), ("Telegram", settings.telegram), ("console", settings.console_channel)
+    ) if on]
+    url = f"http://{host}:{port}"
+    click.echo(f"Retorno listens on {url}  ({database}, {queue})")
+    click.echo(f"Channels: {', '.join(channels) or 'none'}")
+    click.echo(f"Try it in another terminal:  retorno chat --url {url}")
+    click.echo("Stop with Ctrl-C.")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
+def web(host: str, port: int, workers: int) -> None:
+    """The web app only, under gunicorn (webhooks, API, dashboard)."""
+    _settings(port=port)
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
+                "--worker-class", "gthread", "--access-logfile", "-", "service.app:create_app()"]
+    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--fork", is_flag=True, help="Run each job in a forked child (RQ's default Worker).")
+def worker(burst: bool, fork: bool) -> None:
+    """Queue worker for all of Retorno's queues (needs REDIS_URL)."""
+    _setup_logging()
+    settings = _settings()
+    if settings.embedded_queue:
+        raise click.ClickException("retorno worker needs REDIS_URL; on a single machine, `retorno run` has a worker")
+    rt = _runtime(settings)
+    rt.catalog.publish()
+    from rq import SimpleWorker
+    from rq import Worker as ForkingWorker
+
+    from service import schedule
+
+    stop = threading.Event()
+    threading.Thread(target=schedule.leader_loop, args=(rt.dispatcher.redis, stop), daemon=True).start()
+    kind = ForkingWorker if fork else SimpleWorker
+    try:
+        while True:
+            try:
+                kind([rt.dispatcher.queue], connection=rt.dispatcher.redis).work(burst=burst, logging_level="INFO")
+                return
+            except Exception as error:  # noqa: BLE001 - Redis away: wait and reconnect
+                if burst:
+                    raise
+                log.warning("worker stopped (%s); reconnecting in 2 s", type(error).__name__)
+                stop.wait(2)
+    finally:
+        stop.set()
+
+
+@main.command()
+def scheduler() -> None:
+    """RQ's cron scheduler alone (workers also run it, one at a time, so this is optional)."""
+    _setup_logging()
+    settings = _settings()
+    if settings.embedded_queue:
+        raise click.ClickException("retorno scheduler needs REDIS_URL")
+    rt = _runtime(settings)
+    from service.schedule import cron_scheduler
+
+    cron_scheduler(rt.dispatcher.redis).start()
+
+
+# -- database and tokens ------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations."""
+    settings = _settings()
+    from service.db import upgrade
+
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.option("--role", type=click.Choice(["staff", "analyst"]), required=True)
+@click.option("--name", default="", help="Who or what the token is for.")
+def tokens_create(role: str, name: str) -> None:
+    """Create an API token; it is printed once, alone on the last line."""
+    settings = _settings()
+    from service.auth import create_token
+    from service.db import upgrade
+
+    upgrade(settings.database_url)
+    token = create_token(_runtime(settings), role, name)
+    click.echo(f"created a {role} token{' for ' + name if name else ''}; keep it secret:", err=True)
+    click.echo(token)
+
+
+# -- surveys ------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def surveys() -> None:
+    """Survey definitions."""
+
+
+@surveys.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def surveys_check(paths: tuple[Path, ...]) -> None:
+    """Validate survey YAML files (or folders of them): one FILE:LINE: message line per problem."""
+    failed = False
+    for path in _survey_files(paths):
+        try:
+            problems = check_text(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as error:
+            click.echo(f"{path}:1: cannot read the file: {getattr(error, 'strerror', None) or error}")
+            failed = True
+            continue
+        for problem in problems:
+            click.echo(f"{path}:{problem.line}: {problem.message}")
+        failed = failed or bool(problems)
+    sys.exit(1 if failed else 0)
+
+
+def _survey_files(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted([*path.glob("*.yaml"), *path.glob("*.yml")]))
+        else:
+            files.append(path)
+    return files
+
+
+# -- chat ---------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The running service.")
+@click.option("--as", "address", default=None, help="Who you are (any name; the same name resumes).")
+def chat(url: str, address: str | None) -> None:
+    """Talk to the running service as a respondent; reads lines from standard input, so it can be piped."""
+    from service.chat import run_chat
+
+    sys.exit(run_chat(url, address))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Waking the workers: Redis lists and RQ jobs in production, an in-process queue on a bare machine.
+
+The database is the source of truth. The queue only says "look at these message ids": pushes are best effort
+(a failed push is logged and counted, never raised), and the sweeper re-pushes whatever stays unprocessed.
+The ids of new messages go to a Redis list; a drain job pops them in batches, so one job handles many messages.
+A flag key makes sure one drain job is waiting whenever ids are pushed, without enqueueing one job per message.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "retorno"
+INBOX, OUTBOX = "inbox", "outbox"
+DRAIN_JOBS = {INBOX: "workers.inbound.drain", OUTBOX: "workers.outbound.drain"}
+
+
+class Dispatcher(Protocol):
+    def push(self, box: str, ids: Sequence[int]) -> bool: ...
+
+    def pop(self, box: str, count: int) -> list[int]: ...
+
+    def draining(self, box: str) -> None: ...
+
+    def ensure_drain(self, box: str) -> None: ...
+
+    def enqueue(self, function: str, *args: Any, **options: Any) -> bool: ...
+
+    def depth(self) -> dict[str, int]: ...
+
+    def ping(self) -> bool: ...
+
+
+class RedisDispatcher:
+    """Redis lists for message ids and RQ for the jobs that drain them."""
+
+    def __init__(self, url: str, prefix: str = "retorno"):
+        from redis import Redis
+        from rq import Queue
+
+        self.redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
+        self.queue = Queue(QUEUE_NAME, connection=self.redis, default_timeout=600)
+        self.prefix = prefix
+        self.failures = 0
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def push(self, box: str, ids: Sequence[int]) -> bool:
+        if not ids:
+            return True
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(self._key(box), *ids)
+                pipe.set(self._key("drain", box), 1, nx=True, ex=120)
+                _, flag_set = pipe.execute()
+            if flag_set:
+                self.queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
+            return True
+        except Exception as error:  # noqa: BLE001 - Redis down must not fail a stored message
+            self.failures += 1
+            log.warning("queue push to %s failed (%s); the sweeper will retry", box, type(error).__name__)
+            return False
+
+    def pop(self, box: str, count: int) -> list[int]:
+        values = self.redis.lpop(self._key(box), count) or []
+        return [int(v) for v in values]
+
+    def draining(self, box: str) -> None:
+        """Called when a drain job starts: later pushes must schedule another job."""
+        self.redis.delete(self._key("drain", box))
+
+    def ensure_drain(self, box: str) -> None:
+        if self.redis.set(self._key("drain", box), 1, nx=True, ex=120):
+            self.queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
+
+    def enqueue(self, function: str, *args: Any, **options: Any) -> bool:
+        try:
+            self.queue.enqueue(function, *args, result_ttl=0, failure_ttl=86400, **options)
+            return True
+        except Exception as error:  # noqa: BLE001
+            self.failures += 1
+            log.warning("enqueue of %s failed (%s)", function, type(error).__name__)
+            return False
+
+    def depth(self) -> dict[str, int]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(self._key(INBOX))
+            pipe.llen(self._key(OUTBOX))
+            pipe.llen(self.queue.key)
+            inbox, outbox, jobs = pipe.execute()
+        return {INBOX: inbox, OUTBOX: outbox, "jobs": jobs}
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except Exception:  # noqa: BLE001
+            return False
+
+
+class EmbeddedDispatcher:
+    """The same interface in one process: deques, and jobs run by `run_pending` or a background thread."""
+
+    def __init__(self) -> None:
+        self.boxes: dict[str, collections.deque[int]] = {INBOX: collections.deque(), OUTBOX: collections.deque()}
+        self.jobs: collections.deque[tuple[str, tuple[Any, ...]]] = collections.deque()
+        self.scheduled: set[str] = set()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.failures = 0
+
+    def push(self, box: str, ids: Sequence[int]) -> bool:
+        with self.lock:
+            self.boxes[box].extend(ids)
+        self.ensure_drain(box)
+        return True
+
+    def pop(self, box: str, count: int) -> list[int]:
+        with self.lock:
+            queue = self.boxes[box]
+            return [queue.popleft() for _ in range(min(count, len(queue)))]
+
+    def draining(self, box: str) -> None:
+        with self.lock:
+            self.scheduled.discard(box)
+
+    def ensure_drain(self, box: str) -> None:
+        with self.lock:
+            if box in self.scheduled:
+                return
+            self.scheduled.add(box)
+            self.jobs.append((DRAIN_JOBS[box], ()))
+        self.wake.set()
+
+    def enqueue(self, function: str, *args: Any, **options: Any) -> bool:
+        with self.lock:
+            self.jobs.append((function, args))
+        self.wake.set()
+        return True
+
+    def depth(self) -> dict[str, int]:
+        with self.lock:
+            return {INBOX: len(self.boxes[INBOX]), OUTBOX: len(self.boxes[OUTBOX]), "jobs": len(self.jobs)}
+
+    def ping(self) -> bool:
+        return True
+
+    def run_pending(self, limit: int = 10_000) -> int:
+        """Run queued jobs (and the jobs they queue) until none is left; returns how many ran."""
+        ran = 0
+        while ran < limit:
+            with self.lock:
+                if not self.jobs:
+                    return ran
+                function, args = self.jobs.popleft()
+            _call(function, args)
+            ran += 1
+        return ran
+
+    def serve(self, stop: threading.Event, idle: float = 0.5) -> None:
+        """The embedded worker loop: run jobs as they come until `stop` is set."""
+        while not stop.is_set():
+            self.wake.wait(idle)
+            self.wake.clear()
+            try:
+                self.run_pending()
+            except Exception:  # noqa: BLE001 - a job's failure must not stop the embedded worker
+                log.exception("embedded job failed")
+                time.sleep(0.2)
+
+
+def _call(function: str, args: tuple[Any, ...]) -> Any:
+    return resolve(function)(*args)
+
+
+def resolve(path: str) -> Callable[..., Any]:
+    """'workers.inbound.drain' -> the function."""
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,88 @@
+"""The per-process wiring that webhooks and jobs share: settings, database, vault, survey catalog, queue, clock."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.db import make_engine, session_factory
+from service.privacy import Vault
+from service.queue import Dispatcher, EmbeddedDispatcher, RedisDispatcher
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    vault: Vault
+    dispatcher: Dispatcher
+    clock: Callable[[], datetime] = system_clock
+    pid: int = field(default_factory=os.getpid)
+    _catalog: object | None = None
+
+    @property
+    def catalog(self):
+        if self._catalog is None:
+            from service.catalog import Catalog
+
+            self._catalog = Catalog(self)
+        return self._catalog
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def build(settings: Settings, dispatcher: Dispatcher | None = None, pool_size: int = 5) -> Runtime:
+    engine = make_engine(settings.database_url, pool_size=pool_size)
+    if dispatcher is None:
+        dispatcher = EmbeddedDispatcher() if settings.embedded_queue else RedisDispatcher(settings.redis_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        vault=Vault(settings.secret_key),
+        dispatcher=dispatcher,
+    )
+
+
+def install(runtime: Runtime) -> Runtime:
+    """Make `runtime` the one `current()` returns in this process."""
+    global _current
+    _current = runtime
+    return runtime
+
+
+def current() -> Runtime:
+    """This process's runtime, built from the environment on first use (and rebuilt after a fork)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = build(Settings.from_env())
+        elif _current.pid != os.getpid():
+            _current.engine.dispose(close=False)
+            _current.pid = os.getpid()
+        return _current
+
+
+def reset() -> None:
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.engine.dispose()
+        _current = None

@@ -1,0 +1,418 @@
+"""Process inbound messages: one respondent at a time, in arrival order, each message once.
+
+A batch locks the contacts it touches (row locks, in id order), runs the engine on each pending message and stores
+answers, session state, outgoing messages and the message's new status in one transaction. Several workers on
+several machines can run batches at once: a second worker touching the same contact waits for the lock and then
+finds the messages already processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from bots import render
+from service import runtime as runtimes
+from service.inbox import PHONE_CHANNELS
+from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
+from service.queue import INBOX, OUTBOX
+from service.runtime import Runtime
+from surveys import engine
+from surveys.definition import Definition
+from surveys.engine import Inbound, State, Step
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+DRAIN_SECONDS = 30.0
+REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "animation", "audio", "voice")
+
+
+def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
+    """RQ job: process pushed message ids until the inbox is empty or the time is up."""
+    rt = runtimes.current()
+    rt.dispatcher.draining(INBOX)
+    done = 0
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        ids = rt.dispatcher.pop(INBOX, batch)
+        if not ids:
+            return done
+        done += process(ids)
+    rt.dispatcher.ensure_drain(INBOX)
+    return done
+
+
+def process(ids: Sequence[int]) -> int:
+    """Process the pending messages among `ids` (and earlier pending ones of the same contacts)."""
+    rt = runtimes.current()
+    try:
+        result = _Batch(rt).run(ids)
+    except (OperationalError, DBAPIError) as error:
+        if _is_disconnect(error):
+            raise
+        log.exception("batch of %d messages failed; retrying them one contact at a time", len(ids))
+        result = _one_by_one(rt, ids)
+    except Exception:
+        log.exception("batch of %d messages failed; retrying them one contact at a time", len(ids))
+        result = _one_by_one(rt, ids)
+    rt.dispatcher.push(OUTBOX, result.outbound_ids)
+    return result.processed
+
+
+def _is_disconnect(error: DBAPIError) -> bool:
+    return bool(getattr(error, "connection_invalidated", False)) or isinstance(error, OperationalError)
+
+
+def _one_by_one(rt: Runtime, ids: Sequence[int]) -> _Result:
+    total = _Result()
+    with rt.sessions() as session:
+        keys = session.execute(
+            select(InboundMessage.channel, InboundMessage.address_hash)
+            .where(InboundMessage.id.in_(ids), InboundMessage.status == "pending")
+            .distinct()
+        ).all()
+    for channel, address_hash in keys:
+        try:
+            result = _Batch(rt).run(ids, only=(channel, address_hash))
+        except (OperationalError, DBAPIError) as error:
+            if _is_disconnect(error):
+                raise
+            _mark_failed(rt, channel, address_hash, error)
+            continue
+        except Exception as error:  # noqa: BLE001 - one respondent's bug must not stop the others
+            _mark_failed(rt, channel, address_hash, error)
+            continue
+        total.processed += result.processed
+        total.outbound_ids.extend(result.outbound_ids)
+    return total
+
+
+def _mark_failed(rt: Runtime, channel: str, address_hash: str, error: BaseException) -> None:
+    log.error("messages of one contact failed and were set aside: %s", type(error).__name__, exc_info=error)
+    with rt.sessions() as session, session.begin():
+        session.execute(
+            update(InboundMessage)
+            .where(
+                InboundMessage.channel == channel,
+                InboundMessage.address_hash == address_hash,
+                InboundMessage.status == "pending",
+            )
+            .values(
+                status="failed",
+                attempts=InboundMessage.attempts + 1,
+                error=f"{type(error).__name__}: {error}"[:2000],
+            )
+        )
+
+
+@dataclass
+class _Result:
+    processed: int = 0
+    outbound_ids: list[int] = field(default_factory=list)
+
+
+class _Batch:
+    """One transaction's worth of messages."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.catalog = rt.catalog
+        self.now = rt.now()
+        self.outbound: list[OutboundMessage] = []
+
+    def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
+        result = _Result()
+        self.catalog.ensure_published()
+        with self.rt.sessions() as session, session.begin():
+            keys = self._keys(session, ids, only)
+            if not keys:
+                return result
+            contacts = self._lock_contacts(session, keys)
+            messages = self._pending(session, keys)
+            latest = self._latest_sessions(session, [c.id for c in contacts.values()])
+            for key, queue in messages.items():
+                contact = contacts[key]
+                for message in queue:
+                    latest[contact.id] = self._handle(session, contact, latest.get(contact.id), message)
+                    result.processed += 1
+            session.flush()
+            result.outbound_ids = [m.id for m in self.outbound]
+        return result
+
+    # -- loading ------------------------------------------------------------------------------------------------
+
+    def _keys(self, session: Session, ids: Sequence[int], only: tuple[str, str] | None) -> dict[tuple[str, str], str]:
+        rows = session.execute(
+            select(InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc).where(
+                InboundMessage.id.in_(ids), InboundMessage.status == "pending"
+            )
+        ).all()
+        keys = {(channel, hashed): enc for channel, hashed, enc in rows}
+        if only is not None:
+            keys = {k: v for k, v in keys.items() if k == only}
+        return keys
+
+    def _lock_contacts(self, session: Session, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], Contact]:
+        """Find or create each contact, then lock them all in id order (no deadlocks between workers)."""
+        hashes = sorted({h for _, h in keys})
+        existing = self._select_contacts(session, hashes, keys)
+        missing = [k for k in keys if k not in existing]
+        if missing:
+            self._create_contacts(session, missing, keys)
+        ids = sorted(c.id for c in self._select_contacts(session, hashes, keys).values())
+        locked = session.scalars(
+            select(Contact).where(Contact.id.in_(ids)).order_by(Contact.id).with_for_update()
+        ).all()
+        return {(c.channel, c.address_hash): c for c in locked}
+
+    def _select_contacts(self, session: Session, hashes: list[str], keys: Iterable[tuple[str, str]]):
+        wanted = set(keys)
+        found = session.scalars(select(Contact).where(Contact.address_hash.in_(hashes))).all()
+        return {(c.channel, c.address_hash): c for c in found if (c.channel, c.address_hash) in wanted}
+
+    def _create_contacts(self, session: Session, missing: list[tuple[str, str]], keys: dict) -> None:
+        dialect = session.get_bind().dialect.name
+        statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+        vault = self.rt.vault
+        for channel, hashed in missing:
+            row: dict[str, Any] = {
+                "public_id": secrets.token_hex(8),
+                "channel": channel,
+                "address_hash": hashed,
+                "address_enc": keys[(channel, hashed)],
+                "tags": [],
+                "opted_out": False,
+                "unreachable": False,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            if channel in PHONE_CHANNELS:
+                from service.inbox import identity
+
+                phone = identity(channel, vault.decrypt(keys[(channel, hashed)]), self.rt.settings.default_region)
+                row["phone_hash"] = vault.hash("phone", phone)
+            session.execute(
+                statement(Contact).values(**row).on_conflict_do_nothing(index_elements=["channel", "address_hash"])
+            )
+
+    def _pending(self, session: Session, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], list]:
+        rows = session.scalars(
+            select(InboundMessage)
+            .where(
+                InboundMessage.address_hash.in_(sorted({h for _, h in keys})),
+                InboundMessage.status == "pending",
+            )
+            .order_by(InboundMessage.id)
+        ).all()
+        grouped: dict[tuple[str, str], list[InboundMessage]] = defaultdict(list)
+        for row in rows:
+            key = (row.channel, row.address_hash)
+            if key in keys:
+                grouped[key].append(row)
+        for key, queue in grouped.items():
+            if key[0] == "telegram":
+                queue.sort(key=_telegram_order)
+        return grouped
+
+    def _latest_sessions(self, session: Session, contact_ids: list[int]) -> dict[int, SurveySession]:
+        rows = session.scalars(
+            select(SurveySession)
+            .where(SurveySession.contact_id.in_(contact_ids))
+            .order_by(SurveySession.contact_id, SurveySession.id.desc())
+        ).all()
+        latest: dict[int, SurveySession] = {}
+        for row in rows:
+            latest.setdefault(row.contact_id, row)
+        return latest
+
+    # -- one message ----------------------------------------------------------------------------------------
+
+    def _handle(
+        self, session: Session, contact: Contact, current: SurveySession | None, message: InboundMessage
+    ) -> SurveySession | None:
+        payload = message.payload or {}
+        message.contact_id = contact.id
+        message.processed_at = self.now
+        message.status = "done"
+        if payload.get("callback_query_id"):
+            self._send(session, contact, None, "", {"callback_query_id": payload["callback_query_id"]}, "ack")
+        inbound = Inbound(
+            text=message.body or "",
+            button=payload.get("button"),
+            kind=payload.get("kind", "text"),
+            at=_aware(message.received_at),
+            language_hint=payload.get("language_hint"),
+        )
+        found = engine.keyword(inbound.text) if inbound.button is None else None
+        if contact.opted_out and not (found and found[0] == "opt_in"):
+            message.status = "ignored"
+            return current
+        definition, state, row = self._conversation(session, contact, current, inbound)
+        step = engine.handle(definition, state, inbound, incentive_available=self._incentive_available(definition))
+        row = self._save(session, contact, row, definition, step, message)
+        self._apply_events(session, contact, step)
+        for reply in step.replies:
+            body, extra = render(contact.channel, reply)
+            kind = "optout" if any(e.kind == "opted_out" for e in step.events) else "reply"
+            self._send(session, contact, row, body, extra, kind)
+        return row
+
+    def _conversation(
+        self, session: Session, contact: Contact, current: SurveySession | None, inbound: Inbound
+    ) -> tuple[Definition, State | None, SurveySession | None]:
+        """The survey, state and session row this message belongs to (a new survey on a start keyword)."""
+        wanted = self.catalog.for_keyword(inbound.text) if inbound.button is None else None
+        if current is not None:
+            finished = current.status in (engine.COMPLETED, engine.DECLINED, engine.EXPIRED)
+            if not (finished and wanted is not None and wanted.id != current.survey_id):
+                definition = self.catalog.get(current.survey_id, current.version, session)
+                return definition, State.from_dict(current.state), current
+            existing = session.scalar(
+                select(SurveySession).where(
+                    SurveySession.contact_id == contact.id, SurveySession.survey_id == wanted.id
+                ).order_by(SurveySession.id.desc()).limit(1)
+            )
+            if existing is not None:
+                definition = self.catalog.get(existing.survey_id, existing.version, session)
+                return definition, State.from_dict(existing.state), existing
+        definition = wanted or self.catalog.default(session)
+        state = engine.new_state(definition, inbound)
+        if contact.language in definition.languages:
+            state.language = contact.language
+        return definition, state, None
+
+    def _incentive_available(self, definition: Definition) -> bool:
+        return True
+
+    def _save(
+        self,
+        session: Session,
+        contact: Contact,
+        row: SurveySession | None,
+        definition: Definition,
+        step: Step,
+        message: InboundMessage,
+    ) -> SurveySession:
+        state = step.state
+        if row is None:
+            row = SurveySession(
+                contact_id=contact.id,
+                survey_id=definition.id,
+                version=definition.version,
+                wave=1,
+                started_at=self.now,
+                language=state.language,
+                state={},
+                reminders_sent=0,
+            )
+            session.add(row)
+            session.flush()
+        row.status = state.status if state.status != engine.NEW else engine.IN_PROGRESS
+        row.question = state.question
+        row.language = state.language
+        row.state = state.to_dict()
+        row.last_activity_at = self.now
+        kinds = {e.kind for e in step.events}
+        if "consented" in kinds:
+            row.consented_at = self.now
+        if "completed" in kinds:
+            row.completed_at = self.now
+        if step.answers:
+            for answer in step.answers:
+                self._store_answer(session, row, definition, answer, message.id)
+        return row
+
+    def _store_answer(self, session, row: SurveySession, definition: Definition, answer, inbound_id: int) -> None:
+        question = definition.question(answer.question_id)
+        in_gap = None
+        if question.is_indicator and not answer.skipped and answer.value is not None:
+            values = answer.value if isinstance(answer.value, list) else [answer.value]
+            in_gap = any(v in question.gap for v in values)
+        if question.type == "region" and answer.value is not None:
+            row.region = answer.value
+        dialect = session.get_bind().dialect.name
+        statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+        values = {
+            "session_id": row.id,
+            "question_id": answer.question_id,
+            "value": answer.value,
+            "skipped": answer.skipped,
+            "in_gap": in_gap,
+            "inbound_id": inbound_id,
+            "answered_at": self.now,
+        }
+        query = statement(Answer).values(**values)
+        query = query.on_conflict_do_update(
+            index_elements=["session_id", "question_id"],
+            set_={k: query.excluded[k] for k in ("value", "skipped", "in_gap", "inbound_id", "answered_at")},
+        )
+        session.execute(query)
+
+    def _apply_events(self, session: Session, contact: Contact, step: Step) -> None:
+        for event in step.events:
+            if event.kind == "opted_out":
+                contact.opted_out = True
+                contact.opted_out_at = self.now
+                session.execute(
+                    update(OutboundMessage)
+                    .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == "queued")
+                    .values(status="cancelled", error="opted out")
+                )
+                self.outbound = [m for m in self.outbound if m.contact_id != contact.id or m.kind == "ack"]
+            elif event.kind == "opted_in":
+                contact.opted_out = False
+                contact.opted_out_at = None
+            elif event.kind == "language_changed":
+                contact.language = event.detail.get("language")
+        if contact.language is None:
+            contact.language = step.state.language
+
+    def _send(
+        self,
+        session: Session,
+        contact: Contact,
+        row: SurveySession | None,
+        body: str,
+        payload: dict,
+        kind: str,
+    ) -> None:
+        message = OutboundMessage(
+            contact_id=contact.id,
+            session_id=row.id if row is not None else None,
+            channel=contact.channel,
+            kind=kind,
+            body=body,
+            payload=payload,
+            status="queued",
+            attempts=0,
+            created_at=self.now,
+        )
+        session.add(message)
+        self.outbound.append(message)
+
+
+def _telegram_order(message: InboundMessage) -> tuple[int, int]:
+    try:
+        return (int(message.provider_id), message.id)
+    except ValueError:
+        return (0, message.id)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC)

@@ -1,0 +1,189 @@
+"""Send outgoing messages: claim queued rows, hand them to the provider, record what happened.
+
+Claiming (`queued` -> `sending`) is one UPDATE, so two workers never send the same row. Messages to one contact go
+out one after another in creation order; different contacts are sent concurrently. Provider `429`/`5xx` are retried
+with exponential backoff; a blocked bot or an unsubscribed number marks the contact unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+from sqlalchemy import select, update
+
+from bots import make_sender
+from bots.base import Outgoing, SendResult
+from service import runtime as runtimes
+from service.models import Contact, OutboundMessage
+from service.queue import OUTBOX
+from service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+DRAIN_SECONDS = 30.0
+MAX_ATTEMPTS = 6
+CONCURRENCY = 16
+_http = threading.local()
+
+
+def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
+    """RQ job: send pushed message ids until the outbox is empty or the time is up."""
+    rt = runtimes.current()
+    rt.dispatcher.draining(OUTBOX)
+    sent = 0
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        ids = rt.dispatcher.pop(OUTBOX, batch)
+        if not ids:
+            return sent
+        sent += send(ids)
+    rt.dispatcher.ensure_drain(OUTBOX)
+    return sent
+
+
+def backoff(attempts: int) -> timedelta:
+    """2 s, 4 s, 8 s ... capped at 10 minutes."""
+    return timedelta(seconds=min(600, 2 ** max(1, attempts)))
+
+
+def send(ids: Sequence[int]) -> int:
+    """Send the due, queued messages among `ids`; returns how many the provider accepted."""
+    rt = runtimes.current()
+    claimed = _claim(rt, ids)
+    if not claimed:
+        return 0
+    by_contact: dict[int, list[Outgoing]] = defaultdict(list)
+    for claim in claimed:
+        by_contact[claim.contact_id].append(claim.outgoing)
+    results: dict[int, SendResult | None] = {}
+    workers = min(CONCURRENCY, len(by_contact))
+    if workers == 1:
+        for queue in by_contact.values():
+            results.update(_send_in_order(rt, queue))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for part in pool.map(lambda q: _send_in_order(rt, q), by_contact.values()):
+                results.update(part)
+    _record(rt, claimed, results)
+    return sum(1 for r in results.values() if r is not None and r.ok)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    outgoing: Outgoing
+    contact_id: int
+    attempts: int
+
+
+def _claim(rt: Runtime, ids: Sequence[int]) -> list[_Claim]:
+    """Mark the due, queued messages among `ids` as `sending` and return them with their addresses."""
+    now = rt.now()
+    with rt.sessions() as session, session.begin():
+        rows = session.execute(
+            select(OutboundMessage, Contact.address_enc, Contact.opted_out)
+            .join(Contact, Contact.id == OutboundMessage.contact_id)
+            .where(
+                OutboundMessage.id.in_(ids),
+                OutboundMessage.status == "queued",
+                (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
+            )
+            .order_by(OutboundMessage.id)
+            .with_for_update(of=OutboundMessage, skip_locked=True)
+        ).all()
+        claimed: list[_Claim] = []
+        for message, address_enc, opted_out in rows:
+            if opted_out and message.kind not in ("optout", "ack"):
+                message.status = "cancelled"
+                message.error = "opted out"
+                continue
+            message.status = "sending"
+            message.attempts += 1
+            message.next_attempt_at = now
+            outgoing = Outgoing(
+                id=message.id,
+                channel=message.channel,
+                address=rt.vault.decrypt(address_enc),
+                body=message.body,
+                payload=dict(message.payload or {}),
+            )
+            claimed.append(_Claim(outgoing, message.contact_id, message.attempts))
+    return claimed
+
+
+def _send_in_order(rt: Runtime, queue: list[Outgoing]) -> dict[int, SendResult | None]:
+    """Send one contact's messages in order; after a failure the rest wait for the retry (None)."""
+    results: dict[int, SendResult | None] = {}
+    blocked = False
+    for outgoing in queue:
+        if blocked:
+            results[outgoing.id] = None
+            continue
+        result = _send_one(rt, outgoing)
+        results[outgoing.id] = result
+        blocked = not result.ok
+    return results
+
+
+def _send_one(rt: Runtime, outgoing: Outgoing) -> SendResult:
+    try:
+        sender = make_sender(outgoing.channel, rt.settings, _session())
+        return sender.send(outgoing)
+    except Exception as error:  # noqa: BLE001 - a sender bug must not lose the message
+        log.exception("sender for %s failed", outgoing.channel)
+        return SendResult(ok=False, retry=True, error=f"{type(error).__name__}: {error}")
+
+
+def _session() -> requests.Session:
+    """One keep-alive HTTP session per thread."""
+    session = getattr(_http, "session", None)
+    if session is None:
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=CONCURRENCY)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _http.session = session
+    return session
+
+
+def _record(rt: Runtime, claimed: list[_Claim], results: dict[int, SendResult | None]) -> None:
+    """Store each result; a contact's messages held behind a retry wait for the same moment, to keep order."""
+    now = rt.now()
+    unreachable: set[int] = set()
+    held_until: dict[int, object] = {}
+    with rt.sessions() as session, session.begin():
+        for claim in claimed:
+            result = results.get(claim.outgoing.id)
+            values = _outcome(claim, result, now, held_until)
+            if result is not None and result.unreachable:
+                unreachable.add(claim.contact_id)
+            session.execute(update(OutboundMessage).where(OutboundMessage.id == claim.outgoing.id).values(**values))
+        if unreachable:
+            session.execute(update(Contact).where(Contact.id.in_(unreachable)).values(unreachable=True))
+
+
+def _outcome(claim: _Claim, result: SendResult | None, now, held_until: dict) -> dict:
+    if result is None:
+        return {
+            "status": "queued",
+            "attempts": claim.attempts - 1,
+            "next_attempt_at": held_until.get(claim.contact_id, now),
+        }
+    if result.ok:
+        return {"status": "sent", "provider_id": result.provider_id, "sent_at": now, "error": None}
+    values = {"error_code": result.error_code, "error": (result.error or "")[:2000], "status": "failed"}
+    if result.retry and not result.unreachable and claim.attempts < MAX_ATTEMPTS:
+        delay = backoff(claim.attempts)
+        if result.retry_after:
+            delay = max(delay, timedelta(seconds=result.retry_after))
+        held_until[claim.contact_id] = now + delay
+        values.update(status="queued", next_attempt_at=now + delay)
+    return values

@@ -1,0 +1,65 @@
+"""Periodic safety net: re-push what the queue lost (Redis down, a killed worker) and release stuck sends."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from service import runtime as runtimes
+from service.models import InboundMessage, OutboundMessage
+from service.queue import INBOX, OUTBOX
+
+log = logging.getLogger(__name__)
+
+GRACE = timedelta(seconds=5)
+BUSY_GRACE = timedelta(minutes=2)
+STUCK_SENDING = timedelta(minutes=5)
+LIMIT = 20_000
+
+
+def sweep() -> dict[str, int]:
+    """RQ job: push pending inbound and due outbound ids older than a few seconds; unstick abandoned sends."""
+    rt = runtimes.current()
+    now = rt.now()
+    depth = _depth(rt)
+    inbound_grace = GRACE if depth.get(INBOX, 0) == 0 else BUSY_GRACE
+    outbound_grace = GRACE if depth.get(OUTBOX, 0) == 0 else BUSY_GRACE
+    with rt.sessions() as session, session.begin():
+        released = session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.status == "sending", OutboundMessage.next_attempt_at < now - STUCK_SENDING)
+            .values(status="queued")
+        ).rowcount
+        inbound = session.scalars(
+            select(InboundMessage.id)
+            .where(InboundMessage.status == "pending", InboundMessage.received_at < now - inbound_grace)
+            .order_by(InboundMessage.id)
+            .limit(LIMIT)
+        ).all()
+        outbound = session.scalars(
+            select(OutboundMessage.id)
+            .where(
+                OutboundMessage.status == "queued",
+                OutboundMessage.created_at < now - outbound_grace,
+                (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
+            )
+            .order_by(OutboundMessage.id)
+            .limit(LIMIT)
+        ).all()
+    if inbound:
+        rt.dispatcher.push(INBOX, list(inbound))
+    if outbound:
+        rt.dispatcher.push(OUTBOX, list(outbound))
+    if inbound or outbound or released:
+        log.info("sweep: %d inbound, %d outbound re-pushed, %d stuck sends released", len(inbound), len(outbound), released)
+    return {"inbound": len(inbound), "outbound": len(outbound), "released": released}
+
+
+def _depth(rt) -> dict[str, int]:
+    """How many ids wait in the queue; while it is busy, older messages are probably still in it."""
+    try:
+        return rt.dispatcher.depth()
+    except Exception:  # noqa: BLE001 - Redis down: push everything that is due
+        return {}
