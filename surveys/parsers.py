@@ -1,7 +1,9 @@
 """Answer parsers: one small function per question type turns a messy SMS/Telegram reply into a value.
 
 Every parser has the signature `parse_<type>(question, text, language, today=None) -> Outcome` and never
-raises: unusable input gives `Rejected(reason, detail)`, which the engine turns into a re-prompt.
+raises: unusable input gives `Rejected(reason, detail)`, which the engine turns into a re-prompt. Replies are
+matched against labels and synonyms in all of the question's languages, whatever `language` the respondent
+chose, because respondents mix them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from difflib import SequenceMatcher, get_close_matches
+from functools import lru_cache
 from typing import Any
 
 from surveys.definition import Choice, Question, Region
@@ -180,6 +183,7 @@ def _digits_value(token: str) -> float | None:
 
 
 def _valid_groups(whole: str, separator: str) -> bool:
+    """'1,200,000' has valid thousands groups, '1,20,00' does not."""
     parts = whole.split(separator)
     return 1 <= len(parts[0]) <= 3 and all(len(p) == 3 for p in parts[1:])
 
@@ -281,6 +285,7 @@ def _plain(value: float | None) -> float | int | None:
 
 
 def _in_range(question: Question, value: float) -> Outcome:
+    """Accepted(value) within question.min..max, else too_small / too_large with both bounds."""
     detail = {"min": _plain(question.min), "max": _plain(question.max)}
     if question.min is not None and value < question.min:
         return Rejected("too_small", detail)
@@ -352,7 +357,7 @@ def parse_text(question: Question, text: str, language: str, today: date | None 
 
 _DONT_KNOW = (
     "no se", "no lo se", "no sabria", "no estoy seguro", "no estoy segura", "quien sabe", "tal vez",
-    "quizas", "quiza", "a lo mejor", "maybe", "not sure", "dont know", "don t know", "i don t know", "idk",
+    "quizas", "quiza", "a lo mejor", "nose", "maybe", "not sure", "dont know", "don t know", "idk",
 )  # fmt: skip
 _NUMBER_FILLER = frozenset(
     "opcion opciones option options opc op la el lo numero number num nro es mi respuesta answer my is "
@@ -369,7 +374,7 @@ _STOPWORDS = frozenset(
 
 @dataclass(frozen=True)
 class _Phrase:
-    """A normalized (squeezed) phrase naming option `target`; target -1 means "I don't know"."""
+    """A phrase as normalized words naming option `target`; target -1 means "I don't know"."""
 
     words: tuple[str, ...]
     target: int
@@ -377,9 +382,11 @@ class _Phrase:
     label: bool = False  # from a label: its words can be keywords
 
 
+@lru_cache(maxsize=4096)
 def _phrase(
     text: str, target: int, label: bool = False, exact_only: bool = False, squeeze: bool = True
 ) -> _Phrase | None:
+    """The phrase for a label, synonym or value; None for blank or purely numeric text."""
     tokens = tuple(_squeeze(words(text)) if squeeze else words(text))
     if not tokens or all(t.isdigit() for t in tokens):
         return None  # bare numbers are option numbers, never labels
@@ -401,7 +408,10 @@ def _choice_phrases(
     return list({p: None for p in found if p is not None})
 
 
-def _hits(tokens: Sequence[str], phrases: Iterable[_Phrase]) -> list[tuple[int, int, _Phrase]]:
+_Hit = tuple[int, int, _Phrase]  # (start, end, phrase): where a phrase occurs in a reply
+
+
+def _hits(tokens: Sequence[str], phrases: Iterable[_Phrase]) -> list[_Hit]:
     """Where each phrase occurs in the reply, as (start, end, phrase)."""
     found = []
     for p in phrases:
@@ -414,14 +424,26 @@ def _hits(tokens: Sequence[str], phrases: Iterable[_Phrase]) -> list[tuple[int, 
     return found
 
 
-def _longest(hits: list[tuple[int, int, _Phrase]]) -> tuple[set[int], list[tuple[int, int, _Phrase]]]:
-    """The targets of the longest phrases found ("I don't know" only wins when strictly longest)."""
-    real = [h for h in hits if h[2].target >= 0]
-    best_real = max((h[1] - h[0] for h in real), default=0)
-    if any(h[1] - h[0] > best_real for h in hits):
-        return {-1}, []
-    best = [h for h in real if h[1] - h[0] == best_real]
-    return {h[2].target for h in best}, best
+def _select(hits: list[_Hit]) -> list[tuple[int, int, set[int]]]:
+    """Non-overlapping phrase matches, longest first ('no, nunca' beats 'no'), as (start, end, targets).
+
+    Phrases matching the very same words are grouped; a real option beats "I don't know" there.
+    """
+    selected: list[tuple[int, int, set[int]]] = []
+    for start, end, _ in sorted(hits, key=lambda h: (h[0] - h[1], h[0])):
+        if any(start < e and s < end for s, e, _ in selected):
+            continue
+        same = {h[2].target for h in hits if h[0] == start and h[1] == end}
+        selected.append((start, end, same - {-1} or {-1}))
+    return selected
+
+
+def _resolve(selected: list[tuple[int, int, set[int]]]) -> int | Rejected:
+    """The one option the selected matches name, or why there is not exactly one."""
+    targets = {t for _, _, group in selected for t in group} - {-1}
+    if not targets:
+        return Rejected("not_understood")
+    return targets.pop() if len(targets) == 1 else Rejected("ambiguous")
 
 
 def _number_target(number: _Number, choices: Sequence[Choice], unit: bool) -> int | None | Rejected:
@@ -517,15 +539,15 @@ def _pick(
     hits = _hits(tokens, phrases)
     whole = [h for h in hits if h[1] - h[0] == len(tokens)]
     if whole:
-        return _single({h[2].target for h in whole} - {-1} or {-1})
+        return _resolve(_select(whole))
     number, unit = _bare_number(raw)
     if number is not None:
         return _by_numbers([number], choices, unit)
     if hits:
-        targets, _ = _longest(hits)
-        if len(targets) == 1 and _elsewhere(raw, hits, choices, phrases) - targets:
+        picked = _resolve(_select(hits))
+        if isinstance(picked, int) and _elsewhere(raw, hits, choices, phrases) - {picked}:
             return Rejected("ambiguous")
-        return _single(targets)
+        return picked
     found = _by_numbers([n for n in _numbers(raw) if not n.weak], choices, any(t in _UNITS for t in raw))
     if found is None:
         found = _keyword(tokens, phrases)
@@ -536,7 +558,7 @@ def _pick(
 
 def _elsewhere(
     raw: Sequence[str],
-    hits: list[tuple[int, int, _Phrase]],
+    hits: list[_Hit],
     choices: Sequence[Choice],
     phrases: list[_Phrase],
 ) -> set[int]:
@@ -546,14 +568,6 @@ def _elsewhere(
     numbers = [n for n in _numbers(raw) if not n.weak and n.start not in matched]
     found = [_by_numbers(numbers, choices, any(t in _UNITS for t in raw)), _keyword(_squeeze(rest), phrases)]
     return {t for t in found if isinstance(t, int)}
-
-
-def _single(targets: set[int]) -> int | Rejected:
-    if targets == {-1}:
-        return Rejected("not_understood")
-    if len(targets) > 1:
-        return Rejected("ambiguous")
-    return targets.pop()
 
 
 def parse_choice(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
@@ -568,7 +582,7 @@ def parse_choice(question: Question, text: str, language: str, today: date | Non
 # ----- Yes / no -------------------------------------------------------------------------------------------
 
 YES_WORDS = (
-    "si", "sí", "s", "yes", "y", "yep", "yeah", "yup", "ya", "claro", "claro que si", "ok", "okay", "okey",
+    "si", "sí", "s", "yes", "y", "yep", "yeah", "yup", "claro", "claro que si", "ok", "okay", "okey",
     "oki", "va", "vale", "sale", "simon", "sip", "sipi", "dale", "andale", "de acuerdo", "estoy de acuerdo",
     "acepto", "si acepto", "si quiero", "por supuesto", "por supuesto que si", "correcto", "afirmativo",
     "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "no hay problema",
@@ -628,19 +642,11 @@ def _runs(tokens: Sequence[str], used: set[int]) -> list[list[str]]:
 
 def _greedy(tokens: Sequence[str], phrases: list[_Phrase]) -> tuple[set[int], set[int]] | Rejected:
     """Options named by non-overlapping phrases, longest first, and the token positions they cover."""
-    targets: set[int] = set()
-    used: set[int] = set()
-    hits = sorted(_hits(tokens, phrases), key=lambda h: (h[0] - h[1], h[0]))
-    for start, end, _ in hits:
-        span = set(range(start, end))
-        if span & used:
-            continue
-        same = {h[2].target for h in hits if h[0] == start and h[1] == end}
-        if len(same - {-1}) > 1:
-            return Rejected("ambiguous")
-        targets |= same - {-1}
-        used |= span
-    return targets, used
+    selected = _select(_hits(tokens, phrases))
+    if any(len(group) > 1 for _, _, group in selected):
+        return Rejected("ambiguous")
+    targets = {t for _, _, group in selected for t in group} - {-1}
+    return targets, {i for start, end, _ in selected for i in range(start, end)}
 
 
 def _run_targets(run: list[str], choices: Sequence[Choice], phrases: list[_Phrase]) -> set[int] | Rejected:
@@ -735,6 +741,7 @@ def _day_month(first: int, second: int) -> tuple[int, int]:
 
 
 def _iso(year: int, month: int, day: int) -> Outcome:
+    """Accepted('YYYY-MM-DD') for a real calendar date between 1900 and 2100."""
     if not 1900 <= year <= 2100:
         return Rejected("not_a_date")
     try:
@@ -744,6 +751,7 @@ def _iso(year: int, month: int, day: int) -> Outcome:
 
 
 def _relative(tokens: list[str], today: date | None) -> Outcome | None:
+    """'hoy', 'ayer', 'antier', 'today', 'yesterday' relative to `today`; None when the reply has none."""
     for phrase, days_ago in _RELATIVE_DAYS:
         if contains_phrase(tokens, list(phrase)):
             return (
@@ -827,7 +835,8 @@ _REGION_FILLER = frozenset(
 )
 
 
-def _region_phrases(regions: Sequence[Region]) -> list[_Phrase]:
+@lru_cache(maxsize=32)
+def _region_phrases(regions: tuple[Region, ...]) -> list[_Phrase]:
     """Names and synonyms match anywhere; abbreviations that are also common words only as the whole reply."""
     found: list[_Phrase | None] = []
     for i, region in enumerate(regions):
@@ -846,7 +855,8 @@ def _region_by_code(tokens: list[str], regions: Sequence[Region]) -> Outcome | N
     return Accepted(code) if code else Rejected("unknown_region")
 
 
-def _region_hits(tokens: list[str], phrases: list[_Phrase]) -> list[tuple[int, int, _Phrase]]:
+def _region_hits(tokens: list[str], phrases: list[_Phrase]) -> list[_Hit]:
+    """Phrase matches; risky abbreviations ('Sin', 'Son') only when nothing but filler surrounds them."""
     core = [t for t in tokens if t not in _REGION_FILLER]
     hits = _hits(tokens, [p for p in phrases if not p.exact_only])
     return hits + _hits(core, [p for p in phrases if p.exact_only])
@@ -862,14 +872,14 @@ def parse_region(question: Question, text: str, language: str, today: date | Non
     by_code = _region_by_code([t for t in tokens if t not in _REGION_FILLER], regions)
     if by_code is not None:
         return by_code
-    phrases = _region_phrases(regions)
+    phrases = _region_phrases(tuple(regions))
     hits = _region_hits(tokens, phrases)
     sure = [h for h in hits if " ".join(h[2].words) not in _CONFIRM]
     if sure or hits:
-        targets, _ = _longest(sure or hits)
-        if len(targets) > 1:
-            return Rejected("ambiguous")
-        region = regions[targets.pop()]
+        picked = _resolve(_select(sure or hits))
+        if isinstance(picked, Rejected):
+            return picked
+        region = regions[picked]
         return Accepted(region.code) if sure else Unsure(region.code, region.name)
     guess = _fuzzy([t for t in tokens if t not in _REGION_FILLER] or tokens, phrases)
     if isinstance(guess, Rejected):
@@ -881,7 +891,7 @@ def parse_region(question: Question, text: str, language: str, today: date | Non
 
 # ----- Registry -------------------------------------------------------------------------------------------
 
-Parser = Callable[..., Outcome]
+Parser = Callable[[Question, str, str, date | None], Outcome]
 
 PARSERS: dict[str, Parser] = {
     "choice": parse_choice,

@@ -71,6 +71,16 @@ CLASH = Question(
         Choice("b", {"es": "Departamento"}, {"es": ("hogar",)}),
     ),
 )
+WORK = Question(
+    "work",
+    "choice",
+    {"es": "¿Cuál es su situación de trabajo?"},
+    choices=(
+        Choice("employed", {"es": "Tengo empleo"}, {"es": ("trabajo",)}),
+        Choice("own_account", {"es": "Trabajo por mi cuenta"}),
+        Choice("looking", {"es": "Busco trabajo"}, {"es": ("no tengo trabajo",)}),
+    ),
+)
 AGE_BAND = Question(
     "age_band",
     "choice",
@@ -193,6 +203,8 @@ YES_NO_CASES = [
     ("mixed-emoji", CONSENT, "👍👎", "es", no("ambiguous")),
     ("mixed-yes-no-en", CONSENT, "yes no", "en", no("ambiguous")),
     ("no-se", CONSENT, "no sé", "es", no("not_understood")),
+    ("nose", CONSENT, "nose", "es", no("not_understood")),
+    ("si-no-hay-problema", CONSENT, "Sí, no hay problema", "es", ok("yes")),
     ("maybe", CONSENT, "maybe", "en", no("not_understood")),
     ("number-3", CONSENT, "3", "es", no("not_understood")),
     ("gibberish", CONSENT, "asdfgh", "es", no("not_understood")),
@@ -254,6 +266,9 @@ CHOICE_CASES = [
     ("longest-in-sentence", FREQUENCY, "pues no, nunca me ha pasado", "es", ok("never")),
     ("synonym-siempre", FREQUENCY, "casi siempre", "es", ok("often")),
     ("same-synonym-two-choices", CLASH, "hogar", "es", no("ambiguous")),
+    ("nested-phrase", WORK, "no tengo trabajo", "es", ok("looking")),
+    ("overlapping-phrases-longest", WORK, "busco trabajo por mi cuenta", "es", ok("own_account")),
+    ("disjoint-phrases", WORK, "tengo empleo, busco trabajo", "es", no("ambiguous")),
     ("range-plain", AGE_BAND, "25", "es", ok("25-34")),
     ("range-anos", AGE_BAND, "25 años", "es", ok("25-34")),
     ("range-tengo", AGE_BAND, "tengo 25 años", "es", ok("25-34")),
@@ -323,6 +338,7 @@ INTEGER_CASES = [
     ("ciento-veinte", AGE, "ciento veinte", "es", ok(120)),
     ("cero", AGE, "cero", "es", ok(0)),
     ("emoji-noise", AGE, "🎂 25 🎉", "es", ok(25)),
+    ("mas-o-menos", AGE, "más o menos 25", "es", ok(25)),
     ("control-chars", AGE, "2\x005\x07", "es", ok(25)),
     ("un-hijo", CHILDREN, "un hijo", "es", ok(1)),
     ("tres-hijos", CHILDREN, "tres hijos", "es", ok(3)),
@@ -477,6 +493,9 @@ REGION_CASES = [
     ("typo-baja-sur", STATE, "baja califrnia sur", "es", Unsure("03", "Baja California Sur")),
     ("typo-mexico", STATE, "mexcio", "es", Unsure("15", "Estado de México")),
     ("two-states", STATE, "Jalisco y Michoacán", "es", no("ambiguous")),
+    ("two-states-different-length", STATE, "Tamaulipas/Nuevo León", "es", no("ambiguous")),
+    ("abbr-common-word-with-state", STATE, "col centro, jalisco", "es", ok("14")),
+    ("mex-alone", STATE, "Mex", "es", Unsure("15", "Estado de México")),
     ("us-state", STATE, "Texas", "en", no("unknown_region")),
     ("nonsense", STATE, "no sé", "es", no("unknown_region")),
     ("empty", STATE, "", "es", no("empty")),
