@@ -23,7 +23,7 @@ DRAIN_JOBS = {INBOX: "workers.inbound.drain", OUTBOX: "workers.outbound.drain"}
 
 
 class Dispatcher(Protocol):
-    def push(self, box: str, ids: Sequence[int]) -> bool: ...
+    def push(self, box: str, ids: Sequence[int], wake: bool = True) -> bool: ...
 
     def pop(self, box: str, count: int) -> list[int]: ...
 
@@ -53,14 +53,16 @@ class RedisDispatcher:
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    def push(self, box: str, ids: Sequence[int]) -> bool:
+    def push(self, box: str, ids: Sequence[int], wake: bool = True) -> bool:
+        """Append ids to a box; with `wake`, make sure a drain job will run (else the sweeper wakes one)."""
         if not ids:
             return True
         try:
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.rpush(self._key(box), *ids)
-                pipe.set(self._key("drain", box), 1, nx=True, ex=120)
-                _, flag_set = pipe.execute()
+                if wake:
+                    pipe.set(self._key("drain", box), 1, nx=True, ex=120)
+                flag_set = pipe.execute()[-1] if wake else False
             if flag_set:
                 self.queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
             return True
@@ -116,10 +118,11 @@ class EmbeddedDispatcher:
         self.wake = threading.Event()
         self.failures = 0
 
-    def push(self, box: str, ids: Sequence[int]) -> bool:
+    def push(self, box: str, ids: Sequence[int], wake: bool = True) -> bool:
         with self.lock:
             self.boxes[box].extend(ids)
-        self.ensure_drain(box)
+        if wake:
+            self.ensure_drain(box)
         return True
 
     def pop(self, box: str, count: int) -> list[int]:

@@ -9,6 +9,7 @@ finds the messages already processed.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
 from collections import defaultdict
@@ -49,7 +50,11 @@ def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
         ids = rt.dispatcher.pop(INBOX, batch)
         if not ids:
             return done
-        done += process(ids)
+        try:
+            done += process(ids)
+        except Exception:
+            rt.dispatcher.push(INBOX, ids, wake=False)
+            raise
     rt.dispatcher.ensure_drain(INBOX)
     return done
 
@@ -58,9 +63,9 @@ def process(ids: Sequence[int]) -> int:
     """Process the pending messages among `ids` (and earlier pending ones of the same contacts)."""
     rt = runtimes.current()
     try:
-        result = _Batch(rt).run(ids)
+        result = retrying(lambda: _Batch(rt).run(ids))
     except (OperationalError, DBAPIError) as error:
-        if _is_disconnect(error):
+        if _is_unavailable(error):
             raise
         log.exception("batch of %d messages failed; retrying them one contact at a time", len(ids))
         result = _one_by_one(rt, ids)
@@ -71,7 +76,25 @@ def process(ids: Sequence[int]) -> int:
     return result.processed
 
 
-def _is_disconnect(error: DBAPIError) -> bool:
+def retrying(work, attempts: int = 4):
+    """Run a transaction again when the database chose it as a deadlock or serialization victim."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except DBAPIError as error:
+            if attempt == attempts - 1 or not _is_transient(error):
+                raise
+            log.info("transaction retried after %s", type(error.orig).__name__)
+            time.sleep(0.05 * (attempt + 1) + random.random() * 0.05)
+    raise AssertionError("unreachable")
+
+
+def _is_transient(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def _is_unavailable(error: DBAPIError) -> bool:
+    """A lost or refused connection (worth retrying later), not a problem with the messages."""
     return bool(getattr(error, "connection_invalidated", False)) or isinstance(error, OperationalError)
 
 
@@ -85,9 +108,9 @@ def _one_by_one(rt: Runtime, ids: Sequence[int]) -> _Result:
         ).all()
     for channel, address_hash in keys:
         try:
-            result = _Batch(rt).run(ids, only=(channel, address_hash))
+            result = retrying(lambda key=(channel, address_hash): _Batch(rt).run(ids, only=key))
         except (OperationalError, DBAPIError) as error:
-            if _is_disconnect(error):
+            if _is_unavailable(error):
                 raise
             _mark_failed(rt, channel, address_hash, error)
             continue
@@ -186,7 +209,7 @@ class _Batch:
         dialect = session.get_bind().dialect.name
         statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
         vault = self.rt.vault
-        for channel, hashed in missing:
+        for channel, hashed in sorted(missing):
             row: dict[str, Any] = {
                 "public_id": secrets.token_hex(8),
                 "channel": channel,

@@ -45,7 +45,11 @@ def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
         ids = rt.dispatcher.pop(OUTBOX, batch)
         if not ids:
             return sent
-        sent += send(ids)
+        try:
+            sent += send(ids)
+        except Exception:
+            rt.dispatcher.push(OUTBOX, ids, wake=False)
+            raise
     rt.dispatcher.ensure_drain(OUTBOX)
     return sent
 

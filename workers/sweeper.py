@@ -52,6 +52,9 @@ def sweep() -> dict[str, int]:
         rt.dispatcher.push(INBOX, list(inbound))
     if outbound:
         rt.dispatcher.push(OUTBOX, list(outbound))
+    for box in (INBOX, OUTBOX):
+        if depth.get(box, 0) > 0:
+            _ensure_drain(rt, box)
     if inbound or outbound or released:
         log.info("sweep: %d inbound, %d outbound re-pushed, %d stuck sends released", len(inbound), len(outbound), released)
     return {"inbound": len(inbound), "outbound": len(outbound), "released": released}
@@ -63,3 +66,11 @@ def _depth(rt) -> dict[str, int]:
         return rt.dispatcher.depth()
     except Exception:  # noqa: BLE001 - Redis down: push everything that is due
         return {}
+
+
+def _ensure_drain(rt, box: str) -> None:
+    """Ids waiting with no job to drain them (a job died mid-way) get one."""
+    try:
+        rt.dispatcher.ensure_drain(box)
+    except Exception:  # noqa: BLE001 - Redis down: the next sweep tries again
+        log.warning("sweep: could not schedule a drain of %s", box)
