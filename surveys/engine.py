@@ -435,10 +435,11 @@ class _Turn:
         if self.state.question != question.id:
             self.state.attempts = 0
         self.state.question = question.id
-        parts = [*self.preamble, question.text[language]]
+        line = question.text[language]
         if question.type == "yes_no":
-            parts.append(self.d.message("hint_yes_no", language))
-        elif question.type == "multi":
+            line += " " + self.d.message("hint_yes_no", language)
+        parts = [*self.preamble, line]
+        if question.type == "multi":
             parts.append(self.d.message("hint_multi", language))
         if not question.required:
             parts.append(self.d.message("hint_optional", language))

@@ -79,10 +79,10 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "en": "Note: there is no more phone credit for this survey now, but your answers still help.",
     },
     "confirm": {
-        "es": "¿Quiso decir {label}? Responda SÍ o NO.",
+        "es": "¿Quiso decir {label}? Responda SI o NO.",
         "en": "Did you mean {label}? Reply YES or NO.",
     },
-    "hint_yes_no": {"es": "Responda SÍ o NO.", "en": "Reply YES or NO."},
+    "hint_yes_no": {"es": "(SI/NO)", "en": "(YES/NO)"},
     "hint_multi": {"es": "Puede elegir varias, p. ej. 1 3.", "en": "You can pick several, e.g. 1 3."},
     "hint_optional": {"es": "(o SALTAR)", "en": "(or SKIP)"},
     "error_not_understood": {
@@ -97,7 +97,7 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "Responda con uno o más números, p. ej. 1 3.",
         "en": "Please reply with one or more numbers, e.g. 1 3.",
     },
-    "error_yes_no": {"es": "Responda SÍ o NO, por favor.", "en": "Please reply YES or NO."},
+    "error_yes_no": {"es": "Responda SI o NO, por favor.", "en": "Please reply YES or NO."},
     "error_ambiguous": {
         "es": "Su respuesta coincide con varias opciones; elija un número.",
         "en": "Your answer matches several options; please pick a number.",

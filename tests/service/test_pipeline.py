@@ -22,7 +22,7 @@ def test_sms_conversation_end_to_end(harness):
     assert "<Response" in response.get_data(as_text=True)
     harness.settle()
     texts = harness.texts_to(PHONE)
-    assert len(texts) == 1 and "¿Acepta participar?" in texts[0]
+    assert len(texts) == 1 and "¿Acepta? (SI/NO)" in texts[0]
     for text, _, _ in RETURNEE_SCRIPT:
         harness.sms(PHONE, text)
         harness.settle()

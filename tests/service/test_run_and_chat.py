@@ -53,7 +53,7 @@ def test_run_announces_itself_and_chat_completes_the_survey(running, tmp_path):
         input="\n".join(lines) + "\n", capture_output=True, text=True, env=env, timeout=120,
     )
     assert chat.returncode == 0, chat.stderr
-    assert "¿Acepta participar?" in chat.stdout
+    assert "¿Acepta? (SI/NO)" in chat.stdout
     assert "¡Gracias! Terminó la encuesta." in chat.stdout
     health = requests.get(f"{url}/healthz", timeout=5).json()
     assert health == {"status": "ok", "database": "ok", "queue": "ok",

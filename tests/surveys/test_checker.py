@@ -67,3 +67,15 @@ def test_cli_missing_file():
     result = CliRunner().invoke(main, ["surveys", "check", "/nonexistent/survey.yaml"])
     assert result.exit_code == 1
     assert result.output.startswith("/nonexistent/survey.yaml:1: ")
+
+
+def test_every_bundled_question_fits_one_sms_segment():
+    from surveys import engine
+    from surveys.text import sms_segments
+
+    survey = load_file(bundled_files()[0])
+    for question in survey.questions:
+        for language in survey.languages:
+            state = engine.State(survey.id, survey.version, language, status="in_progress", question=question.id)
+            body = engine.remind(survey, state).replies[0].plain()
+            assert sms_segments(body) == 1, f"{question.id} ({language}) takes {sms_segments(body)} segments: {body!r}"
