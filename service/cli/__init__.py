@@ -1,4 +1,8 @@
-"""The `retorno` command: run the service, workers and the staff's tools."""
+"""The `retorno` command: run the service, workers and the staff's tools.
+
+Feature commands (contacts, campaigns, incentives, gaps) live in modules of this package that add themselves
+to `main` with `@main.group()` / `@main.command()`.
+"""
 
 from __future__ import annotations
 
@@ -277,5 +281,14 @@ def chat(url: str, address: str | None) -> None:
     sys.exit(run_chat(url, address))
 
 
-if __name__ == "__main__":
-    main()
+def _register_subcommands() -> None:
+    """Each feature's commands live in their own module of this package."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_subcommands()

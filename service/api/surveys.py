@@ -1,4 +1,4 @@
-"""The JSON API (see CONTRACT.md): surveys, responses, and the figures built on them."""
+"""Surveys, their normalized definitions and their responses (JSON or CSV)."""
 
 from __future__ import annotations
 
@@ -8,40 +8,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Response, jsonify, request, stream_with_context
 from sqlalchemy import select
 
-from service.app import error_response
-from service.auth import AuthError, require
-from service.catalog import UnknownSurvey
+from service.api import ANALYST, STAFF, ApiError, api
+from service.api import runtime as _runtime
+from service.auth import require
 from service.models import Answer, Contact, SurveySession
 from service.runtime import Runtime
 
-api = Blueprint("api", __name__, url_prefix="/api/v1")
-STAFF, ANALYST = "staff", "analyst"
 EXPORT_CHUNK = 1000
-
-
-def _runtime() -> Runtime:
-    return current_app.extensions["retorno"]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-@api.errorhandler(AuthError)
-@api.errorhandler(ApiError)
-def _error(error):
-    return error_response(error.status, error.code, error.message)
-
-
-@api.errorhandler(UnknownSurvey)
-def _unknown_survey(error: UnknownSurvey):
-    return error_response(404, "unknown_survey", f"no survey {error.args[0]}")
-
 
 @api.get("/surveys")
 @require(STAFF, ANALYST)
