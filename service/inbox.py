@@ -1,13 +1,23 @@
-"""What a webhook does with a verified provider request: store it durably (once), then wake a worker."""
+"""What a webhook does with a verified provider request: store it durably (once), then wake a worker.
+
+Group commit: the concurrent webhook requests of one process hand their rows to one committer thread, which writes
+everything waiting in one INSERT and one COMMIT (one WAL flush), then answers each request. Under load, batches grow
+by themselves (everything that arrived during the previous flush goes into the next); alone, a request waits for
+exactly one commit. A request is answered 2xx only after its batch is committed.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import insert, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from bots.base import Incoming, StatusUpdate
@@ -36,16 +46,22 @@ def identity(channel: str, address: str, default_region: str) -> str:
     return address.strip()
 
 
+@functools.lru_cache(maxsize=65_536)
+def _sealed(runtime: Runtime, channel: str, address: str) -> tuple[str, str]:
+    """(keyed hash, ciphertext) of a sender's address; cached, since the same people write again and again."""
+    who = identity(channel, address, runtime.settings.default_region)
+    reply_to = address if channel == "whatsapp" else who
+    return runtime.vault.hash(channel, who), runtime.vault.encrypt(reply_to)
+
+
 def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict:
     """The inbound_messages row of a parsed provider message: the address only hashed and encrypted."""
-    settings = runtime.settings
-    who = identity(incoming.channel, incoming.address, settings.default_region)
-    reply_to = incoming.address if incoming.channel == "whatsapp" else who
+    address_hash, address_enc = _sealed(runtime, incoming.channel, incoming.address)
     return {
         "channel": incoming.channel,
         "provider_id": incoming.provider_id[:128],
-        "address_hash": runtime.vault.hash(incoming.channel, who),
-        "address_enc": runtime.vault.encrypt(reply_to),
+        "address_hash": address_hash,
+        "address_enc": address_enc,
         "body": incoming.text,
         "payload": incoming.payload(),
         "sequence": incoming.sequence,
@@ -56,26 +72,145 @@ def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict
 
 
 def store(runtime: Runtime, incoming: Sequence[Incoming]) -> list[int | None]:
-    """Store messages in one transaction and commit; the ids of new ones, None for redeliveries."""
+    """Store messages durably (group commit); the ids of new ones, None for redeliveries."""
     now = runtime.now()
     rows = [row_for(runtime, item, now) for item in incoming]
-    with runtime.sessions() as session, session.begin():
-        ids = insert_new(session, rows)
-    runtime.dispatcher.push(INBOX, [i for i in ids if i is not None])
-    return ids
+    return committer(runtime).submit(rows)
 
 
 def insert_new(session: Session, rows: list[dict]) -> list[int | None]:
-    """INSERT ... ON CONFLICT DO NOTHING for each row; the new id, or None where the row was already there."""
-    dialect = session.get_bind().dialect.name
-    statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect, insert)
-    ids: list[int | None] = []
+    """One INSERT ... ON CONFLICT DO NOTHING for all rows; per row its new id, or None if it was already stored."""
+    if not rows:
+        return []
+    unique: dict[tuple[str, str], dict] = {}
     for row in rows:
-        query = statement(InboundMessage).values(**row)
-        if dialect in ("postgresql", "sqlite"):
-            query = query.on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-        ids.append(session.scalar(query.returning(InboundMessage.id)))
-    return ids
+        unique.setdefault((row["channel"], row["provider_id"]), row)
+    if session.get_bind().dialect.name == "postgresql":
+        returned = _insert_postgres(session, list(unique.values()))
+    else:
+        returned = _insert_portable(session, list(unique.values()))
+    new = {(channel, provider_id): id_ for id_, channel, provider_id in returned}
+    return [new.pop((row["channel"], row["provider_id"]), None) for row in rows]
+
+
+_COLUMNS = ("channel", "provider_id", "address_hash", "address_enc", "body", "payload", "sequence",
+            "received_at", "status", "attempts")
+_UNNEST = text(
+    "INSERT INTO inbound_messages (channel, provider_id, address_hash, address_enc, body, payload, sequence, "
+    "received_at, status, attempts) "
+    "SELECT * FROM unnest(CAST(:channel AS text[]), CAST(:provider_id AS text[]), CAST(:address_hash AS text[]), "
+    "CAST(:address_enc AS text[]), CAST(:body AS text[]), CAST(:payload AS jsonb[]), CAST(:sequence AS bigint[]), "
+    "CAST(:received_at AS timestamptz[]), CAST(:status AS text[]), CAST(:attempts AS int[])) "
+    "ON CONFLICT (channel, provider_id) DO NOTHING RETURNING id, channel, provider_id"
+)
+
+
+def _insert_postgres(session: Session, rows: list[dict]) -> list:
+    """One statement for the whole batch: column arrays unnested by PostgreSQL (no per-row SQL to build)."""
+    columns = {name: [row[name] for row in rows] for name in _COLUMNS}
+    columns["payload"] = [json.dumps(p, ensure_ascii=False) for p in columns["payload"]]
+    return session.execute(_UNNEST, columns).all()
+
+
+def _insert_portable(session: Session, rows: list[dict]) -> list:
+    dialect = session.get_bind().dialect.name
+    statement = {"sqlite": sqlite.insert}.get(dialect, insert)(InboundMessage)
+    if dialect == "sqlite":
+        statement = statement.on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+    returning = statement.returning(
+        InboundMessage.id, InboundMessage.channel, InboundMessage.provider_id, sort_by_parameter_order=True
+    )
+    return session.execute(returning, rows).all()
+
+
+class _Waiter:
+    __slots__ = ("rows", "done", "ids", "error")
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+        self.done = threading.Event()
+        self.ids: list[int | None] = []
+        self.error: BaseException | None = None
+
+
+class GroupCommitter:
+    """One thread per process that commits the rows of all waiting requests together."""
+
+    MAX_ROWS = 1000
+    TIMEOUT = 30.0
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.pending: list[_Waiter] = []
+        self.condition = threading.Condition()
+        self.pid = os.getpid()
+        self.thread: threading.Thread | None = None
+        self.batches = 0
+        self.rows = 0
+
+    def submit(self, rows: list[dict]) -> list[int | None]:
+        """Block until `rows` are committed; their ids (None for redeliveries). Raises what the commit raised."""
+        waiter = _Waiter(rows)
+        with self.condition:
+            self._ensure_thread()
+            self.pending.append(waiter)
+            self.condition.notify()
+        if not waiter.done.wait(self.TIMEOUT):
+            raise TimeoutError("the database did not commit in time")
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.ids
+
+    def _ensure_thread(self) -> None:
+        if self.thread is None or not self.thread.is_alive() or self.pid != os.getpid():
+            self.pid = os.getpid()
+            self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self.condition:
+                while not self.pending:
+                    self.condition.wait()
+                batch, total = [], 0
+                while self.pending and (not batch or total + len(self.pending[0].rows) <= self.MAX_ROWS):
+                    waiter = self.pending.pop(0)
+                    batch.append(waiter)
+                    total += len(waiter.rows)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Waiter]) -> None:
+        rows = [row for waiter in batch for row in waiter.rows]
+        try:
+            with self.runtime.sessions() as session, session.begin():
+                ids = insert_new(session, rows)
+        except BaseException as error:  # noqa: BLE001 - every waiting request must hear about it
+            for waiter in batch:
+                waiter.error = error
+                waiter.done.set()
+            return
+        self.batches += 1
+        self.rows += len(rows)
+        position = 0
+        for waiter in batch:
+            waiter.ids = ids[position:position + len(waiter.rows)]
+            position += len(waiter.rows)
+            waiter.done.set()
+        self.runtime.dispatcher.push(INBOX, [i for i in ids if i is not None])
+
+
+_committers: dict[int, GroupCommitter] = {}
+_committers_lock = threading.Lock()
+
+
+def committer(runtime: Runtime) -> GroupCommitter:
+    """The group committer of this runtime (one per process)."""
+    key = id(runtime)
+    with _committers_lock:
+        found = _committers.get(key)
+        if found is None or found.runtime is not runtime:
+            found = _committers[key] = GroupCommitter(runtime)
+        return found
 
 
 def record_status(runtime: Runtime, status: StatusUpdate) -> bool:

@@ -21,7 +21,7 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(eq=False)
 class Runtime:
     settings: Settings
     engine: Engine

@@ -47,10 +47,12 @@ def service_env(database_url: str, redis_url: str, providers_url: str, public_ur
     return env
 
 
-def start_web(env: dict[str, str], port: int, workers: int = 2, log: Path | None = None) -> subprocess.Popen:
+def start_web(env: dict[str, str], port: int, workers: int = 2, log: Path | None = None,
+              threads: int = 8) -> subprocess.Popen:
     command = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--threads", "8", "--worker-class", "gthread", "--graceful-timeout", "5", "service.app:create_app()",
+        "--threads", str(threads), "--worker-class", "gthread", "--graceful-timeout", "5",
+        "--backlog", "2048", "service.app:create_app()",
     ]
     return _spawn(command, env, log)
 
