@@ -1,0 +1,186 @@
+"""What the benchmarks share: a fresh database and Redis, Retorno processes, raw limits, figures, machine facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from redis import Redis
+
+from service.db import upgrade
+from tests.processes import free_port, service_env, start_web, start_worker, stop, wait_healthy
+from tests.support import create_database
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@dataclass
+class Stack:
+    """A production-like Retorno on loopback: PostgreSQL database, Redis, gunicorn and workers."""
+
+    database: str
+    url: str
+    env: dict[str, str]
+    web: list[subprocess.Popen]
+    workers: list[subprocess.Popen]
+
+    def stop(self) -> None:
+        for process in [*self.web, *self.workers]:
+            stop(process)
+
+
+def fresh_database(name: str = "retorno_bench") -> str:
+    url = create_database(name)
+    upgrade(url)
+    Redis.from_url(REDIS_URL).flushdb()
+    return url
+
+
+def start_stack(database_url: str, providers_url: str = "http://127.0.0.1:9", web: int = 1, web_workers: int = 2,
+                workers: int = 0, threads: int = 32, log: Path | None = None, **extra: str) -> Stack:
+    """`web` gunicorn servers (each with `web_workers` processes) and `workers` RQ workers."""
+    ports = [free_port() for _ in range(web)]
+    env = service_env(database_url, REDIS_URL, providers_url, f"http://127.0.0.1:{ports[0]}", **extra)
+    servers = [start_web(env, port, workers=web_workers, threads=threads, log=log) for port in ports]
+    for port in ports:
+        wait_healthy(f"http://127.0.0.1:{port}")
+    consumers = [start_worker(env, log=log) for _ in range(workers)]
+    return Stack(database_url, f"http://127.0.0.1:{ports[0]}", env, servers, consumers)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        output = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in output.split()]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def process_tree_peaks(process: subprocess.Popen) -> dict[int, float]:
+    pids = [process.pid, *children(process.pid)]
+    return {pid: peak_rss_mb(pid) for pid in pids}
+
+
+def raw_postgres_commits(database_url: str, connections: int = 32, seconds: float = 10.0,
+                         rows_per_commit: int = 1) -> float:
+    """Rows/s of INSERT ... COMMIT of inbound-message-sized rows from `connections` threads: the durable limit."""
+    dsn = database_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("DROP TABLE IF EXISTS bench_raw")
+        connection.execute(
+            "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, channel text, provider_id text UNIQUE, "
+            "address_hash text, address_enc text, body text, payload jsonb, received_at timestamptz, status text)"
+        )
+    counts = [0] * connections
+    deadline = time.monotonic() + seconds
+    row = ("sms", None, "a" * 64, "b" * 80, "nuevo leon", '{"kind": "text"}', datetime.now(UTC), "pending")
+
+    def work(index: int) -> None:
+        with psycopg.connect(dsn) as connection:
+            n = 0
+            while time.monotonic() < deadline:
+                with connection.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO bench_raw (channel, provider_id, address_hash, address_enc, body, payload, "
+                        "received_at, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                        [(row[0], f"{index}-{n + i}", *row[2:]) for i in range(rows_per_commit)],
+                    )
+                connection.commit()
+                n += rows_per_commit
+            counts[index] = n
+
+    _run_threads(work, connections)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("DROP TABLE bench_raw")
+    return sum(counts) / seconds
+
+
+def raw_redis_round_trips(connections: int = 32, seconds: float = 5.0) -> float:
+    """RPUSH round trips/s from `connections` threads."""
+    counts = [0] * connections
+    deadline = time.monotonic() + seconds
+
+    def work(index: int) -> None:
+        redis = Redis.from_url(REDIS_URL)
+        n = 0
+        while time.monotonic() < deadline:
+            redis.rpush("bench:raw", n)
+            n += 1
+        counts[index] = n
+        redis.close()
+
+    _run_threads(work, connections)
+    Redis.from_url(REDIS_URL).delete("bench:raw")
+    return sum(counts) / seconds
+
+
+def _run_threads(work: Callable[[int], None], count: int) -> None:
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def machine() -> dict[str, str]:
+    cpu = ""
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as connection:
+        pg = connection.execute("SHOW server_version").fetchone()[0]
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{cpu} x {os.cpu_count()}",
+        "python": platform.python_version(),
+        "postgresql": pg,
+        "redis": Redis.from_url(REDIS_URL).info()["redis_version"],
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def describe(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "mean": statistics.fmean(values) if values else float("nan"),
+    }
+
+
+def print_json(label: str, data: object) -> None:
+    print(f"{label}: {json.dumps(data, ensure_ascii=False)}", flush=True)
+

@@ -1,0 +1,80 @@
+"""Ingest benchmark: signed Twilio and Telegram webhooks at rising concurrency, with wrk.
+
+    python -m bench.ingest [--seconds 60] [--connections 8,16,32,64] [--web-workers 2] [--threads 32]
+
+Everything runs on this machine at once (wrk, gunicorn, PostgreSQL, Redis); no queue consumers run, so this
+measures storing and acknowledging. Prints one line per level, the raw limits measured in the same run, and the
+web processes' peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from bench.common import (
+    fresh_database,
+    machine,
+    print_json,
+    process_tree_peaks,
+    raw_postgres_commits,
+    raw_redis_round_trips,
+    start_stack,
+)
+from tests.support import TELEGRAM_SECRET, TWILIO_TOKEN, drop_database
+
+HERE = Path(__file__).resolve().parent
+
+
+def wrk(url: str, script: str, args: list[str], connections: int, seconds: int) -> dict:
+    command = [
+        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(HERE / script), url,
+        "--", *args,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("{"))
+    return json.loads(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--connections", default="8,16,32,64")
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--channels", default="twilio,telegram")
+    options = parser.parse_args()
+    levels = [int(c) for c in options.connections.split(",")]
+    print_json("machine", machine())
+    database = fresh_database()
+    stack = start_stack(database, web_workers=options.web_workers, threads=options.threads)
+    try:
+        wrk(stack.url, "telegram.lua", [TELEGRAM_SECRET, "9", "10000"], 16, 5)
+        tag = 10
+        for channel in options.channels.split(","):
+            for connections in levels:
+                tag += 1
+                if channel == "twilio":
+                    result = wrk(stack.url, "twilio_sms.lua", [stack.url, TWILIO_TOKEN, str(tag), "10000"],
+                                 connections, options.seconds)
+                else:
+                    result = wrk(stack.url, "telegram.lua", [TELEGRAM_SECRET, str(tag), "10000"],
+                                 connections, options.seconds)
+                print_json(f"ingest {channel} c={connections}", result)
+                time.sleep(2)
+        peaks = {pid: round(mb, 1) for process in stack.web for pid, mb in process_tree_peaks(process).items()}
+        print_json("web peak RSS MB (master and workers)", peaks)
+    finally:
+        stack.stop()
+    print_json("raw postgres, 1 row per commit, 32 connections (rows/s)", round(raw_postgres_commits(database)))
+    print_json("raw postgres, 32 rows per commit, 32 connections (rows/s)",
+               round(raw_postgres_commits(database, rows_per_commit=32)))
+    print_json("raw redis RPUSH round trips, 32 connections (/s)", round(raw_redis_round_trips()))
+    drop_database("retorno_bench")
+
+
+if __name__ == "__main__":
+    main()
