@@ -33,6 +33,15 @@ class Settings:
     telegram_api_base: str = "https://api.telegram.org"
     console_channel: bool = False
     sender_rate: float | None = None
+    # Incentives
+    incentive_provider: str = "ledger"
+    incentive_max_attempts: int = 6
+    incentive_retry_seconds: float = 60.0
+    reloadly_client_id: str | None = None
+    reloadly_client_secret: str | None = None
+    reloadly_api_base: str = "https://topups.reloadly.com"
+    reloadly_auth_url: str = "https://auth.reloadly.com/oauth/token"
+    reloadly_timeout: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -90,6 +99,7 @@ class Settings:
         if surveys_dir and not Path(surveys_dir).is_dir():
             raise ConfigError(f"RETORNO_SURVEYS_DIR={surveys_dir} is not a folder")
         rate = get("RETORNO_SEND_RATE")
+        incentives = _incentive_settings(get)
         return cls(
             database_url=database_url,
             redis_url=get("REDIS_URL"),
@@ -109,7 +119,41 @@ class Settings:
             telegram_api_base=(get("TELEGRAM_API_BASE") or "https://api.telegram.org").rstrip("/"),
             console_channel=(get("RETORNO_CONSOLE_CHANNEL") or "").lower() in ("1", "true", "yes"),
             sender_rate=float(rate) if rate else None,
+            **incentives,
         )
+
+
+def _incentive_settings(get) -> dict:
+    """RETORNO_INCENTIVE_* and RELOADLY_* (see README, Incentives); a wrong value is a ConfigError."""
+    provider = (get("RETORNO_INCENTIVE_PROVIDER") or "ledger").lower()
+    if provider not in ("ledger", "reloadly"):
+        raise ConfigError(f"RETORNO_INCENTIVE_PROVIDER={provider} is unknown; use ledger or reloadly")
+    values: dict = {
+        "incentive_provider": provider,
+        "reloadly_client_id": get("RELOADLY_CLIENT_ID"),
+        "reloadly_client_secret": get("RELOADLY_CLIENT_SECRET"),
+        "reloadly_api_base": (get("RELOADLY_API_BASE") or "https://topups.reloadly.com").rstrip("/"),
+        "reloadly_auth_url": get("RELOADLY_AUTH_URL") or "https://auth.reloadly.com/oauth/token",
+    }
+    if provider == "reloadly" and not (values["reloadly_client_id"] and values["reloadly_client_secret"]):
+        raise ConfigError("RETORNO_INCENTIVE_PROVIDER=reloadly needs RELOADLY_CLIENT_ID and RELOADLY_CLIENT_SECRET")
+    numbers = (
+        ("RETORNO_INCENTIVE_MAX_ATTEMPTS", "incentive_max_attempts", int),
+        ("RETORNO_INCENTIVE_RETRY_SECONDS", "incentive_retry_seconds", float),
+        ("RELOADLY_TIMEOUT", "reloadly_timeout", float),
+    )
+    for name, field_name, kind in numbers:
+        raw = get(name)
+        if raw is None:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw} is not a number") from None
+        if value <= 0:
+            raise ConfigError(f"{name} must be more than 0")
+        values[field_name] = value
+    return values
 
 
 def _embedded_secret(data_dir: Path) -> str:

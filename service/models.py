@@ -182,3 +182,69 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+# -- Incentives ---------------------------------------------------------------------------------------------
+
+
+class IncentiveBudget(Base):
+    """What one survey wave has promised: reservations plus earned credits, never above `budget_cents`."""
+
+    __tablename__ = "incentive_budgets"
+
+    survey_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wave: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(8))
+    budget_cents: Mapped[int | None] = mapped_column(BigInteger)
+    committed_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IncentiveReservation(Base):
+    """Credit held for a respondent who consented, until they complete (it becomes an Incentive) or leave."""
+
+    __tablename__ = "incentive_reservations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id"), unique=True)
+    survey_id: Mapped[str] = mapped_column(String(64))
+    wave: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Incentive(Base):
+    """One earned credit: once per respondent and survey wave, and once per phone number and survey wave.
+
+    status: awaiting_phone (Telegram, no number yet) -> pending -> submitted -> succeeded | failed
+    (failed ones are retried until `attempts` reaches the limit); duplicate when the number was already paid.
+    """
+
+    __tablename__ = "incentives"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "survey_id", "wave", name="uq_incentives_contact_survey_wave"),
+        UniqueConstraint("phone_hash", "survey_id", "wave", name="uq_incentives_phone_survey_wave"),
+        Index("ix_incentives_status_due", "status", "next_attempt_at"),
+        Index("ix_incentives_survey", "survey_id", "wave", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id"), unique=True)
+    survey_id: Mapped[str] = mapped_column(String(64))
+    wave: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    phone_hash: Mapped[str | None] = mapped_column(String(64))
+    phone_enc: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    transaction_id: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

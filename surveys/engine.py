@@ -2,6 +2,12 @@
 
 Pure: no clock, no database, no network. The caller passes the time of the message and whether an incentive can
 still be paid; it stores the answers, sends the replies and acts on the events.
+
+`incentive_available` means "this respondent can be promised (and kept) the survey's credit now": checked when
+the survey starts (before consent), at consent, at completion and when a payout number is given. A caller that
+could not reserve or record the credit runs the same message again with False, and the engine says so.
+With `ask_phone` (channels without a phone number, e.g. Telegram), a completed survey that earns credit asks for
+the mobile number to pay (a post-completion step; the status stays "completed").
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ from typing import Any
 from surveys import messages as builtin
 from surveys.definition import CONSENT_ID, Definition, Question
 from surveys.parsers import Accepted, Rejected, Unsure, parse_answer
+from surveys.phones import mobile_number
 from surveys.text import normalize
 
 NEW, IN_PROGRESS, COMPLETED, DECLINED, OPTED_OUT, EXPIRED = (
     "new", "in_progress", "completed", "declined", "opted_out", "expired"
 )
 CONFIRM = "_confirm"
+PAYOUT_PHONE = "_payout_phone"
 _BOT_SUFFIX = re.compile(r"^(/\w+)@\w+", re.ASCII)
 
 
@@ -58,6 +66,8 @@ class Inbound:
     kind: str = "text"
     at: datetime | None = None
     language_hint: str | None = None
+    contact: str | None = None
+    """The phone number of a shared contact card (Telegram's share-contact button)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,10 @@ class Reply:
     choices: tuple[ReplyChoice, ...] = ()
     numbered: bool = False
     multi: bool = False
+    contact_button: str | None = None
+    """Label of a button that shares the respondent's own phone number (channels that have one)."""
+    close_keyboard: bool = False
+    """Remove a share-number button shown earlier."""
 
     def plain(self) -> str:
         """The message for text-only channels (SMS, WhatsApp, console)."""
@@ -117,15 +131,24 @@ def handle(
     state: State | None,
     inbound: Inbound,
     incentive_available: bool = True,
+    ask_phone: bool = False,
+    phone_region: str = "MX",
 ) -> Step:
-    """Advance one respondent's conversation by one inbound message."""
+    """Advance one respondent's conversation by one inbound message.
+
+    `ask_phone`: after completing, ask for the mobile number to pay (numbers without +country are read in
+    `phone_region`).
+    """
     if state is None:
         state = new_state(definition, inbound)
     if (state.survey_id, state.version) != (definition.id, definition.version):
         raise ValueError(
             f"state is for {state.survey_id} v{state.version}, definition is {definition.id} v{definition.version}"
         )
-    return _Turn(definition, replace(state, answers=dict(state.answers)), inbound, incentive_available).run()
+    turn = _Turn(
+        definition, replace(state, answers=dict(state.answers)), inbound, incentive_available, ask_phone, phone_region
+    )
+    return turn.run()
 
 
 def invite(definition: Definition, state: State | None = None, incentive_available: bool = True) -> Step:
@@ -180,11 +203,21 @@ def _guess_language(definition: Definition, inbound: Inbound | None) -> str:
 class _Turn:
     """One inbound message's worth of work; collects answers, replies and events into `step`."""
 
-    def __init__(self, definition: Definition, state: State, inbound: Inbound, incentive_available: bool):
+    def __init__(
+        self,
+        definition: Definition,
+        state: State,
+        inbound: Inbound,
+        incentive_available: bool,
+        ask_phone: bool = False,
+        phone_region: str = "MX",
+    ):
         self.d = definition
         self.state = state
         self.inbound = inbound
         self.incentive_available = incentive_available
+        self.ask_phone = ask_phone
+        self.phone_region = phone_region
         self.step = Step(state=state)
         self.preamble: list[str] = []
 
@@ -208,7 +241,10 @@ class _Turn:
         elif self.state.status == IN_PROGRESS:
             self.on_answer(since_last)
         elif self.state.status == COMPLETED:
-            self.say("already_completed")
+            if self.state.question == PAYOUT_PHONE:
+                self.on_payout_phone()
+            else:
+                self.say("already_completed")
         elif self.state.status == DECLINED:
             if self._is_start_keyword():
                 self.restart()
@@ -322,6 +358,8 @@ class _Turn:
                 self.ask_confirmation(question, self.state.pending["label"])
             else:
                 self.ask(question)
+        elif status == COMPLETED and self.state.question == PAYOUT_PHONE:
+            self.ask_payout_phone()
         elif status == COMPLETED:
             self.say("already_completed")
         elif status == DECLINED:
@@ -384,6 +422,9 @@ class _Turn:
                 self.say("declined")
                 return
             self.event("consented")
+            if self.state.incentive and not self.incentive_available:
+                self.state.incentive = False
+                self.preamble.append(self.d.message("no_credit", self.state.language))
         self.step.answers.append(Answer(question.id, value))
         self.advance()
 
@@ -422,10 +463,43 @@ class _Turn:
         self.state.question = None
         self.event("completed")
         incentive = self.d.incentive
-        if incentive is not None and self.state.incentive:
-            self.say("completed_incentive", amount=f"{incentive.amount:g}", currency=incentive.currency)
-        else:
+        if incentive is None or not self.state.incentive:
             self.say("completed")
+        elif not self.incentive_available:
+            self.state.incentive = False
+            self.say("completed_no_credit")
+        elif self.ask_phone:
+            self.state.question = PAYOUT_PHONE
+            self.state.attempts = 0
+            self.preamble.append(self.d.message("completed", self.state.language))
+            self.ask_payout_phone()
+        else:
+            self.say("completed_incentive", amount=f"{incentive.amount:g}", currency=incentive.currency)
+
+    def on_payout_phone(self) -> None:
+        """The post-completion step: the number to send the credit to, typed or shared as a contact."""
+        shared = self.inbound.contact is not None
+        raw = self.inbound.contact if shared else self.inbound.text
+        number = mobile_number(raw or "", self.phone_region, international=shared)
+        if number is None:
+            self.state.attempts += 1
+            self.event("invalid", PAYOUT_PHONE, {"reason": "not_a_mobile", "attempt": self.state.attempts})
+            if self.state.attempts > self.d.max_reprompts:
+                self.state.attempts = 0
+                self.say("phone_later")
+                return
+            self.preamble.append(self.d.message("error_phone", self.state.language))
+            self.ask_payout_phone()
+            return
+        self.state.question = None
+        self.state.attempts = 0
+        if not self.incentive_available:
+            self.state.incentive = False
+            self.event("payout_phone_refused", PAYOUT_PHONE, {"phone": number})
+            self.say("phone_paid_before", close_keyboard=True)
+            return
+        self.event("payout_phone", PAYOUT_PHONE, {"phone": number})
+        self.say("phone_saved", close_keyboard=True, ending=number[-4:])
 
     # -- messages -----------------------------------------------------------------------------------------
 
@@ -466,13 +540,22 @@ class _Turn:
         )
         self.step.replies.append(Reply(text=text, question_id=question.id, choices=choices))
 
-    def say(self, key: str, **values: Any) -> None:
-        self.preamble.append(self.d.message(key, self.state.language, **values))
-        self.flush()
+    def ask_payout_phone(self) -> None:
+        language = self.state.language
+        incentive = self.d.incentive
+        amount, currency = (f"{incentive.amount:g}", incentive.currency) if incentive else ("", "")
+        text = "\n".join([*self.preamble, self.d.message("ask_phone", language, amount=amount, currency=currency)])
+        self.preamble = []
+        button = self.d.message("phone_button", language)
+        self.step.replies.append(Reply(text=text, question_id=PAYOUT_PHONE, contact_button=button))
 
-    def flush(self) -> None:
+    def say(self, key: str, close_keyboard: bool = False, **values: Any) -> None:
+        self.preamble.append(self.d.message(key, self.state.language, **values))
+        self.flush(close_keyboard)
+
+    def flush(self, close_keyboard: bool = False) -> None:
         if self.preamble:
-            self.step.replies.append(Reply(text="\n".join(self.preamble)))
+            self.step.replies.append(Reply(text="\n".join(self.preamble), close_keyboard=close_keyboard))
             self.preamble = []
 
     def event(self, kind: str, question_id: str | None = None, detail: dict[str, Any] | None = None) -> None:

@@ -18,6 +18,37 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "¡Gracias! Terminó la encuesta. Pronto recibirá su saldo de {amount} {currency}.",
         "en": "Thank you! You finished the survey. You will soon get your {amount} {currency} credit.",
     },
+    "completed_no_credit": {
+        "es": "¡Gracias! Terminó la encuesta. Lo sentimos: esta vez no podemos enviarle saldo.",
+        "en": "Thank you! You finished the survey. Sorry: we cannot send you credit this time.",
+    },
+    "ask_phone": {
+        "es": "Para enviarle su saldo de {amount} {currency}, escriba su número de celular (10 dígitos) "
+              "o toque «Compartir mi número».",
+        "en": "To send you your {amount} {currency} credit, write your mobile number "
+              "or tap “Share my number”.",
+    },
+    "phone_button": {"es": "📱 Compartir mi número", "en": "📱 Share my number"},
+    "error_phone": {
+        "es": "Ese no parece un número de celular. Escriba los 10 dígitos, p. ej. 55 1234 5678.",
+        "en": "That does not look like a mobile number. Write it with its area code, e.g. 55 1234 5678.",
+    },
+    "phone_later": {
+        "es": "Cuando quiera, escríbanos su número de celular para enviarle su saldo.",
+        "en": "Whenever you like, send us your mobile number to get your credit.",
+    },
+    "phone_saved": {
+        "es": "Gracias. Enviaremos su saldo al número que termina en {ending}.",
+        "en": "Thank you. We will send your credit to the number ending in {ending}.",
+    },
+    "phone_paid_before": {
+        "es": "Ese número ya recibió el saldo de esta encuesta. ¡Gracias por participar!",
+        "en": "That number already got the credit for this survey. Thank you for taking part!",
+    },
+    "credit_sent": {
+        "es": "Le enviamos su saldo de {amount} {currency}. ¡Gracias por participar!",
+        "en": "We sent your {amount} {currency} credit. Thank you for taking part!",
+    },
     "already_completed": {
         "es": "Ya respondió esta encuesta. ¡Gracias! Escriba AYUDA si necesita algo.",
         "en": "You already answered this survey. Thank you! Send HELP if you need anything.",

@@ -32,6 +32,7 @@ from service.runtime import Runtime
 from surveys import engine
 from surveys.definition import Definition
 from surveys.engine import Inbound, State, Step
+from workers import incentives
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def process(ids: Sequence[int]) -> int:
         log.exception("batch of %d messages failed; retrying them one contact at a time", len(ids))
         result = _one_by_one(rt, ids)
     rt.dispatcher.push(OUTBOX, result.outbound_ids)
+    incentives.wake(rt, result.incentive_ids)
     return result.processed
 
 
@@ -119,6 +121,7 @@ def _one_by_one(rt: Runtime, ids: Sequence[int]) -> _Result:
             continue
         total.processed += result.processed
         total.outbound_ids.extend(result.outbound_ids)
+        total.incentive_ids.extend(result.incentive_ids)
     return total
 
 
@@ -144,6 +147,7 @@ def _mark_failed(rt: Runtime, channel: str, address_hash: str, error: BaseExcept
 class _Result:
     processed: int = 0
     outbound_ids: list[int] = field(default_factory=list)
+    incentive_ids: list[int] = field(default_factory=list)
 
 
 class _Batch:
@@ -154,6 +158,7 @@ class _Batch:
         self.catalog = rt.catalog
         self.now = rt.now()
         self.outbound: list[OutboundMessage] = []
+        self.incentive_ids: list[int] = []
 
     def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
         result = _Result()
@@ -172,6 +177,7 @@ class _Batch:
                     result.processed += 1
             session.flush()
             result.outbound_ids = [m.id for m in self.outbound]
+            result.incentive_ids = list(self.incentive_ids)
         return result
 
     # -- loading ------------------------------------------------------------------------------------------------
@@ -277,13 +283,19 @@ class _Batch:
             kind=payload.get("kind", "text"),
             at=_aware(message.received_at),
             language_hint=payload.get("language_hint"),
+            contact=payload.get("contact_phone"),
         )
         found = engine.keyword(inbound.text) if inbound.button is None else None
         if contact.opted_out and not (found and found[0] == "opt_in"):
             message.status = "ignored"
             return current
         definition, state, row = self._conversation(session, contact, current, inbound)
-        step = engine.handle(definition, state, inbound, incentive_available=self._incentive_available(definition))
+        payout = incentives.Payout(self.rt, session, contact, row, definition, self.now)
+        step = payout.step(state, lambda available: engine.handle(
+            definition, state, inbound, incentive_available=available, ask_phone=payout.ask_phone,
+            phone_region=self.rt.settings.default_region,
+        ))
+        self.incentive_ids.extend(payout.due)
         row = self._save(session, contact, row, definition, step, message)
         self._apply_events(session, contact, step)
         for reply in step.replies:
@@ -315,9 +327,6 @@ class _Batch:
         if contact.language in definition.languages:
             state.language = contact.language
         return definition, state, None
-
-    def _incentive_available(self, definition: Definition) -> bool:
-        return True
 
     def _save(
         self,

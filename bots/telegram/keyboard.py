@@ -27,7 +27,20 @@ def render(reply: Reply) -> tuple[str, dict[str, Any]]:
     """(text, payload): choices become buttons, except for multiple-choice questions, answered by typing numbers."""
     if reply.choices and not reply.multi:
         return reply.text, {"reply_markup": inline_keyboard(reply.choices)}
+    if reply.contact_button:
+        return reply.text, {"reply_markup": share_number_keyboard(reply.contact_button)}
+    if reply.close_keyboard:
+        return reply.plain(), {"reply_markup": {"remove_keyboard": True}}
     return reply.plain(), {}
+
+
+def share_number_keyboard(label: str) -> dict[str, Any]:
+    """A one-button ReplyKeyboardMarkup that shares the respondent's own phone number as a contact."""
+    return {
+        "keyboard": [[{"text": label, "request_contact": True}]],
+        "one_time_keyboard": True,
+        "resize_keyboard": True,
+    }
 
 
 def _button(choice: ReplyChoice) -> dict[str, str]:

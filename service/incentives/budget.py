@@ -1,0 +1,109 @@
+"""The budget of a survey wave: a counter of what was promised, raised only while it stays within the budget.
+
+`committed_cents` = reservations held + credits earned (except duplicates). Raising it is one conditional
+UPDATE (`... WHERE committed + amount <= budget`): the row lock makes concurrent workers queue, and each sees
+the other's committed value, so the budget is never exceeded however many workers consent people at once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.incentives import cents
+from service.models import IncentiveBudget, IncentiveReservation, SurveySession
+from surveys.definition import Definition
+
+
+def room(session: Session, definition: Definition, wave: int) -> bool:
+    """Whether a new respondent can be promised the credit now (a read; the reservation at consent decides)."""
+    incentive = definition.incentive
+    if incentive is None or incentive.budget is None:
+        return True
+    committed = session.scalar(
+        select(IncentiveBudget.committed_cents).where(
+            IncentiveBudget.survey_id == definition.id, IncentiveBudget.wave == wave
+        )
+    )
+    return (committed or 0) + cents(incentive.amount) <= cents(incentive.budget)
+
+
+def commit(session: Session, definition: Definition, wave: int, amount_cents: int) -> bool:
+    """Add `amount_cents` to the wave's promises unless that passes its budget; False when it would."""
+    incentive = definition.incentive
+    if incentive is None:
+        return False
+    budget_cents = cents(incentive.budget) if incentive.budget is not None else None
+    _ensure_row(session, definition.id, wave, incentive.currency, budget_cents)
+    query = (
+        update(IncentiveBudget)
+        .where(IncentiveBudget.survey_id == definition.id, IncentiveBudget.wave == wave)
+        .values(committed_cents=IncentiveBudget.committed_cents + amount_cents, budget_cents=budget_cents)
+        .execution_options(synchronize_session=False)
+    )
+    if budget_cents is not None:
+        query = query.where(IncentiveBudget.committed_cents + amount_cents <= budget_cents)
+    return session.execute(query).rowcount == 1
+
+
+def give_back(session: Session, survey_id: str, wave: int, amount_cents: int) -> None:
+    session.execute(
+        update(IncentiveBudget)
+        .where(IncentiveBudget.survey_id == survey_id, IncentiveBudget.wave == wave)
+        .values(committed_cents=IncentiveBudget.committed_cents - amount_cents)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def reserve(session: Session, row: SurveySession, definition: Definition) -> bool:
+    """Hold the credit for a respondent who consented; True when held (also when it already was)."""
+    from service.models import Incentive
+
+    held = session.scalar(select(IncentiveReservation.id).where(IncentiveReservation.session_id == row.id))
+    earned = session.scalar(select(Incentive.id).where(Incentive.session_id == row.id))
+    if held is not None or earned is not None:
+        return True
+    amount_cents = cents(definition.incentive.amount) if definition.incentive else 0
+    if not commit(session, definition, row.wave, amount_cents):
+        return False
+    session.add(
+        IncentiveReservation(session_id=row.id, survey_id=row.survey_id, wave=row.wave, amount_cents=amount_cents)
+    )
+    session.flush()
+    return True
+
+
+def take(session: Session, session_id: int) -> int | None:
+    """Remove a session's reservation and return its amount (None when it had none); the caller uses it."""
+    taken = session.execute(
+        delete(IncentiveReservation)
+        .where(IncentiveReservation.session_id == session_id)
+        .returning(IncentiveReservation.amount_cents)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return taken[0] if taken else None
+
+
+def release(session: Session, session_id: int) -> bool:
+    """Give a session's reservation back to its wave (the respondent declined, opted out or expired)."""
+    taken = session.execute(
+        delete(IncentiveReservation)
+        .where(IncentiveReservation.session_id == session_id)
+        .returning(IncentiveReservation.survey_id, IncentiveReservation.wave, IncentiveReservation.amount_cents)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if taken is None:
+        return False
+    give_back(session, *taken)
+    return True
+
+
+def _ensure_row(session: Session, survey_id: str, wave: int, currency: str, budget_cents: int | None) -> None:
+    dialect = session.get_bind().dialect.name
+    statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    session.execute(
+        statement(IncentiveBudget)
+        .values(survey_id=survey_id, wave=wave, currency=currency, budget_cents=budget_cents, committed_cents=0)
+        .on_conflict_do_nothing(index_elements=["survey_id", "wave"])
+    )

@@ -1,0 +1,274 @@
+"""Incentive jobs and the inbound worker's incentive hook.
+
+    Payout          inside the inbound transaction: what the engine may promise, and keeping the promise
+                    (reserve at consent, record at completion, attach a Telegram number, release on leaving)
+    issue(id)       RQ job: one provider call for one due record (a job run twice finds nothing to claim)
+    settle(id)      RQ job: ask the provider what happened to a record stuck in `submitted`
+    tick()          periodic: release reservations of sessions that ended elsewhere, enqueue due work
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service import runtime as runtimes
+from service.inbox import PHONE_CHANNELS
+from service.incentives import FAILED, PENDING, SUBMITTED, budget, ledger
+from service.incentives.providers import Outcome, make_provider
+from service.models import Contact, Incentive, IncentiveReservation, SurveySession
+from service.queue import OUTBOX
+from service.runtime import Runtime
+from surveys import engine
+from surveys.definition import Definition
+from surveys.engine import State, Step
+
+log = logging.getLogger(__name__)
+
+ISSUE, SETTLE = "workers.incentives.issue", "workers.incentives.settle"
+TICK_LIMIT = 1000
+ENDED = (engine.DECLINED, engine.OPTED_OUT, engine.EXPIRED)
+_http = threading.local()
+
+
+# -- the inbound hook ---------------------------------------------------------------------------------------
+
+
+class Payout:
+    """One inbound message's incentive decisions, inside the worker's transaction."""
+
+    def __init__(self, rt: Runtime, session: Session, contact: Contact, row: SurveySession | None,
+                 definition: Definition, now: datetime):
+        self.rt, self.session, self.contact, self.row, self.d, self.now = rt, session, contact, row, definition, now
+        self.due: list[int] = []
+        """Records that became payable: the batch enqueues `issue` for them once it has committed."""
+
+    @property
+    def ask_phone(self) -> bool:
+        """Channels without a phone number (Telegram, console) ask for one after completing."""
+        return self.contact.channel not in PHONE_CHANNELS and self.contact.phone_enc is None
+
+    def step(self, state: State | None, run: Callable[[bool], Step]) -> Step:
+        """Run the engine (`run(incentive_available)`); when its promise cannot be kept, run it again with False."""
+        first = run(self._can_promise(state))
+        if self._keep(first):
+            return first
+        second = run(False)
+        self._keep(second)
+        return second
+
+    def _can_promise(self, state: State | None) -> bool:
+        if self.d.incentive is None:
+            return True
+        if state is not None and state.status in (engine.IN_PROGRESS, engine.COMPLETED):
+            return True
+        wave = self.row.wave if self.row is not None else 1
+        return budget.room(self.session, self.d, wave)
+
+    def _keep(self, step: Step) -> bool:
+        """Reserve, record or release what the step's events ask for; False (nothing written) if it cannot."""
+        row = self.row
+        if row is None or self.d.incentive is None:
+            return True
+        for event in step.events:
+            if event.kind == "consented" and step.state.incentive:
+                if not budget.reserve(self.session, row, self.d):
+                    return False
+            elif event.kind == "completed" and step.state.incentive:
+                phone = ledger.payout_phone(self.rt.vault, self.contact, self.rt.settings.default_region)
+                record = ledger.earn(self.session, self.rt.vault, self.contact, row, self.d, self.now, phone,
+                                     self.rt.settings.incentive_provider)
+                if record is None:
+                    return False
+                if record.status == PENDING:
+                    self.due.append(record.id)
+            elif event.kind == "payout_phone":
+                kept = ledger.attach_phone(self.session, self.rt.vault, self.contact, row, event.detail["phone"],
+                                           self.rt.settings.default_region, self.now)
+                if kept is False:
+                    return False
+                if isinstance(kept, Incentive):
+                    self.due.append(kept.id)
+            elif event.kind == "payout_phone_refused":
+                ledger.withdraw(self.session, row, "this number was already paid for this survey wave", self.now)
+            elif event.kind in ("declined", "opted_out", "expired"):
+                budget.release(self.session, row.id)
+        return True
+
+
+def wake(rt: Runtime, incentive_ids: list[int]) -> None:
+    """After a commit: issue the records that became payable (the periodic tick catches any lost wake-up)."""
+    if not incentive_ids or rt.settings.incentive_provider == "ledger":
+        return
+    for incentive_id in incentive_ids:
+        rt.dispatcher.enqueue(ISSUE, incentive_id)
+
+
+# -- jobs -------------------------------------------------------------------------------------------------
+
+
+def issue(incentive_id: int) -> str:
+    """RQ job: hand one due record to the provider; what happened ('paid', 'failed', ..., or 'skipped')."""
+    rt = runtimes.current()
+    provider = make_provider(rt.settings, _session())
+    if not provider.automatic:
+        return "ledger"
+    now = rt.now()
+    with rt.sessions() as session, session.begin():
+        claim = ledger.claim(session, rt.vault, incentive_id, now, rt.settings.incentive_max_attempts,
+                             provider.name, _grace(rt))
+    if claim is None:
+        return "skipped"
+    outcome = _call(lambda: provider.topup(claim.order))
+    log.info("incentive %s attempt %s: %s %s", incentive_id, claim.attempts, outcome.state, outcome.code or "")
+    _record(rt, incentive_id, outcome, claim.attempts)
+    return outcome.state
+
+
+def settle(incentive_id: int) -> str:
+    """RQ job: a record still `submitted` past its time: ask the provider by idempotency key, never pay again."""
+    rt = runtimes.current()
+    provider = make_provider(rt.settings, _session())
+    if not provider.automatic:
+        return "ledger"
+    with rt.sessions() as session, session.begin():
+        key = ledger.claim_check(session, incentive_id, rt.now(), _grace(rt))
+    if key is None:
+        return "skipped"
+    outcome = _call(lambda: provider.lookup(key))
+    log.info("incentive %s settled by lookup: %s %s", incentive_id, outcome.state, outcome.code or "")
+    _record(rt, incentive_id, outcome, None)
+    return outcome.state
+
+
+def tick() -> dict[str, int]:
+    """Periodic: release reservations of sessions that ended elsewhere (expiry), enqueue due issues and checks."""
+    rt = runtimes.current()
+    now = rt.now()
+    with rt.sessions() as session, session.begin():
+        released = release_ended(session)
+        due, overdue = _due(session, now) if rt.settings.incentive_provider != "ledger" else ([], [])
+    for incentive_id in due:
+        rt.dispatcher.enqueue(ISSUE, incentive_id)
+    for incentive_id in overdue:
+        rt.dispatcher.enqueue(SETTLE, incentive_id)
+    if released or due or overdue:
+        log.info("incentives: %d reservations released, %d issues and %d checks queued", released, len(due),
+                 len(overdue))
+    return {"released": released, "issue": len(due), "settle": len(overdue)}
+
+
+def reconcile(everything: bool = False, survey_id: str | None = None) -> dict[str, int]:
+    """Settle `submitted` records now (all of them with `everything`, else the overdue ones), then issue due ones.
+
+    Runs in the caller's process (the CLI); returns counts by outcome.
+    """
+    rt = runtimes.current()
+    now = rt.now()
+    counts: dict[str, int] = {}
+    with rt.sessions() as session, session.begin():
+        counts["released"] = release_ended(session)
+        query = select(Incentive.id).where(Incentive.status == SUBMITTED)
+        if not everything:
+            query = query.where(Incentive.next_attempt_at <= now)
+        if survey_id:
+            query = query.where(Incentive.survey_id == survey_id)
+        submitted = session.scalars(query.order_by(Incentive.id)).all()
+        if everything and submitted:
+            session.execute(
+                Incentive.__table__.update()
+                .where(Incentive.id.in_(submitted), Incentive.status == SUBMITTED)
+                .values(next_attempt_at=now)
+            )
+    for incentive_id in submitted:
+        state = settle(incentive_id)
+        counts[state] = counts.get(state, 0) + 1
+    with rt.sessions() as session:
+        due, _ = _due(session, rt.now())
+    for incentive_id in due:
+        state = issue(incentive_id)
+        counts[f"issued_{state}"] = counts.get(f"issued_{state}", 0) + 1
+    return counts
+
+
+def release_ended(session: Session) -> int:
+    """Reservations whose session ended without completing (declined, opted out, expired) go back."""
+    ended = session.scalars(
+        select(IncentiveReservation.session_id)
+        .join(SurveySession, SurveySession.id == IncentiveReservation.session_id)
+        .where(SurveySession.status.in_(ENDED))
+        .limit(TICK_LIMIT)
+    ).all()
+    return sum(1 for session_id in ended if budget.release(session, session_id))
+
+
+def _due(session: Session, now: datetime) -> tuple[list[int], list[int]]:
+    due = session.scalars(
+        select(Incentive.id)
+        .where(Incentive.status.in_((PENDING, FAILED)), Incentive.next_attempt_at <= now)
+        .order_by(Incentive.next_attempt_at)
+        .limit(TICK_LIMIT)
+    ).all()
+    overdue = session.scalars(
+        select(Incentive.id)
+        .where(Incentive.status == SUBMITTED, Incentive.next_attempt_at <= now)
+        .order_by(Incentive.next_attempt_at)
+        .limit(TICK_LIMIT)
+    ).all()
+    return list(due), list(overdue)
+
+
+def _record(rt: Runtime, incentive_id: int, outcome: Outcome, attempts: int | None) -> None:
+    now = rt.now()
+    retry_in = backoff(rt.settings.incentive_retry_seconds, attempts or 1)
+    outbound: list[int] = []
+    with rt.sessions() as session, session.begin():
+        paid = ledger.record(session, incentive_id, outcome, now, rt.settings.incentive_max_attempts, retry_in,
+                             attempts)
+        if paid:
+            outbound = notify_paid(rt, session, incentive_id)
+    rt.dispatcher.push(OUTBOX, outbound)
+
+
+def notify_paid(rt: Runtime, session: Session, incentive_id: int) -> list[int]:
+    """Queue the "credit sent" message of a record that just succeeded; the outbound ids to push after commit."""
+    survey_id, version = session.execute(
+        select(SurveySession.survey_id, SurveySession.version)
+        .join(Incentive, Incentive.session_id == SurveySession.id)
+        .where(Incentive.id == incentive_id)
+    ).one()
+    definition = rt.catalog.get(survey_id, version, session)
+    message = ledger.notify(session, incentive_id, definition, rt.now())
+    return [message.id] if message is not None else []
+
+
+def backoff(base_seconds: float, attempts: int) -> timedelta:
+    """base, 2x base, 4x base ... capped at one hour."""
+    return timedelta(seconds=min(3600.0, base_seconds * 2 ** max(0, attempts - 1)))
+
+
+def _grace(rt: Runtime) -> timedelta:
+    """How long a submitted record may wait for its worker before the provider is asked about it."""
+    return timedelta(seconds=2 * rt.settings.reloadly_timeout + 10)
+
+
+def _call(work: Callable[[], Outcome]) -> Outcome:
+    try:
+        return work()
+    except Exception as error:  # noqa: BLE001 - a provider bug must not lose the record: it is looked up later
+        log.exception("incentive provider failed")
+        return Outcome("unknown", code="error", message=type(error).__name__)
+
+
+def _session() -> requests.Session:
+    """One keep-alive HTTP session per thread."""
+    session = getattr(_http, "session", None)
+    if session is None:
+        session = _http.session = requests.Session()
+    return session
