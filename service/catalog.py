@@ -154,6 +154,6 @@ class Catalog:
             return None
         self.ensure_published()
         for definition in self._current.values():
-            if any(normalize(k) == said for k in definition.start_keywords):
+            if said in definition.start_set:
                 return definition
         return None

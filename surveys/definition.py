@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from surveys.text import normalize
 
 QUESTION_TYPES = ("choice", "multi", "yes_no", "integer", "decimal", "text", "date", "region")
 DIMENSIONS = ("economic", "social", "psychosocial")
@@ -98,6 +101,16 @@ class Definition:
 
     def index(self, question_id: str) -> int:
         return self._by_id[question_id]  # type: ignore[attr-defined]
+
+    @cached_property
+    def skip_set(self) -> frozenset[str]:
+        """Every language's skip words, normalized."""
+        return frozenset(normalize(w) for words in self.skip_words.values() for w in words)
+
+    @cached_property
+    def start_set(self) -> frozenset[str]:
+        """The start keywords, normalized."""
+        return frozenset(normalize(k) for k in self.start_keywords)
 
     @property
     def consent(self) -> Question:

@@ -27,6 +27,7 @@ NEW, IN_PROGRESS, COMPLETED, DECLINED, OPTED_OUT, EXPIRED = (
     "new", "in_progress", "completed", "declined", "opted_out", "expired"
 )
 CONFIRM = "_confirm"
+_DEFAULT_STARTS = frozenset(normalize(k) for k in builtin.DEFAULT_START_KEYWORD.values())
 PAYOUT_PHONE = "_payout_phone"
 _BOT_SUFFIX = re.compile(r"^(/\w+)@\w+", re.ASCII)
 
@@ -577,13 +578,11 @@ class _Turn:
         return self.inbound.at.date() if self.inbound.at is not None else None
 
     def _is_skip_word(self) -> bool:
-        said = normalize(self.inbound.text)
-        return any(said == normalize(w) for words in self.d.skip_words.values() for w in words)
+        return normalize(self.inbound.text) in self.d.skip_set
 
     def _is_start_keyword(self) -> bool:
         said = normalize(self.inbound.text)
-        keywords = {*self.d.start_keywords, *builtin.DEFAULT_START_KEYWORD.values()}
-        return any(said == normalize(k) for k in keywords)
+        return said in self.d.start_set or said in _DEFAULT_STARTS
 
     def _start_keyword(self) -> str:
         return (self.d.start_keywords or (builtin.DEFAULT_START_KEYWORD[self.d.default_language],))[0]

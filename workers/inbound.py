@@ -42,13 +42,18 @@ REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "anima
 
 
 def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
-    """RQ job: process pushed message ids until the inbox is empty or the time is up."""
+    """RQ job: process pushed message ids until the inbox is empty or the time is up.
+
+    While full batches keep coming, another drain job is scheduled, so idle workers join in.
+    """
     rt = runtimes.current()
     rt.dispatcher.draining(INBOX)
     done = 0
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
         ids = rt.dispatcher.pop(INBOX, batch)
+        if len(ids) == batch:
+            rt.dispatcher.ensure_drain(INBOX)
         if not ids:
             return done
         try:

@@ -36,13 +36,18 @@ _http = threading.local()
 
 
 def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
-    """RQ job: send pushed message ids until the outbox is empty or the time is up."""
+    """RQ job: send pushed message ids until the outbox is empty or the time is up.
+
+    While full batches keep coming, another drain job is scheduled, so idle workers join in.
+    """
     rt = runtimes.current()
     rt.dispatcher.draining(OUTBOX)
     sent = 0
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
         ids = rt.dispatcher.pop(OUTBOX, batch)
+        if len(ids) == batch:
+            rt.dispatcher.ensure_drain(OUTBOX)
         if not ids:
             return sent
         try:
