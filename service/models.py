@@ -184,6 +184,31 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+# -- Gap maps -----------------------------------------------------------------------------------------------
+
+
+class GapSnapshot(Base):
+    """Published gap figures of one survey (one wave, or all), after disclosure control, as computed at a time.
+
+    `respondents` and `latest_completion` fingerprint the completed sessions it was computed from: when they
+    change, the snapshot is stale. `payload` holds only publishable figures (suppressed cells are nulled).
+    """
+
+    __tablename__ = "gap_snapshots"
+    __table_args__ = (Index("ix_gap_snapshots_latest", "survey_id", "wave", "computed_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    survey_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    wave: Mapped[int | None] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    respondents: Mapped[int] = mapped_column(Integer, default=0)
+    latest_completion: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]]
+
+
 # -- Incentives ---------------------------------------------------------------------------------------------
 
 

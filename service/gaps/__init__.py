@@ -1,0 +1,1 @@
+"""Reintegration gap maps: aggregation in the database, disclosure control, snapshots, maps and exports."""

@@ -1,0 +1,328 @@
+"""Counting gaps in the database: one SQL statement turns completed sessions' answers into raw cell figures.
+
+Driven by the survey definition: its indicators (questions with `dimension` and `gap`), its group questions
+(`group: true`) and its dimension weights. Each respondent (a completed session) contributes to
+
+- one *indicator* measure per indicator answered (`in_gap` set by the worker);
+- one *dimension* measure per dimension with at least one indicator answered (in gap when any of them is);
+- the *overall* measure when any indicator was answered (in gap when any indicator is), and
+
+every measure carries the respondent's reintegration index: the weighted mean over dimensions of the share of
+the dimension's answered indicators not in gap. Figures are grouped by region and by each group question's value
+(and nationally) in one pass: `GROUPING SETS` on PostgreSQL, one `GROUP BY` per set on SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, text
+
+from surveys.definition import Definition, Question
+
+OVERALL = "*"
+
+
+def indicator_measure(question_id: str) -> str:
+    return f"i:{question_id}"
+
+
+def dimension_measure(dimension: str) -> str:
+    return f"d:{dimension}"
+
+
+class Key(NamedTuple):
+    """One raw cell: a measure by region (None: national) and by one group question's value (None: all)."""
+
+    grouping: str | None
+    measure: str
+    region: str | None
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    n: int
+    gap_n: int
+    index_sum: float
+    index_n: int
+
+    def __sub__(self, other: Figures) -> Figures:
+        return Figures(self.n - other.n, self.gap_n - other.gap_n, self.index_sum - other.index_sum,
+                       self.index_n - other.index_n)
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(self.n + other.n, self.gap_n + other.gap_n, self.index_sum + other.index_sum,
+                       self.index_n + other.index_n)
+
+
+ZERO = Figures(0, 0, 0.0, 0)
+
+
+@dataclass
+class Counts:
+    """Raw (unsuppressed) figures straight from the database; never published as such."""
+
+    cells: dict[Key, Figures]
+    respondents: int
+    latest_completion: datetime | None
+
+
+def indicators(definition: Definition) -> list[Question]:
+    return [q for q in definition.questions if q.is_indicator]
+
+
+def group_questions(definition: Definition) -> list[Question]:
+    return [q for q in definition.questions if q.group]
+
+
+def fingerprint(connection: Connection, survey_id: str, wave: int | None = None) -> tuple[int, datetime | None]:
+    """How many sessions are completed and the latest completion: when it changes, figures are stale."""
+    row = connection.execute(
+        text(
+            "SELECT count(*), max(completed_at) FROM survey_sessions "
+            "WHERE survey_id = :survey AND status = 'completed'" + (" AND wave = :wave" if wave is not None else "")
+        ),
+        {"survey": survey_id, "wave": wave},
+    ).one()
+    return int(row[0]), _aware(row[1])
+
+
+def count(connection: Connection, definition: Definition, wave: int | None = None) -> Counts:
+    """Every raw cell of `definition`'s survey, from its completed sessions (of one wave, or all)."""
+    respondents, latest = fingerprint(connection, definition.id, wave)
+    measured = indicators(definition)
+    if not measured or respondents == 0:
+        return Counts({}, respondents, latest)
+    groups = group_questions(definition)
+    plan = _Plan(connection.dialect.name, definition, measured, groups, wave)
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL work_mem = '64MB'"))
+        connection.execute(text("SET LOCAL jit = off"))
+    cells: dict[Key, Figures] = {}
+    k = len(groups)
+    for row in connection.execute(text(plan.sql), plan.params):
+        region, codes, rolled = row[0], row[1 : 1 + k], row[1 + k]
+        national, grouping = _decode(rolled, k)
+        if not national and region is None:
+            continue  # sessions without a region only count nationally
+        value = None
+        if grouping is not None:
+            value = plan.value(grouping, codes[grouping])
+            if value is None:
+                continue  # respondents without this group's answer: the remainder, never published
+        figures = row[2 + k :]
+        for position, measure in enumerate(plan.measures):
+            n, gap_n, index_sum, index_n = figures[4 * position : 4 * position + 4]
+            if not n:
+                continue
+            grouping_id = groups[grouping].id if grouping is not None else None
+            key = Key(grouping_id, measure, None if national else region, value)
+            cells[key] = Figures(int(n), int(gap_n or 0), float(index_sum or 0.0), int(index_n or 0))
+    return Counts(cells, respondents, latest)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _aware(moment):
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment is not None and moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _mask(region: bool, grouping: int | None, k: int) -> int:
+    """GROUPING(region, g0 .. g{k-1}) for a set: a bit is 1 where the column is rolled up (first = highest)."""
+    bits = 0
+    for position in range(k + 1):
+        kept = region if position == 0 else grouping == position - 1
+        if not kept:
+            bits |= 1 << (k - position)
+    return bits
+
+
+def _decode(mask: int, k: int) -> tuple[bool, int | None]:
+    """(national, index of the group question or None) from a GROUPING mask."""
+    national = bool(mask >> k & 1)
+    kept = [j for j in range(k) if not mask >> (k - 1 - j) & 1]
+    return national, kept[0] if kept else None
+
+
+def _sets(k: int) -> Iterator[tuple[bool, int | None]]:
+    for region in (True, False):
+        yield region, None
+        for j in range(k):
+            yield region, j
+
+
+def group_values(question: Question) -> list[str]:
+    """The values a group question can take, in order (yes_no without choices: yes, no)."""
+    return [c.value for c in question.choices] or ["yes", "no"]
+
+
+MASK_BITS = 60
+PROFILE_LIMIT = 2**62
+
+
+class _Plan:
+    """The SQL, in three steps, and how to read its rows.
+
+    1. `resp`: one row per completed session from one scan of its answers: the region; `p0`.. the answers to the
+       group questions as one mixed-radix integer (0: not answered); `m0`.. a bit per indicator answered and
+       `x0`.. a bit per indicator in gap.
+    2. `fine`: per region and profile, for every measure (each indicator, each dimension, overall): respondents,
+       those in gap, the sum and count of their reintegration indices.
+    3. Those sums by region and one group question, by region, by group value and nationally: `GROUPING SETS`
+       on PostgreSQL, one `GROUP BY` per set on SQLite.
+    """
+
+    def __init__(self, dialect: str, definition: Definition, measured: list[Question], groups: list[Question],
+                 wave: int | None):
+        pg = dialect == "postgresql"
+        self.params: dict[str, Any] = {"survey": definition.id, "wave": wave}
+        self.choices = [group_values(q) for q in groups]
+        # group answers -> codes; indicators -> bits. PostgreSQL compares the stored JSONB with each value as
+        # JSONB (no text extraction per answer)
+        answer_value = "a.value" if pg else "json_extract(a.value, '$')"
+        value_type = "JSONB" if pg else "TEXT"
+        value_rows, bit_rows = [], []
+        radix_of, profile_of, place = [], [], []
+        column, base = 0, 1
+        for j, q in enumerate(groups):
+            radix = len(self.choices[j]) + 1
+            if base * radix > PROFILE_LIMIT:
+                column, base = column + 1, 1
+            profile_of.append(column)
+            place.append(base)
+            radix_of.append(radix)
+            for c, value in enumerate(self.choices[j], 1):
+                self.params[f"gq{j}_{c}"] = q.id
+                self.params[f"gv{j}_{c}"] = json.dumps(value) if pg else value
+                value_rows.append(f"(CAST(:gq{j}_{c} AS TEXT), CAST(:gv{j}_{c} AS {value_type}), {column}, {c * base})")
+            base *= radix
+        profiles = column + 1 if groups else 0
+        masks = (len(measured) + MASK_BITS - 1) // MASK_BITS
+        dimensions = sorted({q.dimension for q in measured if q.dimension})
+        for i, q in enumerate(measured):
+            self.params[f"iq{i}"] = q.id
+            bit_rows.append(f"(CAST(:iq{i} AS TEXT), {i // MASK_BITS}, {1 << (i % MASK_BITS)}, {dimensions.index(q.dimension)})")
+        wave_filter = " AND s.wave = :wave" if wave is not None else ""
+        resp_columns = ["s.region"]
+        resp_columns += [f"COALESCE(sum(gv.code) FILTER (WHERE gv.part = {p}), 0) AS p{p}" for p in range(profiles)]
+        resp_columns += [
+            f"COALESCE(sum(ib.bit) FILTER (WHERE ib.part = {m} AND a.in_gap IS NOT NULL), 0) AS m{m}"
+            for m in range(masks)
+        ]
+        resp_columns += [f"COALESCE(sum(ib.bit) FILTER (WHERE ib.part = {m} AND a.in_gap), 0) AS x{m}" for m in range(masks)]
+        value_join = (
+            f"LEFT JOIN (VALUES {', '.join(value_rows)}) AS gv(question_id, value, part, code)"
+            f" ON gv.question_id = a.question_id AND gv.value = {answer_value}"
+            if value_rows
+            else ""
+        )
+        # per respondent: each indicator 1/0/NULL, each dimension, overall, the index
+        def has(i: int, prefix: str) -> str:
+            return f"({prefix}{i // MASK_BITS} & {1 << (i % MASK_BITS)}) <> 0"
+
+        def indicator(i: int) -> str:
+            return f"CASE WHEN {has(i, 'm')} THEN (CASE WHEN {has(i, 'x')} THEN 1 ELSE 0 END) END"
+
+        shares, weights = [], []
+        for d, dimension in enumerate(dimensions):
+            self.params[f"w{d}"] = float(definition.weights.get(dimension, 1.0))
+            resp_columns += [
+                f"count(*) FILTER (WHERE ib.dimension = {d} AND a.in_gap IS NOT NULL) AS k{d}",
+                f"count(*) FILTER (WHERE ib.dimension = {d} AND a.in_gap) AS kg{d}",
+            ]
+        per_columns = ["region", *(f"p{p}" for p in range(profiles))]
+        per_columns += [f"{indicator(i)} AS y{i}" for i in range(len(measured))]
+        per_columns += [f"k{d}, kg{d}" for d in range(len(dimensions))]
+        for d in range(len(dimensions)):
+            shares.append(f"(CASE WHEN k{d} > 0 THEN CAST(:w{d} AS FLOAT) * (k{d} - kg{d}) / k{d} ELSE 0 END)")
+            weights.append(f"(CASE WHEN k{d} > 0 THEN CAST(:w{d} AS FLOAT) ELSE 0 END)")
+        measure_columns = [f"y{i}" for i in range(len(measured))]
+        derived = [
+            *(f"CASE WHEN k{d} > 0 THEN (CASE WHEN kg{d} > 0 THEN 1 ELSE 0 END) END AS z{d}" for d in range(len(dimensions))),
+            "CASE WHEN " + " + ".join(f"k{d}" for d in range(len(dimensions))) + " > 0 THEN (CASE WHEN "
+            + " + ".join(f"kg{d}" for d in range(len(dimensions))) + " > 0 THEN 1 ELSE 0 END) END AS o",
+            f"({' + '.join(shares)}) / NULLIF({' + '.join(weights)}, 0) AS idx",
+        ]
+        measure_columns += [*(f"z{d}" for d in range(len(dimensions))), "o"]
+        self.measures = [
+            *(indicator_measure(q.id) for q in measured),
+            *(dimension_measure(dimension) for dimension in dimensions),
+            OVERALL,
+        ]
+        profile_columns = [f"p{p}" for p in range(profiles)]
+        fine_sums = []
+        for c, name in enumerate(measure_columns):
+            fine_sums += [
+                f"CAST(count({name}) AS INTEGER) AS n{c}",
+                f"CAST(sum({name}) AS INTEGER) AS g{c}",
+                f"sum(idx) FILTER (WHERE {name} IS NOT NULL) AS s{c}",
+                f"CAST(count(idx) FILTER (WHERE {name} IS NOT NULL) AS INTEGER) AS c{c}",
+            ]
+        group_columns = [
+            f"(p{profile_of[j]} / {place[j]}) % {radix_of[j]} AS v{j}" for j in range(len(groups))
+        ]
+        self.sql = f"""WITH resp AS MATERIALIZED (
+  SELECT {', '.join(resp_columns)}
+  FROM survey_sessions s
+  JOIN answers a ON a.session_id = s.id
+  LEFT JOIN (VALUES {', '.join(bit_rows)}) AS ib(question_id, part, bit, dimension) ON ib.question_id = a.question_id
+  {value_join}
+  WHERE s.survey_id = :survey AND s.status = 'completed'{wave_filter}
+  GROUP BY s.id, s.region
+),
+per AS (
+  SELECT {', '.join(per_columns)} FROM resp
+),
+scored AS MATERIALIZED (
+  SELECT {', '.join(["region", *profile_columns, *(f"y{i}" for i in range(len(measured))), *derived])} FROM per
+),
+fine AS MATERIALIZED (
+  SELECT {', '.join(["region", *profile_columns, *fine_sums])}
+  FROM scored GROUP BY {', '.join(["region", *profile_columns])}
+),
+grouped AS (
+  SELECT {', '.join(["fine.*", *group_columns])} FROM fine
+)
+"""
+        totals = ", ".join(
+            f"sum(n{c}), sum(g{c}), sum(s{c}), sum(c{c})" for c in range(len(measure_columns))
+        )
+        k = len(groups)
+        kept = ["region", *(f"v{j}" for j in range(k))]
+        if pg:
+            sets = ", ".join(
+                "(" + ", ".join([*(["region"] if region else []), *([f"v{g}"] if g is not None else [])]) + ")"
+                for region, g in _sets(k)
+            )
+            self.sql += f"SELECT {', '.join(kept)}, GROUPING({', '.join(kept)}), {totals} FROM grouped GROUP BY GROUPING SETS ({sets})"
+        else:
+            branches = []
+            for region, g in _sets(k):
+                shown = ["region" if region else "NULL", *((f"v{j}" if g == j else "NULL") for j in range(k))]
+                by = [*(["region"] if region else []), *([f"v{g}"] if g is not None else [])]
+                branches.append(
+                    f"SELECT {', '.join(shown)}, {_mask(region, g, k)}, {totals} FROM grouped"
+                    + (f" GROUP BY {', '.join(by)}" if by else "")
+                )
+            self.sql += "\nUNION ALL\n".join(branches)
+
+    def value(self, grouping: int, code: Any) -> str | None:
+        """A group question's value from its code (0 or unknown: not answered)."""
+        if code is None or int(code) == 0:
+            return None
+        return self.choices[grouping][int(code) - 1]
