@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 # (job, every N seconds)
 PERIODIC: list[tuple[str, int]] = [
     ("workers.sweeper.sweep", 5),
-    ("workers.incentives.tick", 10),
+    ("workers.incentives.tick", 5),
 ]
 LEADER_KEY = "retorno:scheduler:leader"
 LEADER_TTL = 15

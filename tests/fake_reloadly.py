@@ -11,6 +11,8 @@ Tests choose how the next top-ups go (`fail_next`) or let them go wrong at rando
     insufficient  400 INSUFFICIENT_BALANCE
     processing    200 PROCESSING; SUCCESSFUL when looked up later
     hang          tops up, then holds the answer for `hang_seconds` (a worker killed meanwhile never hears back)
+    stall         holds the answer for `hang_seconds` and tops up nothing (the request never got through)
+    slow          504 at once; the top-up itself shows up `appear_seconds` later (still in flight when looked up)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 CLIENT_ID, CLIENT_SECRET = "reloadly-test-client", "reloadly-test-secret"
-MODES = ("ok", "timeout", "lost", "error", "error_after", "insufficient", "processing", "hang")
+MODES = ("ok", "timeout", "lost", "error", "error_after", "insufficient", "processing", "hang", "stall", "slow")
 _AUTO_DETECT = re.compile(r"^/operators/auto-detect/phone/(?P<phone>\d+)/countries/(?P<iso>[A-Z]{2})$")
 OPERATORS = {
     "MX": {"operatorId": 1201, "name": "Telcel Mexico", "destinationCurrencyCode": "MXN", "senderCurrencyCode": "USD",
@@ -38,9 +40,10 @@ OPERATORS = {
 
 
 class FakeReloadly:
-    def __init__(self, late_seconds: float = 1.6, hang_seconds: float = 30.0):
+    def __init__(self, late_seconds: float = 1.6, hang_seconds: float = 30.0, appear_seconds: float = 1.0):
         self.late_seconds = late_seconds
         self.hang_seconds = hang_seconds
+        self.appear_seconds = appear_seconds
         self.lock = threading.Lock()
         self.transactions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict]] = []
@@ -153,6 +156,8 @@ class FakeReloadly:
             return 502, {"message": "Bad Gateway"}, 0
         if mode == "lost":
             return 504, {"message": "Gateway Timeout"}, self.late_seconds
+        if mode == "stall":
+            return 504, {"message": "Gateway Timeout"}, self.hang_seconds
         status = "PROCESSING" if mode == "processing" else "SUCCESSFUL"
         transaction = {
             "transactionId": next(self.ids), "status": status, "customIdentifier": key,
@@ -160,12 +165,18 @@ class FakeReloadly:
             "operatorId": body["operatorId"], "requestedAmount": body.get("amount"),
             "useLocalAmount": body.get("useLocalAmount"), "transactionDate": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        with self.lock:
-            self.transactions[key] = transaction
+        if mode == "slow":
+            threading.Timer(self.appear_seconds, self._store, (key, transaction)).start()
+            return 504, {"message": "Gateway Timeout"}, 0
+        self._store(key, transaction)
         if mode == "error_after":
             return 502, {"message": "Bad Gateway"}, 0
         wait = {"timeout": self.late_seconds, "hang": self.hang_seconds}.get(mode, 0.0)
         return 200, dict(transaction), wait
+
+    def _store(self, key: str, transaction: dict[str, Any]) -> None:
+        with self.lock:
+            self.transactions.setdefault(key, transaction)
 
     def _report(self, query: dict[str, list[str]]) -> dict[str, Any]:
         key = (query.get("customIdentifier") or [""])[0]

@@ -2,26 +2,28 @@
 
     Payout          inside the inbound transaction: what the engine may promise, and keeping the promise
                     (reserve at consent, record at completion, attach a Telegram number, release on leaving)
-    issue(id)       RQ job: one provider call for one due record (a job run twice finds nothing to claim)
-    settle(id)      RQ job: ask the provider what happened to a record stuck in `submitted`
-    tick()          periodic: release reservations of sessions that ended elsewhere, enqueue due work
+    issue(*ids)     RQ job: one provider call per due record (a job run twice finds nothing to claim)
+    settle(*ids)    RQ job: ask the provider what happened to records stuck in `submitted`
+    tick()          periodic: release reservations of sessions that ended elsewhere, settle and issue what is due
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service import runtime as runtimes
 from service.inbox import PHONE_CHANNELS
 from service.incentives import FAILED, PENDING, SUBMITTED, budget, ledger
-from service.incentives.providers import Outcome, make_provider
+from service.incentives.providers import Outcome, Provider, make_provider
 from service.models import Contact, Incentive, IncentiveReservation, SurveySession
 from service.queue import OUTBOX
 from service.runtime import Runtime
@@ -31,8 +33,10 @@ from surveys.engine import State, Step
 
 log = logging.getLogger(__name__)
 
-ISSUE, SETTLE = "workers.incentives.issue", "workers.incentives.settle"
+ISSUE = "workers.incentives.issue"
 TICK_LIMIT = 1000
+CONCURRENCY = 8
+"""Provider calls one job makes at a time."""
 ENDED = (engine.DECLINED, engine.OPTED_OUT, engine.EXPIRED)
 _http = threading.local()
 
@@ -104,63 +108,38 @@ class Payout:
 
 def wake(rt: Runtime, incentive_ids: list[int]) -> None:
     """After a commit: issue the records that became payable (the periodic tick catches any lost wake-up)."""
-    if not incentive_ids or rt.settings.incentive_provider == "ledger":
-        return
-    for incentive_id in incentive_ids:
-        rt.dispatcher.enqueue(ISSUE, incentive_id)
+    if incentive_ids and rt.settings.incentive_provider != "ledger":
+        rt.dispatcher.enqueue(ISSUE, *incentive_ids)
 
 
 # -- jobs -------------------------------------------------------------------------------------------------
 
 
-def issue(incentive_id: int) -> str:
-    """RQ job: hand one due record to the provider; what happened ('paid', 'failed', ..., or 'skipped')."""
-    rt = runtimes.current()
-    provider = make_provider(rt.settings, _session())
-    if not provider.automatic:
-        return "ledger"
-    now = rt.now()
-    with rt.sessions() as session, session.begin():
-        claim = ledger.claim(session, rt.vault, incentive_id, now, rt.settings.incentive_max_attempts,
-                             provider.name, _grace(rt))
-    if claim is None:
-        return "skipped"
-    outcome = _call(lambda: provider.topup(claim.order))
-    log.info("incentive %s attempt %s: %s %s", incentive_id, claim.attempts, outcome.state, outcome.code or "")
-    _record(rt, incentive_id, outcome, claim.attempts)
-    return outcome.state
+def issue(*incentive_ids: int) -> dict[str, int]:
+    """RQ job: hand due records to the provider, several at once; counts by outcome ('skipped': not due, or
+    another worker has it, so a job run twice does nothing the second time)."""
+    return _each(runtimes.current(), incentive_ids, _issue_one)
 
 
-def settle(incentive_id: int) -> str:
-    """RQ job: a record still `submitted` past its time: ask the provider by idempotency key, never pay again."""
-    rt = runtimes.current()
-    provider = make_provider(rt.settings, _session())
-    if not provider.automatic:
-        return "ledger"
-    with rt.sessions() as session, session.begin():
-        key = ledger.claim_check(session, incentive_id, rt.now(), _grace(rt))
-    if key is None:
-        return "skipped"
-    outcome = _call(lambda: provider.lookup(key))
-    log.info("incentive %s settled by lookup: %s %s", incentive_id, outcome.state, outcome.code or "")
-    _record(rt, incentive_id, outcome, None)
-    return outcome.state
+def settle(*incentive_ids: int) -> dict[str, int]:
+    """RQ job: records still `submitted` past their time: ask the provider by idempotency key, never pay again."""
+    return _each(runtimes.current(), incentive_ids, _settle_one)
 
 
 def tick() -> dict[str, int]:
-    """Periodic: release reservations of sessions that ended elsewhere (expiry), enqueue due issues and checks."""
+    """Periodic: release reservations of sessions that ended elsewhere (expiry), settle overdue records, issue due
+    ones. Ticks may overlap on several workers: each record is claimed by one of them."""
     rt = runtimes.current()
-    now = rt.now()
     with rt.sessions() as session, session.begin():
         released = release_ended(session)
-        due, overdue = _due(session, now) if rt.settings.incentive_provider != "ledger" else ([], [])
-    for incentive_id in due:
-        rt.dispatcher.enqueue(ISSUE, incentive_id)
-    for incentive_id in overdue:
-        rt.dispatcher.enqueue(SETTLE, incentive_id)
+        due, overdue = _due(session, rt.now()) if rt.settings.incentive_provider != "ledger" else ([], [])
+    if overdue:
+        settle(*overdue)
+    if due:
+        issue(*due)
     if released or due or overdue:
-        log.info("incentives: %d reservations released, %d issues and %d checks queued", released, len(due),
-                 len(overdue))
+        log.info("incentives: %d reservations released, %d records issued, %d settled by lookup", released,
+                 len(due), len(overdue))
     return {"released": released, "issue": len(due), "settle": len(overdue)}
 
 
@@ -171,9 +150,8 @@ def reconcile(everything: bool = False, survey_id: str | None = None) -> dict[st
     """
     rt = runtimes.current()
     now = rt.now()
-    counts: dict[str, int] = {}
     with rt.sessions() as session, session.begin():
-        counts["released"] = release_ended(session)
+        counts = {"released": release_ended(session)}
         query = select(Incentive.id).where(Incentive.status == SUBMITTED)
         if not everything:
             query = query.where(Incentive.next_attempt_at <= now)
@@ -182,19 +160,59 @@ def reconcile(everything: bool = False, survey_id: str | None = None) -> dict[st
         submitted = session.scalars(query.order_by(Incentive.id)).all()
         if everything and submitted:
             session.execute(
-                Incentive.__table__.update()
+                update(Incentive)
                 .where(Incentive.id.in_(submitted), Incentive.status == SUBMITTED)
                 .values(next_attempt_at=now)
+                .execution_options(synchronize_session=False)
             )
-    for incentive_id in submitted:
-        state = settle(incentive_id)
-        counts[state] = counts.get(state, 0) + 1
+    for state, count in settle(*submitted).items():
+        counts[f"looked up: {state}"] = count
     with rt.sessions() as session:
-        due, _ = _due(session, rt.now())
-    for incentive_id in due:
-        state = issue(incentive_id)
-        counts[f"issued_{state}"] = counts.get(f"issued_{state}", 0) + 1
+        due, _ = _due(session, rt.now(), survey_id)
+    for state, count in issue(*due).items():
+        counts[f"issued: {state}"] = count
     return counts
+
+
+def _issue_one(rt: Runtime, provider: Provider, incentive_id: int) -> str:
+    with rt.sessions() as session, session.begin():
+        claim = ledger.claim(session, rt.vault, incentive_id, rt.now(), rt.settings.incentive_max_attempts,
+                             provider.name, _grace(rt))
+    if claim is None:
+        return "skipped"
+    outcome = _call(lambda: provider.topup(claim.order))
+    log.info("incentive %s attempt %s: %s %s", incentive_id, claim.attempts, outcome.state, outcome.code or "")
+    _record(rt, incentive_id, outcome, claim.attempts)
+    return outcome.state
+
+
+def _settle_one(rt: Runtime, provider: Provider, incentive_id: int) -> str:
+    with rt.sessions() as session, session.begin():
+        key = ledger.claim_check(session, incentive_id, rt.now(), _grace(rt))
+    if key is None:
+        return "skipped"
+    outcome = _call(lambda: provider.lookup(key))
+    log.info("incentive %s looked up: %s %s", incentive_id, outcome.state, outcome.code or "")
+    _record(rt, incentive_id, outcome, None)
+    return outcome.state
+
+
+def _each(rt: Runtime, incentive_ids: tuple[int, ...], work: Callable[[Runtime, Provider, int], str]) -> dict[str, int]:
+    """Run `work` for each record, CONCURRENCY provider calls at a time; counts by outcome."""
+    if not incentive_ids:
+        return {}
+    if rt.settings.incentive_provider == "ledger":
+        return {"ledger": len(incentive_ids)}
+
+    def one(incentive_id: int) -> str:
+        return work(rt, make_provider(rt.settings, _session()), incentive_id)
+
+    if len(incentive_ids) == 1:
+        outcomes = [one(incentive_ids[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(incentive_ids))) as pool:
+            outcomes = list(pool.map(one, incentive_ids))
+    return dict(Counter(outcomes))
 
 
 def release_ended(session: Session) -> int:
@@ -208,16 +226,18 @@ def release_ended(session: Session) -> int:
     return sum(1 for session_id in ended if budget.release(session, session_id))
 
 
-def _due(session: Session, now: datetime) -> tuple[list[int], list[int]]:
+def _due(session: Session, now: datetime, survey_id: str | None = None) -> tuple[list[int], list[int]]:
+    """Records to issue (pending, or failed and due for a retry) and submitted ones whose answer is overdue."""
+    only = [Incentive.survey_id == survey_id] if survey_id else []
     due = session.scalars(
         select(Incentive.id)
-        .where(Incentive.status.in_((PENDING, FAILED)), Incentive.next_attempt_at <= now)
+        .where(Incentive.status.in_((PENDING, FAILED)), Incentive.next_attempt_at <= now, *only)
         .order_by(Incentive.next_attempt_at)
         .limit(TICK_LIMIT)
     ).all()
     overdue = session.scalars(
         select(Incentive.id)
-        .where(Incentive.status == SUBMITTED, Incentive.next_attempt_at <= now)
+        .where(Incentive.status == SUBMITTED, Incentive.next_attempt_at <= now, *only)
         .order_by(Incentive.next_attempt_at)
         .limit(TICK_LIMIT)
     ).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -230,6 +231,24 @@ def test_a_top_up_that_never_happened_is_sent_again_with_the_same_reference(payi
     assert len(posts) == 2 and posts[0]["customIdentifier"] == posts[1]["customIdentifier"]
 
 
+def test_a_top_up_still_in_flight_when_looked_up_is_refused_as_a_duplicate_and_paid_once(paying):
+    paying.reloadly.fail_next("slow")
+    complete_sms(paying, PHONE)
+    paying.clock.advance(seconds=31)
+    tick(paying)
+    assert [r["status"] for r in incentives(paying)] == ["failed"], "looked up before it showed up"
+    time.sleep(paying.reloadly.appear_seconds + 0.2)
+    tick(paying)
+    assert paying.reloadly.refused_duplicates == 1, "the retry carried the same reference"
+    assert [r["status"] for r in incentives(paying)] == ["submitted"]
+    paying.clock.advance(seconds=61)
+    tick(paying)
+    [record] = incentives(paying)
+    assert (record["status"], record["attempts"]) == ("succeeded", 2)
+    assert len(paying.reloadly.paid()) == 1
+    assert sum(t.startswith("Le enviamos") for t in paying.texts_to(PHONE)) == 1
+
+
 def test_insufficient_balance_is_retried_with_backoff_then_left_for_staff(paying):
     paying.reloadly.fail_next("insufficient", times=6)
     complete_sms(paying, PHONE)
@@ -268,7 +287,7 @@ def test_a_job_run_twice_pays_once(paying):
     paying.settle()
     incentive_id = paying.count("SELECT id FROM incentives")
     for _ in range(3):
-        assert issue(incentive_id) == "skipped"
+        assert issue(incentive_id) == {"skipped": 1}
     paying.rt.dispatcher.enqueue("workers.incentives.issue", incentive_id)
     paying.rt.dispatcher.enqueue("workers.incentives.settle", incentive_id)
     paying.settle()
