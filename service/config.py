@@ -33,6 +33,7 @@ class Settings:
     telegram_api_base: str = "https://api.telegram.org"
     console_channel: bool = False
     sender_rate: float | None = None
+    test_clock: bool = False
     # Incentives
     incentive_provider: str = "ledger"
     incentive_max_attempts: int = 6
@@ -119,6 +120,7 @@ class Settings:
             telegram_api_base=(get("TELEGRAM_API_BASE") or "https://api.telegram.org").rstrip("/"),
             console_channel=(get("RETORNO_CONSOLE_CHANNEL") or "").lower() in ("1", "true", "yes"),
             sender_rate=float(rate) if rate else None,
+            test_clock=(get("RETORNO_TEST_CLOCK") or "").lower() in ("1", "true", "yes"),
             **incentives,
         )
 

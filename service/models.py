@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -273,3 +274,88 @@ class Incentive(Base):
     paid_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# -- Campaigns ----------------------------------------------------------------------------------------------
+
+
+class Campaign(Base):
+    """Invitations to one survey wave for the contacts with a tag: a sending rate, quiet hours, reminders, expiry.
+
+    status: draft -> running <-> paused -> finished. Durations are in seconds; quiet hours are local "HH:MM" times
+    in each respondent's time zone (the contact's, else the campaign's).
+    """
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    survey_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int | None] = mapped_column(Integer)
+    tag: Mapped[str] = mapped_column(String(64))
+    wave: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    rate: Mapped[float | None] = mapped_column(Float)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    timezone: Mapped[str] = mapped_column(String(64))
+    remind_after: Mapped[int | None] = mapped_column(Integer)
+    max_reminders: Mapped[int] = mapped_column(Integer, default=0)
+    expire_after: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class CampaignMessage(Base):
+    """One invitation or reminder of a campaign, and how far it got.
+
+    status: pending -> sending (claimed in the transaction that creates its survey session, committed before the
+    provider is called) -> sent | failed; `interrupted` when a worker died during the call (never sent again);
+    `skipped` with a `reason` (opted out, unreachable, already answering this wave, finished...).
+    """
+
+    __tablename__ = "campaign_messages"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id", "kind", "number", name="uq_campaign_messages_once"),
+        Index("ix_campaign_messages_due", "campaign_id", "status", "due_at"),
+        Index("ix_campaign_messages_session", "session_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    session_id: Mapped[int | None] = mapped_column(Id)
+    outbound_id: Mapped[int | None] = mapped_column(Id)
+    kind: Mapped[str] = mapped_column(String(16))
+    number: Mapped[int] = mapped_column(Integer, default=0)
+    channel: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(32))
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sending_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+
+class SendSlot(Base):
+    """A shared rate limiter: the next free sending moment (epoch seconds) of a sender or a campaign."""
+
+    __tablename__ = "send_slots"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)
+    interval: Mapped[float] = mapped_column(Float)
+
+
+class SenderLease(Base):
+    """Which worker runs the campaign sender now; it beats every half second, and a silent holder loses it."""
+
+    __tablename__ = "sender_leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(160))
+    beat_at: Mapped[float] = mapped_column(Float, default=0.0)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)

@@ -52,13 +52,18 @@ def build(settings: Settings, dispatcher: Dispatcher | None = None, pool_size: i
     engine = make_engine(settings.database_url, pool_size=pool_size)
     if dispatcher is None:
         dispatcher = EmbeddedDispatcher() if settings.embedded_queue else RedisDispatcher(settings.redis_url)
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
         vault=Vault(settings.secret_key),
         dispatcher=dispatcher,
     )
+    if settings.test_clock and settings.redis_url:
+        from service.testclock import SharedClock
+
+        runtime.clock = SharedClock(settings.redis_url)
+    return runtime
 
 
 def install(runtime: Runtime) -> Runtime:

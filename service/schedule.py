@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 # (job, every N seconds)
 PERIODIC: list[tuple[str, int]] = [
     ("workers.sweeper.sweep", 5),
+    ("workers.campaigns.tick", 2),
+    ("workers.campaigns.maintain", 5),
     ("workers.incentives.tick", 5),
 ]
 LEADER_KEY = "retorno:scheduler:leader"

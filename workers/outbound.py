@@ -25,6 +25,7 @@ from service import runtime as runtimes
 from service.models import Contact, OutboundMessage
 from service.queue import OUTBOX
 from service.runtime import Runtime
+from service.throttle import debit
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def send(ids: Sequence[int]) -> int:
             for part in pool.map(lambda q: _send_in_order(rt, q), by_contact.values()):
                 results.update(part)
     _record(rt, claimed, results)
+    debit(rt, [c.outgoing.channel for c in claimed if (r := results.get(c.outgoing.id)) is not None and r.ok])
     return sum(1 for r in results.values() if r is not None and r.ok)
 
 

@@ -1,0 +1,226 @@
+"""Campaigns: invite the contacts with a tag to a survey wave, at a rate, outside quiet hours, with reminders.
+
+`create` stores the plan (a draft), `start` takes the audience (one invitation row per tagged contact; starting
+again adds contacts tagged since) and lets the sender (workers/campaigns.py) work. Sending, reminders and expiry
+run in RQ jobs; this module holds what staff do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import DateTime, bindparam, func, select, text, update
+
+from service.campaigns.timing import QuietHours, TimingError, aware, check_zone
+from service.models import Campaign, CampaignMessage, Contact
+from service.throttle import sender_for
+
+DEFAULT_TIMEZONE = "America/Mexico_City"
+DEFAULT_QUIET_HOURS = "21:00-08:00"
+DEFAULT_REMIND_AFTER = 24 * 3600
+DEFAULT_MAX_REMINDERS = 1
+DEFAULT_EXPIRE_AFTER = 7 * 86400
+TAG = re.compile(r"^[\w.-]{1,64}$")
+DRAFT, RUNNING, PAUSED, FINISHED = "draft", "running", "paused", "finished"
+
+
+class CampaignError(ValueError):
+    """Something staff asked that cannot be done; the message says why."""
+
+
+class UnknownCampaign(LookupError):
+    pass
+
+
+def normalize_tag(tag: str) -> str:
+    """Tags are compared in lowercase; letters, digits, '_', '-' and '.'."""
+    value = (tag or "").strip().lower()
+    if not TAG.match(value):
+        raise CampaignError(f"{tag!r} is not a tag: use letters, digits, _ - or . (no spaces), at most 64")
+    return value
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `retorno campaigns create` was asked, validated."""
+
+    survey_id: str
+    tag: str
+    wave: int = 1
+    rate: float | None = None
+    quiet_hours: QuietHours | None = None
+    timezone: str = DEFAULT_TIMEZONE
+    remind_after: int | None = DEFAULT_REMIND_AFTER
+    max_reminders: int = DEFAULT_MAX_REMINDERS
+    expire_after: int | None = DEFAULT_EXPIRE_AFTER
+
+    def __post_init__(self) -> None:
+        if self.wave < 1:
+            raise CampaignError("--wave must be 1 or more")
+        if self.rate is not None and not 0 < self.rate <= 1000:
+            raise CampaignError("--rate must be more than 0 and at most 1000 messages per second")
+        if self.max_reminders < 0 or self.max_reminders > 10:
+            raise CampaignError("--max-reminders must be between 0 and 10")
+        if self.max_reminders and not self.remind_after:
+            raise CampaignError("reminders need --remind-after")
+        try:
+            check_zone(self.timezone)
+        except TimingError as error:
+            raise CampaignError(str(error)) from None
+
+
+def create(rt, plan: Plan) -> Campaign:
+    """A draft campaign; its survey must exist."""
+    from service.catalog import UnknownSurvey
+
+    try:
+        rt.catalog.current(plan.survey_id)
+    except UnknownSurvey:
+        known = ", ".join(d.id for d in rt.catalog.all_current())
+        raise CampaignError(f"there is no survey {plan.survey_id!r} (known: {known})") from None
+    quiet = plan.quiet_hours
+    campaign = Campaign(
+        survey_id=plan.survey_id,
+        tag=normalize_tag(plan.tag),
+        wave=plan.wave,
+        status=DRAFT,
+        rate=plan.rate,
+        quiet_start=f"{quiet.start:%H:%M}" if quiet else None,
+        quiet_end=f"{quiet.end:%H:%M}" if quiet else None,
+        timezone=plan.timezone,
+        remind_after=plan.remind_after if plan.max_reminders else None,
+        max_reminders=plan.max_reminders,
+        expire_after=plan.expire_after,
+        created_at=rt.now(),
+    )
+    with rt.sessions() as session, session.begin():
+        session.add(campaign)
+    return campaign
+
+
+def get(rt, campaign_id: int) -> Campaign:
+    with rt.sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise UnknownCampaign(campaign_id)
+    return campaign
+
+
+def all_campaigns(rt) -> list[Campaign]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(Campaign).order_by(Campaign.id)))
+
+
+def audience_size(rt, tag: str) -> int:
+    """How many contacts carry `tag` now."""
+    with rt.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Contact).where(_has_tag(session, normalize_tag(tag))))
+
+
+@dataclass(frozen=True)
+class Started:
+    campaign: Campaign
+    added: int
+    skipped: int
+    audience: int
+
+
+def start(rt, campaign_id: int) -> Started:
+    """Take the audience (again: contacts tagged since are added) and let the sender go."""
+    now = rt.now()
+    rt.catalog.ensure_published()
+    with rt.sessions() as session, session.begin():
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is None:
+            raise UnknownCampaign(campaign_id)
+        if campaign.version is None:
+            campaign.version = rt.catalog.current(campaign.survey_id, session).version
+        before = _count(session, campaign.id)
+        session.execute(_audience_insert(session), {
+            "campaign": campaign.id, "tz": campaign.timezone, "now": now,
+            "tag": campaign.tag, "tags": json.dumps([campaign.tag]),
+        })
+        audience = _count(session, campaign.id)
+        skipped = 0
+        for reason, flag in (("opted_out", Contact.opted_out), ("unreachable", Contact.unreachable)):
+            skipped += session.execute(
+                update(CampaignMessage)
+                .where(
+                    CampaignMessage.campaign_id == campaign.id,
+                    CampaignMessage.status == "pending",
+                    CampaignMessage.kind == "invite",
+                    CampaignMessage.contact_id.in_(select(Contact.id).where(flag.is_(True))),
+                )
+                .values(status="skipped", reason=reason)
+            ).rowcount
+        campaign.status = RUNNING
+        campaign.started_at = campaign.started_at or now
+        campaign.finished_at = None
+    rt.dispatcher.enqueue("workers.campaigns.tick")
+    return Started(campaign, audience - before, skipped, audience)
+
+
+def pause(rt, campaign_id: int) -> Campaign:
+    """Stop sending (what is being sent finishes); `start` resumes. Expiry goes on."""
+    with rt.sessions() as session, session.begin():
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is None:
+            raise UnknownCampaign(campaign_id)
+        if campaign.status not in (RUNNING, PAUSED):
+            raise CampaignError(f"campaign {campaign_id} is {campaign.status}; only a running campaign can be paused")
+        campaign.status = PAUSED
+    return campaign
+
+
+def senders(rt, campaign: Campaign) -> dict[str, str]:
+    """channel -> what sends it and how fast, for the channels of the campaign's contacts ('' when none can)."""
+    with rt.sessions() as session:
+        channels = session.scalars(
+            select(CampaignMessage.channel).where(CampaignMessage.campaign_id == campaign.id).distinct()
+        ).all()
+    described = {}
+    for channel in sorted(channels):
+        sender = sender_for(rt.settings, channel)
+        if sender is None:
+            described[channel] = ""
+            continue
+        rate = min(sender.rate, campaign.rate or sender.rate)
+        described[channel] = f"{rate:g}/s via {sender.key.split(':')[0]}"
+    return described
+
+
+def _count(session, campaign_id: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(CampaignMessage).where(
+            CampaignMessage.campaign_id == campaign_id, CampaignMessage.kind == "invite"
+        )
+    )
+
+
+def _has_tag(session, tag: str):
+    if session.get_bind().dialect.name == "postgresql":
+        return text("contacts.tags @> CAST(:tags AS jsonb)").bindparams(tags=json.dumps([tag]))
+    return text("EXISTS (SELECT 1 FROM json_each(contacts.tags) WHERE json_each.value = :tag)").bindparams(tag=tag)
+
+
+def _audience_insert(session):
+    """INSERT one pending invitation per tagged contact (skipping those already in the campaign)."""
+    if session.get_bind().dialect.name == "postgresql":
+        condition = "c.tags @> CAST(:tags AS jsonb)"
+    else:
+        condition = "EXISTS (SELECT 1 FROM json_each(c.tags) WHERE json_each.value = :tag)"
+    return text(
+        "INSERT INTO campaign_messages (campaign_id, contact_id, kind, number, channel, timezone, status, due_at, "
+        "attempts, created_at) "
+        "SELECT :campaign, c.id, 'invite', 0, c.channel, COALESCE(c.timezone, :tz), 'pending', :now, 0, :now "
+        f"FROM contacts c WHERE {condition} ORDER BY c.id "
+        "ON CONFLICT (campaign_id, contact_id, kind, number) DO NOTHING"
+    ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+
+
+def moment(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC (SQLite returns naive UTC datetimes)."""
+    return aware(value).isoformat() if value is not None else None

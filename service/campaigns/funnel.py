@@ -1,0 +1,110 @@
+"""How far a campaign got: invited, delivered, started, consented, completed, opted out, expired, and where
+unfinished respondents stopped. Counts only; no one is named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+
+from service.campaigns import UnknownCampaign, moment, senders
+from service.campaigns.timing import QuietHours, format_duration
+from service.models import Campaign, CampaignMessage, OutboundMessage, SurveySession
+
+COUNTS = ("invited", "delivered", "started", "consented", "completed", "opted_out", "expired")
+UNFINISHED = ("in_progress", "expired", "opted_out")
+
+
+def report(rt, campaign_id: int) -> dict[str, Any]:
+    """The campaign's funnel as the API and `retorno campaigns status --json` give it."""
+    with rt.sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise UnknownCampaign(campaign_id)
+        messages = session.execute(
+            select(CampaignMessage.kind, CampaignMessage.status, CampaignMessage.reason, func.count())
+            .where(CampaignMessage.campaign_id == campaign_id)
+            .group_by(CampaignMessage.kind, CampaignMessage.status, CampaignMessage.reason)
+        ).all()
+        delivered = session.scalar(
+            select(func.count()).select_from(OutboundMessage).where(
+                OutboundMessage.campaign_id == campaign_id,
+                OutboundMessage.kind == "invite",
+                OutboundMessage.status.in_(("delivered", "read")),
+            )
+        )
+        replied = or_(
+            SurveySession.consented_at.is_not(None),
+            SurveySession.status.in_(("completed", "declined", "opted_out")),
+            SurveySession.last_activity_at > SurveySession.started_at,
+        )
+        sessions = session.execute(
+            select(
+                func.count(case((replied, 1))),
+                func.count(SurveySession.consented_at),
+                func.count(case((SurveySession.status == "completed", 1))),
+                func.count(case((SurveySession.status == "opted_out", 1))),
+                func.count(case((SurveySession.status == "expired", 1))),
+            ).where(SurveySession.campaign_id == campaign_id)
+        ).one()
+        stops = session.execute(
+            select(SurveySession.question, SurveySession.status, func.count())
+            .where(and_(SurveySession.campaign_id == campaign_id, SurveySession.status.in_(UNFINISHED)))
+            .group_by(SurveySession.question, SurveySession.status)
+        ).all()
+    invites = {(status, reason): n for kind, status, reason, n in messages if kind == "invite"}
+    reminders = {status: n for kind, status, _, n in messages if kind == "reminder"}
+    counts = dict(zip(COUNTS, [_sum(invites, "sent"), delivered, *sessions], strict=True))
+    not_invited: dict[str, int] = {}
+    for (status, reason), n in invites.items():
+        if status in ("skipped", "failed", "interrupted"):
+            key = reason if status == "skipped" and reason else status
+            not_invited[key] = not_invited.get(key, 0) + n
+    quiet = QuietHours.of(campaign.quiet_start, campaign.quiet_end)
+    return {
+        "id": campaign.id,
+        "survey_id": campaign.survey_id,
+        "wave": campaign.wave,
+        "status": campaign.status,
+        "counts": counts,
+        "tag": campaign.tag,
+        "survey_version": campaign.version,
+        "audience": sum(invites.values()),
+        "pending": _sum(invites, "pending") + _sum(invites, "sending"),
+        "not_invited": dict(sorted(not_invited.items())),
+        "reminders_sent": reminders.get("sent", 0),
+        "reminders_pending": reminders.get("pending", 0) + reminders.get("sending", 0),
+        "drop_off": _drop_off(rt, campaign, stops),
+        "settings": {
+            "rate": campaign.rate,
+            "quiet_hours": str(quiet) if quiet else None,
+            "timezone": campaign.timezone,
+            "remind_after": format_duration(campaign.remind_after) if campaign.remind_after else None,
+            "max_reminders": campaign.max_reminders,
+            "expire_after": format_duration(campaign.expire_after) if campaign.expire_after else None,
+        },
+        "senders": senders(rt, campaign),
+        "created_at": moment(campaign.created_at),
+        "started_at": moment(campaign.started_at),
+        "finished_at": moment(campaign.finished_at),
+    }
+
+
+def _sum(invites: dict[tuple[str, str | None], int], status: str) -> int:
+    return sum(n for (s, _), n in invites.items() if s == status)
+
+
+def _drop_off(rt, campaign: Campaign, stops) -> list[dict[str, Any]]:
+    """Per question, in survey order: how many unfinished respondents wait there, expired there, left there."""
+    by_question: dict[str, dict[str, int]] = {}
+    for question, status, n in stops:
+        if question is None:
+            continue
+        entry = by_question.setdefault(question, {"waiting": 0, "expired": 0, "opted_out": 0})
+        entry["waiting" if status == "in_progress" else status] += n
+    order: list[str] = []
+    if campaign.version is not None:
+        definition = rt.catalog.get(campaign.survey_id, campaign.version)
+        order = [q.id for q in definition.questions]
+    ranked = sorted(by_question, key=lambda q: (order.index(q) if q in order else len(order), q))
+    return [{"question": q, **by_question[q]} for q in ranked]

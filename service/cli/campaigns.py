@@ -1,0 +1,174 @@
+"""`retorno campaigns create|start|pause|status|list`: invitations to a survey wave, reminders, expiry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from service.cli import _runtime, _settings, main
+
+
+@main.group()
+def campaigns() -> None:
+    """Campaigns: invite the contacts with a tag to a survey wave, remind them, expire what is left."""
+
+
+def _rt():
+    from service.db import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    return _runtime(settings)
+
+
+def _fail(error: Exception):
+    raise click.ClickException(str(error)) from None
+
+
+@campaigns.command("create")
+@click.option("--survey", "survey_id", required=True, help="The survey to invite to (its id).")
+@click.option("--tag", required=True, help="Invite the contacts with this tag.")
+@click.option("--wave", default=1, show_default=True, type=int,
+              help="Wave number: ask the same people again months later with --wave 2.")
+@click.option("--rate", type=float, default=None,
+              help="Messages per second (default: the sender's, RETORNO_SEND_RATE or 1/s for a Twilio number).")
+@click.option("--quiet-hours", default="21:00-08:00", show_default=True,
+              help="No messages between these local times (HH:MM-HH:MM), or 'none'.")
+@click.option("--timezone", default="America/Mexico_City", show_default=True,
+              help="Time zone of contacts without one of their own.")
+@click.option("--remind-after", default="24h", show_default=True,
+              help="Remind after this long without a reply (90m, 24h, 7d).")
+@click.option("--max-reminders", default=1, show_default=True, type=int, help="At most this many reminders (0: none).")
+@click.option("--expire-after", default="7d", show_default=True,
+              help="A session not finished this long after its invitation is expired ('none': never).")
+def create(survey_id: str, tag: str, wave: int, rate: float | None, quiet_hours: str, timezone: str,
+           remind_after: str, max_reminders: int, expire_after: str) -> None:
+    """Create a campaign (not sending yet: see `campaigns start`); prints its id alone on the last line."""
+    from service import campaigns as service
+    from service.campaigns.timing import OFF, QuietHours, TimingError, parse_duration
+
+    try:
+        plan = service.Plan(
+            survey_id=survey_id, tag=service.normalize_tag(tag), wave=wave, rate=rate,
+            quiet_hours=QuietHours.parse(quiet_hours), timezone=timezone.strip(),
+            remind_after=parse_duration(remind_after) if max_reminders else None, max_reminders=max_reminders,
+            expire_after=None if expire_after.strip().lower() in OFF else parse_duration(expire_after),
+        )
+        rt = _rt()
+        campaign = service.create(rt, plan)
+    except (service.CampaignError, TimingError) as error:
+        _fail(error)
+    audience = service.audience_size(rt, campaign.tag)
+    click.echo(f"created campaign {campaign.id}: survey {campaign.survey_id} wave {campaign.wave} for the "
+               f"{audience:,} contacts tagged {campaign.tag}; start it with: retorno campaigns start {campaign.id}",
+               err=True)
+    if audience == 0:
+        click.echo(f"warning: no contact has the tag {campaign.tag!r} yet (retorno contacts import FILE --tag "
+                   f"{campaign.tag})", err=True)
+    click.echo(campaign.id)
+
+
+@campaigns.command("start")
+@click.argument("campaign_id", type=int)
+def start(campaign_id: int) -> None:
+    """Start (or resume) sending; contacts tagged since the last start are added."""
+    from service import campaigns as service
+
+    rt = _rt()
+    try:
+        started = service.start(rt, campaign_id)
+    except service.UnknownCampaign:
+        _fail(click.ClickException(f"there is no campaign {campaign_id}"))
+    campaign = started.campaign
+    click.echo(f"campaign {campaign_id} is running: {started.audience:,} contacts tagged {campaign.tag}"
+               + (f" ({started.added:,} new)" if started.added != started.audience else ""))
+    if started.skipped:
+        click.echo(f"  {started.skipped:,} will not be invited: they opted out or cannot be reached")
+    for channel, how in service.senders(rt, campaign).items():
+        click.echo(f"  {channel}: " + (how or "no sender is configured for this channel; its invitations wait"))
+    if rt.settings.embedded_queue:
+        click.echo("  messages go out from `retorno run` (or `retorno worker` with REDIS_URL) while it runs")
+
+
+@campaigns.command("pause")
+@click.argument("campaign_id", type=int)
+def pause(campaign_id: int) -> None:
+    """Stop sending (resume with `campaigns start`); sessions still expire."""
+    from service import campaigns as service
+
+    try:
+        service.pause(_rt(), campaign_id)
+    except service.UnknownCampaign:
+        _fail(click.ClickException(f"there is no campaign {campaign_id}"))
+    except service.CampaignError as error:
+        _fail(error)
+    click.echo(f"campaign {campaign_id} is paused")
+
+
+@campaigns.command("status")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="The same JSON as GET /api/v1/campaigns/ID.")
+def status(campaign_id: int, as_json: bool) -> None:
+    """The funnel: invited, delivered, started, consented, completed, opted out, expired; where people stop."""
+    from service.campaigns import UnknownCampaign
+    from service.campaigns.funnel import report
+
+    try:
+        data = report(_rt(), campaign_id)
+    except UnknownCampaign:
+        _fail(click.ClickException(f"there is no campaign {campaign_id}"))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    _print_status(data)
+
+
+@campaigns.command("list")
+def list_campaigns() -> None:
+    """Every campaign with its status and how many were invited."""
+    from service.campaigns import all_campaigns
+
+    rows = all_campaigns(_rt())
+    if not rows:
+        click.echo("no campaigns yet: retorno campaigns create --survey ID --tag TAG")
+        return
+    for c in rows:
+        click.echo(f"{c.id:>4}  {c.status:<9} {c.survey_id} wave {c.wave}, tag {c.tag}")
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    counts, settings = data["counts"], data["settings"]
+    click.echo(f"Campaign {data['id']}: {data['survey_id']} wave {data['wave']}, tag {data['tag']} "
+               f"- {data['status']}")
+    rules = [f"quiet hours {settings['quiet_hours']} ({settings['timezone']})" if settings["quiet_hours"]
+             else "no quiet hours"]
+    if settings["max_reminders"]:
+        rules.append(f"remind after {settings['remind_after']} (at most {settings['max_reminders']})")
+    if settings["expire_after"]:
+        rules.append(f"expire after {settings['expire_after']}")
+    click.echo("  " + ", ".join(rules))
+    for channel, how in data["senders"].items():
+        click.echo(f"  {channel}: {how or 'no sender configured'}")
+    invited = counts["invited"]
+    lines = [("audience", data["audience"], None), ("waiting to send", data["pending"], None),
+             ("invited", invited, None)]
+    lines += [(name.replace("_", " "), counts[name], invited) for name in
+              ("delivered", "started", "consented", "completed", "opted_out", "expired")]
+    lines.append(("reminders sent", data["reminders_sent"], None))
+    width = max(len(name) for name, _, _ in lines)
+    for name, value, of in lines:
+        share = f"  {100 * value / of:5.1f}%" if of else ""
+        click.echo(f"  {name:<{width}}  {value:>8,}{share}")
+    if data["not_invited"]:
+        click.echo("  not invited: " + ", ".join(f"{n:,} {why.replace('_', ' ')}"
+                                                  for why, n in data["not_invited"].items()))
+    if data["drop_off"]:
+        click.echo("Where unfinished respondents are (waiting / expired / opted out):")
+        width = max(len(row["question"]) for row in data["drop_off"])
+        for row in data["drop_off"]:
+            click.echo(f"  {row['question']:<{width}}  {row['waiting']:>7,} {row['expired']:>7,} "
+                       f"{row['opted_out']:>7,}")
+    sys.stdout.flush()
