@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # (job, every N seconds)
 PERIODIC: list[tuple[str, int]] = [
     ("workers.sweeper.sweep", 5),
+    ("workers.gaps.refresh_all", 60),
     ("workers.campaigns.tick", 2),
     ("workers.campaigns.maintain", 5),
     ("workers.incentives.tick", 5),

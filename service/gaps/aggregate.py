@@ -226,11 +226,11 @@ class _Plan:
         ]
         resp_columns += [f"COALESCE(sum(ib.bit) FILTER (WHERE ib.part = {m} AND a.in_gap), 0) AS x{m}" for m in range(masks)]
         value_join = (
-            f"LEFT JOIN (VALUES {', '.join(value_rows)}) AS gv(question_id, value, part, code)"
-            f" ON gv.question_id = a.question_id AND gv.value = {answer_value}"
-            if value_rows
-            else ""
+            f"LEFT JOIN gv ON gv.question_id = a.question_id AND gv.value = {answer_value}" if value_rows else ""
         )
+        lookups = f"ib(question_id, part, bit, dimension) AS (VALUES {', '.join(bit_rows)})"
+        if value_rows:
+            lookups += f",\ngv(question_id, value, part, code) AS (VALUES {', '.join(value_rows)})"
         # per respondent: each indicator 1/0/NULL, each dimension, overall, the index
         def has(i: int, prefix: str) -> str:
             return f"({prefix}{i // MASK_BITS} & {1 << (i % MASK_BITS)}) <> 0"
@@ -276,11 +276,12 @@ class _Plan:
         group_columns = [
             f"(p{profile_of[j]} / {place[j]}) % {radix_of[j]} AS v{j}" for j in range(len(groups))
         ]
-        self.sql = f"""WITH resp AS MATERIALIZED (
+        self.sql = f"""WITH {lookups},
+resp AS MATERIALIZED (
   SELECT {', '.join(resp_columns)}
   FROM survey_sessions s
   JOIN answers a ON a.session_id = s.id
-  LEFT JOIN (VALUES {', '.join(bit_rows)}) AS ib(question_id, part, bit, dimension) ON ib.question_id = a.question_id
+  LEFT JOIN ib ON ib.question_id = a.question_id
   {value_join}
   WHERE s.survey_id = :survey AND s.status = 'completed'{wave_filter}
   GROUP BY s.id, s.region
