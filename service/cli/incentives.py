@@ -98,18 +98,22 @@ def status(survey_id: str | None, as_json: bool) -> None:
 @click.option("--survey", "survey_id", help="Only this survey.")
 @click.option("--wave", type=int, help="Only this wave.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
-              help="Statuses to export (repeatable); default: pending and failed, i.e. what is owed.")
+              help="Statuses to export (repeatable); default: what staff must pay by hand (with the ledger "
+                   "provider pending and failed records; with Reloadly the failed ones it will not retry).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="A CSV file (default: stdout).")
 def export(survey_id: str | None, wave: int | None, statuses: tuple[str, ...], output: Path | None) -> None:
     """What is owed, as CSV with phone numbers, for paying by hand (keep the file safe, delete it after)."""
     rt = _open_runtime()
-    wanted = statuses or (PENDING, FAILED)
+    automatic = rt.settings.incentive_provider != "ledger"
+    wanted = statuses or ((FAILED,) if automatic else (PENDING, FAILED))
     query = (
         select(Incentive, Contact.public_id)
         .join(Contact, Contact.id == Incentive.contact_id)
         .where(Incentive.status.in_(wanted))
         .order_by(Incentive.id)
     )
+    if automatic and not statuses:
+        query = query.where(Incentive.next_attempt_at.is_(None))
     if survey_id:
         query = query.where(Incentive.survey_id == survey_id)
     if wave is not None:
