@@ -14,8 +14,12 @@ from surveys.definition import Definition
 Cell = tuple  # (grouping, region, value, dimension, indicator, overall)
 
 
-def recover(definition: Definition, published: dict[Cell, dict], truth: dict[Cell, dict]) -> dict[Cell, int]:
-    """Suppressed cells whose n the attacker can compute, with the value it computes."""
+def recover(definition: Definition, published: dict[Cell, dict], truth: dict[Cell, dict],
+            everyone_has_a_region: bool = False) -> dict[Cell, int]:
+    """Suppressed cells whose n the attacker can compute, with the value it computes.
+
+    With `everyone_has_a_region` the attacker also knows that the regions add up to the nation exactly.
+    """
     known: dict[Cell, int] = {key: cell["n"] for key, cell in published.items() if not cell["suppressed"]}
     secret = {key for key, cell in published.items() if cell["suppressed"]}
     groups = {q.id: ([c.value for c in q.choices] or ["yes", "no"], q.when) for q in definition.questions if q.group}
@@ -53,7 +57,9 @@ def recover(definition: Definition, published: dict[Cell, dict], truth: dict[Cel
         progress = False
         for total, parts, remainder in equations:
             if remainder == "no_region":
-                continue  # unknown to the attacker (see the docstring)
+                if not everyone_has_a_region:
+                    continue  # unknown to the attacker (see the docstring)
+                remainder = 0
             rest = remainder if isinstance(remainder, int) else value(remainder)
             terms = [total, *parts]
             if remainder is not None and not isinstance(remainder, int):

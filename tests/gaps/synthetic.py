@@ -92,9 +92,20 @@ def population(definition: Definition, people: int, seed: int = 7, region_sizes:
     return everyone
 
 
-def _person(definition: Definition, number: int, region: str, rng: random.Random, behind: set[str]) -> Person:
+def crowd(definition: Definition, plan: list[tuple[str, bool, int]], seed: int = 1) -> list[Person]:
+    """Exactly the completed respondents asked for: (region, returnee?, how many); nobody skips an indicator."""
+    rng = random.Random(seed)
+    people = []
+    for region, returnee, count in plan:
+        for _ in range(count):
+            people.append(_person(definition, len(people) + 1, region, rng, set(), returnee=returnee, skip_rate=0.0))
+    return people
+
+
+def _person(definition: Definition, number: int, region: str, rng: random.Random, behind: set[str],
+            returnee: bool | None = None, skip_rate: float = 0.03) -> Person:
     person = Person(number, definition.id, "completed", region, {"consent": "yes"})
-    returnee = rng.random() < 0.6
+    returnee = rng.random() < 0.6 if returnee is None else returnee
     for q in definition.questions[1:]:
         if q.when and "returnee" in q.when and not returnee:
             continue
@@ -103,7 +114,7 @@ def _person(definition: Definition, number: int, region: str, rng: random.Random
         elif q.id == "returned":
             person.answers[q.id] = "returnee" if returnee else "community"
         elif q.is_indicator:
-            if rng.random() < 0.03:  # skipped: answered nothing
+            if rng.random() < skip_rate:  # skipped: answered nothing
                 person.skipped.add(q.id)
                 person.answers[q.id] = None
                 person.in_gap[q.id] = None
