@@ -1,37 +1,233 @@
-"""The analysts' dashboard: gap maps and tables behind a token login."""
+"""The analysts' dashboard: gap maps and tables behind a token login.
+
+Log in with an API token (analyst or staff): it is kept in an HttpOnly, SameSite=Strict cookie. The page is
+rendered on the server (map as inline SVG, table of every published cell of the selection); filters are a GET
+form, the table sorts in the browser, downloads reuse the API's exports. Only published figures reach the page.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, make_response, request
+from typing import Any
+
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from service.auth import role_of
+from service.catalog import UnknownSurvey
+from service.gaps import aggregate, maps, snapshot, views
+from service.gaps.exports import FORMATS, geography_for, render
+from service.gaps.geography import GeographyError
+from surveys.definition import DIMENSIONS
 
-dashboard = Blueprint("dashboard", __name__)
+dashboard = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
+                      static_url_path="/dashboard/static")
 COOKIE = "retorno_token"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "private, no-store",
+}
+
+WORDS = {
+    "es": {
+        "title": "Mapas de brechas de reintegración", "login": "Entrar", "token": "Token de acceso",
+        "login_help": "Use un token de analista o de personal (retorno tokens create --role analyst).",
+        "bad_token": "Ese token no existe o fue revocado.", "logout": "Salir", "survey": "Encuesta",
+        "dimension": "Dimensión", "indicator": "Indicador", "group": "Grupo", "metric": "Mapa de",
+        "all_dimensions": "todas", "all_indicators": "todos", "no_group": "sin grupo", "show": "Mostrar",
+        "gap_rate": "personas en brecha", "index": "índice de reintegración", "difference": "retornados − comunidad",
+        "region": "Región", "group_value": "Grupo", "n": "n", "gap_n": "en brecha", "rate": "% en brecha",
+        "ci": "IC 95 %", "index_mean": "índice medio", "diff": "retornados − comunidad", "pattern": "lectura",
+        "suppressed": "suprimido", "computed": "calculado", "respondents": "respuestas completas",
+        "suppression_note": "Celdas con menos de {min_cell} respuestas, y las que permitirían deducirlas, se suprimen.",
+        "downloads": "Descargar", "national": "Nacional", "overall": "general",
+        "returnees_behind": "retornados rezagados", "returnees_ahead": "retornados mejor", "shared": "compartida",
+        "no_surveys": "No hay encuestas publicadas.", "rows": "celdas",
+        "automatic": "automático (brecha; índice en general)",
+    },
+    "en": {
+        "title": "Reintegration gap maps", "login": "Log in", "token": "Access token",
+        "login_help": "Use an analyst or staff token (retorno tokens create --role analyst).",
+        "bad_token": "That token does not exist or was revoked.", "logout": "Log out", "survey": "Survey",
+        "dimension": "Dimension", "indicator": "Indicator", "group": "Group", "metric": "Map of",
+        "all_dimensions": "all", "all_indicators": "all", "no_group": "no group", "show": "Show",
+        "gap_rate": "people in gap", "index": "reintegration index", "difference": "returnees − community",
+        "region": "Region", "group_value": "Group", "n": "n", "gap_n": "in gap", "rate": "% in gap",
+        "ci": "95% CI", "index_mean": "mean index", "diff": "returnees − community", "pattern": "reading",
+        "suppressed": "suppressed", "computed": "computed", "respondents": "completed responses",
+        "suppression_note": "Cells with fewer than {min_cell} responses, and those that would reveal them, are suppressed.",
+        "downloads": "Download", "national": "National", "overall": "overall",
+        "returnees_behind": "returnees left behind", "returnees_ahead": "returnees better off", "shared": "shared",
+        "no_surveys": "No survey is published.", "rows": "cells",
+        "automatic": "automatic (gap; index overall)",
+    },
+}
+
+
+def _secured(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _token() -> str | None:
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        return cookie
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _language() -> str:
+    language = request.args.get("lang", "")
+    if language in WORDS:
+        return language
+    return request.accept_languages.best_match(list(WORDS), default="es") or "es"
+
+
+def _login(language: str, error: str | None, status: int) -> Response:
+    html = render_template("dashboard_login.html", words=WORDS[language], error=error, language=language)
+    return _secured(make_response(html, status))
 
 
 @dashboard.route("/dashboard", methods=["GET", "POST"])
 def index():
     runtime = current_app.extensions["retorno"]
-    token = request.form.get("token") if request.method == "POST" else None
-    token = token or request.cookies.get(COOKIE) or _bearer()
-    role = role_of(runtime, token)
-    if role is None:
-        status = 401 if request.method == "GET" or token else 401
-        return make_response(_LOGIN, status)
-    response = make_response(_PAGE, 200)
+    language = _language()
     if request.method == "POST":
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure)
-    return response
+        token = (request.form.get("token") or "").strip()
+        if role_of(runtime, token) is None:
+            return _login(language, WORDS[language]["bad_token"], 401)
+        response = redirect(url_for("dashboard.index", lang=request.args.get("lang") or None), code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure,
+                            path="/dashboard")
+        return _secured(response)
+    role = role_of(runtime, _token())
+    if role is None:
+        return _login(language, WORDS[language]["bad_token"] if request.cookies.get(COOKIE) else None, 401)
+    return _secured(_page(runtime, role, language))
 
 
-def _bearer() -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
+@dashboard.post("/dashboard/logout")
+def logout():
+    response = redirect(url_for("dashboard.index"), code=303)
+    response.delete_cookie(COOKIE, path="/dashboard")
+    return _secured(response)
 
 
-_LOGIN = """<!doctype html><html lang="es"><head><meta charset="utf-8"><title>Retorno</title></head>
-<body><h1>Retorno</h1><form method="post"><label>Token <input name="token" type="password"></label>
-<button>Entrar</button></form></body></html>"""
-_PAGE = """<!doctype html><html lang="es"><head><meta charset="utf-8"><title>Retorno</title></head>
-<body><h1>Retorno</h1><p>Gap maps arrive with the aggregation work.</p></body></html>"""
+@dashboard.get("/dashboard/export")
+def export():
+    runtime = current_app.extensions["retorno"]
+    if role_of(runtime, _token()) is None:
+        return _login(_language(), None, 401)
+    output_format = request.args.get("format", "csv")
+    try:
+        definition = runtime.catalog.current(request.args.get("survey", ""))
+        selection = _selection(definition)
+        if output_format not in FORMATS:
+            raise views.SelectionError(f"format must be one of {', '.join(FORMATS)}")
+        found = snapshot.current(runtime, definition)
+        output = render(found.payload, definition, selection, output_format, geography_for(definition), _language())
+    except UnknownSurvey:
+        return _secured(make_response("unknown survey", 404))
+    except (views.SelectionError, GeographyError) as error:
+        return _secured(make_response(str(error), 400))
+    response = Response(output.body, mimetype=output.mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{output.filename}"'
+    return _secured(response)
+
+
+def _selection(definition, lenient: bool = False) -> views.Selection:
+    args = request.args
+    wanted = {
+        "grouping": args.get("group") or None,
+        "dimension": args.get("dimension") or None,
+        "indicator": args.get("indicator") or None,
+        "metric": args.get("metric") or None,
+    }
+    if lenient:
+        indicators = {q.id: q.dimension for q in aggregate.indicators(definition)}
+        if wanted["indicator"] not in indicators:
+            wanted["indicator"] = None
+        if wanted["indicator"] and wanted["dimension"] and indicators[wanted["indicator"]] != wanted["dimension"]:
+            wanted["indicator"] = None
+        if wanted["indicator"]:
+            wanted["dimension"] = None
+    return views.select(definition, **wanted)
+
+
+def _page(runtime, role: str, language: str) -> Response:
+    words = WORDS[language]
+    surveys = runtime.catalog.all_current()
+    if not surveys:
+        return make_response(render_template("dashboard.html", words=words, surveys=[], language=language,
+                                             role=role, error=words["no_surveys"]), 200)
+    chosen = request.args.get("survey") or runtime.settings.default_survey
+    definition = next((d for d in surveys if d.id == chosen), surveys[0])
+    error, status = None, 200
+    try:
+        selection = _selection(definition, lenient=True)
+    except views.SelectionError as problem:
+        selection, error, status = views.Selection(), str(problem), 400
+    found = snapshot.current(runtime, definition)
+    payload = found.payload
+    geography = geography_for(definition)
+    drawing = maps.scene(payload, definition, selection, geography, language)
+    rows = _rows(payload, definition, selection, words, language)
+    indicators = aggregate.indicators(definition)
+    context: dict[str, Any] = {
+        "words": words,
+        "language": language,
+        "role": role,
+        "surveys": surveys,
+        "definition": definition,
+        "selection": selection,
+        "dimensions": sorted({q.dimension for q in indicators}, key=DIMENSIONS.index),
+        "dimension_names": maps.TEXTS[language],
+        "indicators": indicators,
+        "groups": aggregate.group_questions(definition),
+        "metrics": views.METRICS,
+        "payload": payload,
+        "generated": str(payload["generated_at"])[:16].replace("T", " "),
+        "map_svg": Markup(maps.to_svg(drawing)),  # built from escaped parts only (maps.to_svg escapes all text)
+        "rows": rows,
+        "formats": [f for f in FORMATS if f != "json"] + ["json"],
+        "query": {k: v for k, v in request.args.items() if k != "format"},
+        "error": error,
+        "ungrouped": selection.grouping is None,
+    }
+    return make_response(render_template("dashboard.html", **context), status)
+
+
+def _rows(payload: dict[str, Any], definition, selection: views.Selection, words: dict[str, str],
+          language: str) -> list[dict[str, Any]]:
+    """Table rows: every published cell of the selection, regional and national."""
+    rows = []
+    for cell in snapshot.cells(payload):
+        if cell["grouping"] != selection.grouping:
+            continue
+        if selection.indicator and cell["indicator"] != selection.indicator:
+            continue
+        if selection.dimension and cell["dimension"] != selection.dimension:
+            continue
+        if (selection.indicator or selection.dimension) and cell["overall"]:
+            continue
+        indicator = cell["indicator"]
+        question_text = ""
+        if indicator and definition.has_question(indicator):
+            q = definition.question(indicator)
+            question_text = q.text.get(language) or q.text.get(definition.default_language) or ""
+        rows.append({
+            **cell,
+            "region_label": cell["region_name"] or words["national"],
+            "dimension_label": maps.TEXTS[language].get(cell["dimension"] or "", cell["dimension"] or "")
+            or words["overall"],
+            "indicator_label": indicator or "",
+            "question_text": question_text,
+            "pattern_label": words.get(cell.get("pattern") or "", ""),
+        })
+    rows.sort(key=lambda r: (r["region"] is None, r["region"] or "", r["group"] or "", not r["overall"],
+                             r["dimension"] or "", r["indicator"] or ""))
+    return rows

@@ -138,16 +138,20 @@ def load_geojson(source: str | Path | dict[str, Any], regions: tuple[Region, ...
 
 
 def _find_code_property(features: list[dict], known: dict[str, Region]) -> str:
+    """The property most of whose values are region codes (then every value is checked)."""
     names = set.intersection(*(set((f.get("properties") or {}).keys()) for f in features))
-    fitting = sorted(n for n in names if all(_code(f["properties"][n], known) in known for f in features))
-    if len(fitting) == 1:
-        return fitting[0]
-    if not fitting:
+    matches = {n: sum(_code(f["properties"][n], known) in known for f in features) for n in names}
+    best = max(matches.values(), default=0)
+    fitting = sorted(n for n, count in matches.items() if count == best)
+    if best == 0:
         raise GeographyError(
             "no property of the features holds the survey's region codes; name it with --code-property "
             f"(properties: {', '.join(sorted(names)) or 'none'})"
         )
-    raise GeographyError(f"several properties could hold the region codes ({', '.join(fitting)}); name one with --code-property")
+    if len(fitting) > 1:
+        raise GeographyError(f"several properties could hold the region codes ({', '.join(fitting)}); "
+                             "name one with --code-property")
+    return fitting[0]
 
 
 def _code(value: Any, known: dict[str, Region]) -> str:

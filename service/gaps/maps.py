@@ -25,7 +25,7 @@ LEGEND = 64
 NO_DATA = "#e6e6e6"
 SUPPRESSED = "#f4f4f4"
 HATCH = "#8c8c8c"
-OUTLINE = "#ffffff"
+OUTLINE = "#c8c8c8"
 INK = "#222222"
 GREY = "#666666"
 
@@ -259,12 +259,18 @@ def _legend(result: Scene, metric: str, words: dict[str, str], min_cell: int, to
             text = f"{_format(low, metric)} – {_format(high, metric)}"
         result.boxes.append(Box(x, top + 18, 22, 16, fill))
         result.texts.append(Text(x + 28, top + 31, text, size=11))
-        x += 110
+        x += _advance(text)
+    suppressed = words["suppressed"].format(min_cell=min_cell)
     result.boxes.append(Box(x, top + 18, 22, 16, SUPPRESSED, hatched=True))
-    result.texts.append(Text(x + 28, top + 31, words["suppressed"].format(min_cell=min_cell), size=11))
-    x += 230
+    result.texts.append(Text(x + 28, top + 31, suppressed, size=11))
+    x += _advance(suppressed)
     result.boxes.append(Box(x, top + 18, 22, 16, NO_DATA))
     result.texts.append(Text(x + 28, top + 31, words["no_data"], size=11))
+
+
+def _advance(label: str) -> float:
+    """Room for a legend entry: the swatch, the label (about 6.6 px a character at 11 px) and a gap."""
+    return 28 + len(label) * 6.6 + 16
 
 
 # -- SVG ----------------------------------------------------------------------------------------------------

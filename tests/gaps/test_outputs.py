@@ -1,0 +1,212 @@
+"""Outputs of the gap maps: the API's formats and errors, the CLI, GeoJSON geography, snapshots and their schedule."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+from click.testing import CliRunner
+
+from tests.gaps import synthetic
+
+SURVEY = "reintegracion-mx"
+PLAN = [("01", True, 30), ("01", False, 25), ("19", True, 40), ("19", False, 12), ("14", True, 6), ("09", False, 20)]
+
+
+@pytest.fixture
+def h(sqlite_url, providers, tmp_path):
+    from tests.support import Harness
+
+    harness = Harness(sqlite_url, providers, tmp_path)
+    definition = harness.rt.catalog.current(SURVEY)
+    synthetic.insert(harness.rt.engine, definition, synthetic.crowd(definition, PLAN))
+    yield harness
+    harness.close()
+
+
+def _geojson(codes=("01", "19", "14", "09"), prop="CVE_ENT"):
+    features = []
+    for i, code in enumerate(codes):
+        x, y = -110 + 3 * i, 20 + i
+        square = [[x, y], [x + 2, y], [x + 2, y + 2], [x, y + 2], [x, y]]
+        features.append({"type": "Feature", "properties": {prop: code, "NOMGEO": f"S{code}"},
+                         "geometry": {"type": "Polygon", "coordinates": [square]}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def test_gaps_api_roles_and_errors(h):
+    path = f"/api/v1/surveys/{SURVEY}/gaps"
+    assert h.client.get(path).status_code == 401
+    assert h.api(path, token="rt_nope").status_code == 401
+    assert h.api(path, token=h.analyst_token).status_code == 200
+    assert h.api(path, token=h.staff_token).status_code == 200
+    for query, fragment in (("?by=sex", "by must be region"), ("?group=state", "not a group question"),
+                            ("?dimension=spiritual", "not a dimension"), ("?indicator=sex", "not an indicator"),
+                            ("?format=xlsx", "format must be"), ("?wave=two", "wave must be a number"),
+                            ("?metric=difference&group=sex", "without a group")):
+        response = h.api(path + query, token=h.analyst_token)
+        assert response.status_code == 400, query
+        assert fragment in response.get_json()["error"]["message"], query
+    assert h.api("/api/v1/surveys/nope/gaps", token=h.analyst_token).status_code == 404
+    # analysts see aggregates only: nothing about a respondent or an address
+    body = h.api(path, token=h.analyst_token).get_data(as_text=True)
+    assert "respondent_id" not in body and "address" not in body and "syn0000" not in body
+
+
+def test_every_format_from_the_api(h):
+    base = f"/api/v1/surveys/{SURVEY}/gaps?dimension=economic"
+    data = h.api(base, token=h.analyst_token).get_json()
+    assert data["survey_id"] == SURVEY and data["version"] == 1 and data["min_cell"] == 10
+    state = next(c for c in data["cells"] if c["region"] == "19" and c["indicator"] is None
+                 and c["dimension"] == "economic")
+    assert state["n"] == 52 and state["region_name"] == "Nuevo León"
+
+    rows = list(csv.DictReader(io.StringIO(h.api(base + "&format=csv", token=h.analyst_token).get_data(as_text=True))))
+    nuevo_leon = next(r for r in rows if r["region"] == "19" and r["measure"] == "economic")
+    assert int(nuevo_leon["n"]) == 52 and float(nuevo_leon["gap_rate"]) == pytest.approx(state["gap_rate"])
+    small = next(r for r in rows if r["region"] == "14" and r["measure"] == "economic")
+    assert small["suppressed"] == "true" and small["n"] == "" and small["gap_rate"] == ""
+
+    collection = json.loads(h.api(base + "&format=geojson", token=h.analyst_token).get_data(as_text=True))
+    assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 32
+    feature = next(f for f in collection["features"] if f["properties"]["code"] == "19")
+    assert feature["geometry"]["type"] == "Point"
+    assert feature["properties"]["n"] == 52 and feature["properties"]["gap_rate"] == pytest.approx(state["gap_rate"])
+
+    svg = h.api(base + "&format=svg", token=h.analyst_token)
+    assert svg.mimetype == "image/svg+xml"
+    root = ElementTree.fromstring(svg.get_data())
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    regions = root.findall("s:g[@class='region']", ns)
+    assert len(regions) == 32
+    titles = {g.get("data-code"): g.find("s:title", ns).text for g in regions}
+    assert "n = 52" in titles["19"] and "Nuevo León" in titles["19"]
+    assert "suprimido" in titles["14"]
+    assert next(g for g in regions if g.get("data-code") == "14").find("s:path", ns).get("fill") == "url(#hatch)"
+    text = svg.get_data(as_text=True)
+    assert "Dimensión económica" in text and "versión 1" in text and "calculado" in text  # title, version, date
+    assert "personas en brecha" in text and "≥ 80%" in text  # legend
+
+    png = h.api(base + "&format=png&language=en", token=h.analyst_token)
+    assert png.mimetype == "image/png"
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png.get_data()))
+    assert image.size[0] == 960 and image.size[1] > 400
+    assert len(image.getcolors(1 << 16)) > 10  # a real picture, not a blank page
+
+
+def test_groups_and_the_returnee_community_difference(h):
+    base = f"/api/v1/surveys/{SURVEY}/gaps"
+    grouped = h.api(base + "?group=returned", token=h.analyst_token).get_json()
+    assert grouped["group_question"] == "returned"
+    assert {c["group"] for c in grouped["cells"]} == {"returnee", "community"}
+    assert "gap_difference" not in grouped["cells"][0]
+    ungrouped = h.api(base, token=h.analyst_token).get_json()
+    nuevo_leon = next(c for c in ungrouped["overall"] if c["region"] == "19")
+    returnees = next(c for c in grouped["overall"] if c["region"] == "19" and c["group"] == "returnee")
+    community = next(c for c in grouped["overall"] if c["region"] == "19" and c["group"] == "community")
+    assert nuevo_leon["gap_difference"] == pytest.approx(returnees["gap_rate"] - community["gap_rate"])
+    assert nuevo_leon["pattern"] in ("returnees_behind", "returnees_ahead", "shared")
+    svg = h.api(base + "?metric=difference&format=svg", token=h.analyst_token).get_data(as_text=True)
+    assert "retornados" in svg and "pp" in svg
+    panels = h.api(base + "?group=sex&indicator=work&format=svg", token=h.analyst_token).get_data(as_text=True)
+    assert panels.count('class="region"') == 32 * 3  # one panel per value
+
+
+def test_snapshots_are_reused_until_stale_and_refreshed_by_the_schedule(h):
+    from service import schedule
+    from service.models import GapSnapshot
+    from workers.gaps import refresh_all
+
+    assert ("workers.gaps.refresh_all", 60) in schedule.PERIODIC
+    path = f"/api/v1/surveys/{SURVEY}/gaps"
+    first = h.api(path, token=h.analyst_token).get_json()
+    assert h.count("SELECT count(*) FROM gap_snapshots") == 1
+    assert h.api(path, token=h.analyst_token).get_json()["generated_at"] == first["generated_at"]
+    # a new completion: served as is for a while, then recomputed
+    definition = h.rt.catalog.current(SURVEY)
+    extra = synthetic.crowd(definition, [("19", True, 1)], seed=9)
+    synthetic.insert(h.rt.engine, definition, extra, first_id=10_000)
+    h.clock.advance(seconds=30)
+    assert h.api(path, token=h.analyst_token).get_json()["generated_at"] == first["generated_at"]
+    h.clock.advance(seconds=120)
+    again = h.api(path, token=h.analyst_token).get_json()
+    assert again["generated_at"] != first["generated_at"] and again["respondents"] == first["respondents"] + 1
+    # the periodic job recomputes only what changed
+    assert refresh_all() == {}
+    synthetic.insert(h.rt.engine, definition, synthetic.crowd(definition, [("01", False, 1)], seed=3), first_id=10_001)
+    computed = refresh_all()
+    assert list(computed) == [SURVEY]
+    with h.rt.sessions() as session:
+        newest = session.get(GapSnapshot, computed[SURVEY])
+        assert newest.respondents == first["respondents"] + 2 and newest.duration_ms >= 0
+    # on demand
+    assert h.api(path.replace("/gaps", "/gaps/refresh"), token=h.analyst_token).status_code == 405
+    response = h.client.post(path + "/refresh", headers={"Authorization": f"Bearer {h.analyst_token}"})
+    assert response.status_code == 202
+    h.settle()
+    assert h.count("SELECT count(*) FROM gap_snapshots") == 4
+
+
+def test_cli_writes_every_format(h, tmp_path, monkeypatch):
+    from service.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", h.settings.database_url)
+    monkeypatch.setenv("RETORNO_SECRET_KEY", h.settings.secret_key)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runner = CliRunner()
+    result = runner.invoke(main, ["gaps", "--survey", SURVEY, "--format", "json", "--group", "returned"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["group_question"] == "returned" and data["cells"]
+    for output_format in ("csv", "geojson", "svg", "png"):
+        target = tmp_path / f"map.{output_format}"
+        result = runner.invoke(main, ["gaps", "--survey", SURVEY, "--format", output_format, "--indicator", "work",
+                                      "--output", str(target)])
+        assert result.exit_code == 0, result.output
+        assert target.stat().st_size > 200
+        assert f"wrote {target}" in result.stderr
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = runner.invoke(main, ["gaps", "--survey", "nope"])
+    assert result.exit_code != 0 and "no survey 'nope'" in result.output
+    result = runner.invoke(main, ["gaps", "--survey", SURVEY, "--dimension", "economic", "--indicator", "work"])
+    assert result.exit_code != 0 and "not both" in result.output
+
+
+def test_a_programmes_geojson_makes_a_choropleth(h, tmp_path, monkeypatch):
+    from service.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", h.settings.database_url)
+    monkeypatch.setenv("RETORNO_SECRET_KEY", h.settings.secret_key)
+    good = tmp_path / "states.geojson"
+    good.write_text(json.dumps(_geojson()), encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(main, ["gaps", "--survey", SURVEY, "--format", "geojson", "--geojson", str(good)])
+    assert result.exit_code == 0, result.output
+    collection = json.loads(result.stdout)
+    assert {f["properties"]["code"] for f in collection["features"]} == {"01", "19", "14", "09"}
+    assert collection["features"][0]["geometry"]["type"] == "MultiPolygon"
+    assert "regions without a shape on the map" in result.stderr  # 28 states have none in this file
+    result = runner.invoke(main, ["gaps", "--survey", SURVEY, "--format", "svg", "--geojson", str(good),
+                                  "--code-property", "CVE_ENT"])
+    assert result.exit_code == 0 and result.stdout.count('class="region"') == 4
+    # codes are checked against the survey's region list; numbers are read as zero-padded codes
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps(_geojson(codes=("01", "99"))), encoding="utf-8")
+    result = runner.invoke(main, ["gaps", "--survey", SURVEY, "--format", "svg", "--geojson", str(bad)])
+    assert result.exit_code != 0 and "not in the survey's region list: 99" in result.output
+    numbers = tmp_path / "numbers.geojson"
+    numbers.write_text(json.dumps(_geojson(codes=(1, 19))), encoding="utf-8")
+    result = runner.invoke(main, ["gaps", "--survey", SURVEY, "--format", "svg", "--geojson", str(numbers)])
+    assert result.exit_code == 0, result.output
+    # a configured map folder serves the API and dashboard too
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    (maps / f"{SURVEY}.geojson").write_text(json.dumps(_geojson()), encoding="utf-8")
+    monkeypatch.setenv("RETORNO_MAPS_DIR", str(maps))
+    svg = h.api(f"/api/v1/surveys/{SURVEY}/gaps?format=svg", token=h.analyst_token).get_data(as_text=True)
+    assert svg.count('class="region"') == 4
