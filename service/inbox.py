@@ -191,12 +191,12 @@ class GroupCommitter:
             return
         self.batches += 1
         self.rows += len(rows)
+        self.runtime.dispatcher.push(INBOX, [i for i in ids if i is not None])
         position = 0
         for waiter in batch:
             waiter.ids = ids[position:position + len(waiter.rows)]
             position += len(waiter.rows)
             waiter.done.set()
-        self.runtime.dispatcher.push(INBOX, [i for i in ids if i is not None])
 
 
 _committers: dict[int, GroupCommitter] = {}
