@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -163,6 +163,7 @@ class _Batch:
         self.catalog = rt.catalog
         self.now = rt.now()
         self.outbound: list[OutboundMessage] = []
+        self.answers: dict[tuple[int, str], dict[str, Any]] = {}
         self.incentive_ids: list[int] = []
 
     def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
@@ -175,12 +176,14 @@ class _Batch:
             contacts = self._lock_contacts(session, keys)
             messages = self._pending(session, keys)
             latest = self._latest_sessions(session, [c.id for c in contacts.values()])
-            for key, queue in messages.items():
-                contact = contacts[key]
-                for message in queue:
-                    latest[contact.id] = self._handle(session, contact, latest.get(contact.id), message)
-                    result.processed += 1
+            with session.no_autoflush:
+                for key, queue in messages.items():
+                    contact = contacts[key]
+                    for message in queue:
+                        latest[contact.id] = self._handle(session, contact, latest.get(contact.id), message)
+                        result.processed += 1
             session.flush()
+            self._write_answers(session)
             result.outbound_ids = [m.id for m in self.outbound]
             result.incentive_ids = list(self.incentive_ids)
         return result
@@ -344,18 +347,23 @@ class _Batch:
     ) -> SurveySession:
         state = step.state
         if row is None:
-            row = SurveySession(
-                contact_id=contact.id,
-                survey_id=definition.id,
-                version=definition.version,
-                wave=1,
-                started_at=self.now,
-                language=state.language,
-                state={},
-                reminders_sent=0,
+            row = session.scalar(
+                insert(SurveySession)
+                .values(
+                    contact_id=contact.id,
+                    survey_id=definition.id,
+                    version=definition.version,
+                    wave=1,
+                    status=engine.IN_PROGRESS,
+                    language=state.language,
+                    state={},
+                    started_at=self.now,
+                    last_activity_at=self.now,
+                    reminders_sent=0,
+                    updated_at=self.now,
+                )
+                .returning(SurveySession)
             )
-            session.add(row)
-            session.flush()
         row.status = state.status if state.status != engine.NEW else engine.IN_PROGRESS
         row.question = state.question
         row.language = state.language
@@ -379,9 +387,7 @@ class _Batch:
             in_gap = any(v in question.gap for v in values)
         if question.type == "region" and answer.value is not None:
             row.region = answer.value
-        dialect = session.get_bind().dialect.name
-        statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-        values = {
+        self.answers[(row.id, answer.question_id)] = {
             "session_id": row.id,
             "question_id": answer.question_id,
             "value": answer.value,
@@ -390,12 +396,18 @@ class _Batch:
             "inbound_id": inbound_id,
             "answered_at": self.now,
         }
-        query = statement(Answer).values(**values)
+
+    def _write_answers(self, session: Session) -> None:
+        """Every answer of the batch in one upsert (a later answer to the same question replaces the earlier)."""
+        if not self.answers:
+            return
+        dialect = session.get_bind().dialect.name
+        query = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](Answer)
         query = query.on_conflict_do_update(
             index_elements=["session_id", "question_id"],
             set_={k: query.excluded[k] for k in ("value", "skipped", "in_gap", "inbound_id", "answered_at")},
         )
-        session.execute(query)
+        session.execute(query, list(self.answers.values()))
 
     def _apply_events(self, session: Session, contact: Contact, step: Step) -> None:
         for event in step.events:
@@ -407,7 +419,10 @@ class _Batch:
                     .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == "queued")
                     .values(status="cancelled", error="opted out")
                 )
-                self.outbound = [m for m in self.outbound if m.contact_id != contact.id or m.kind == "ack"]
+                for message in self.outbound:
+                    if message.contact_id == contact.id and message.kind != "ack":
+                        message.status, message.error = "cancelled", "opted out"
+                self.outbound = [m for m in self.outbound if m.status != "cancelled"]
             elif event.kind == "opted_in":
                 contact.opted_out = False
                 contact.opted_out_at = None
