@@ -14,7 +14,6 @@ the dimension's answered indicators not in gap. Figures are grouped by region an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,8 +100,10 @@ def count(connection: Connection, definition: Definition, wave: int | None = Non
     groups = group_questions(definition)
     plan = _Plan(connection.dialect.name, definition, measured, groups, wave)
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SET LOCAL work_mem = '64MB'"))
-        connection.execute(text("SET LOCAL jit = off"))
+        # one analytical pass over the survey's answers: hash joins and aggregates in memory always win, even
+        # when statistics lag behind a bulk load (the planner would pick nested loops); JIT costs more than it saves
+        for setting in ("work_mem = '64MB'", "jit = off", "enable_nestloop = off"):
+            connection.execute(text(f"SET LOCAL {setting}"))
     cells: dict[Key, Figures] = {}
     k = len(groups)
     for row in connection.execute(text(plan.sql), plan.params):
@@ -116,8 +117,10 @@ def count(connection: Connection, definition: Definition, wave: int | None = Non
             if value is None:
                 continue  # respondents without this group's answer: the remainder, never published
         figures = row[2 + k :]
+        width = plan.width
         for position, measure in enumerate(plan.measures):
-            n, gap_n, index_sum, index_n = figures[4 * position : 4 * position + 4]
+            n, gap_n, index_sum, *rest = figures[width * position : width * position + width]
+            index_n = rest[0] if rest else n
             if not n:
                 continue
             grouping_id = groups[grouping].id if grouping is not None else None
@@ -192,45 +195,31 @@ class _Plan:
         pg = dialect == "postgresql"
         self.params: dict[str, Any] = {"survey": definition.id, "wave": wave}
         self.choices = [group_values(q) for q in groups]
-        # group answers -> codes; indicators -> bits. PostgreSQL compares the stored JSONB with each value as
-        # JSONB (no text extraction per answer)
-        answer_value = "a.value" if pg else "json_extract(a.value, '$')"
-        value_type = "JSONB" if pg else "TEXT"
-        value_rows, bit_rows = [], []
+        # group answers -> codes (a mixed-radix number per respondent); indicators -> bits
         radix_of, profile_of, place = [], [], []
         column, base = 0, 1
-        for j, q in enumerate(groups):
+        for j in range(len(groups)):
             radix = len(self.choices[j]) + 1
             if base * radix > PROFILE_LIMIT:
                 column, base = column + 1, 1
             profile_of.append(column)
             place.append(base)
             radix_of.append(radix)
-            for c, value in enumerate(self.choices[j], 1):
-                self.params[f"gq{j}_{c}"] = q.id
-                self.params[f"gv{j}_{c}"] = json.dumps(value) if pg else value
-                value_rows.append(f"(CAST(:gq{j}_{c} AS TEXT), CAST(:gv{j}_{c} AS {value_type}), {column}, {c * base})")
             base *= radix
         profiles = column + 1 if groups else 0
         masks = (len(measured) + MASK_BITS - 1) // MASK_BITS
         dimensions = sorted({q.dimension for q in measured if q.dimension})
-        for i, q in enumerate(measured):
-            self.params[f"iq{i}"] = q.id
-            bit_rows.append(f"(CAST(:iq{i} AS TEXT), {i // MASK_BITS}, {1 << (i % MASK_BITS)}, {dimensions.index(q.dimension)})")
         wave_filter = " AND s.wave = :wave" if wave is not None else ""
-        resp_columns = ["s.region"]
-        resp_columns += [f"COALESCE(sum(gv.code) FILTER (WHERE gv.part = {p}), 0) AS p{p}" for p in range(profiles)]
-        resp_columns += [
-            f"COALESCE(sum(ib.bit) FILTER (WHERE ib.part = {m} AND a.in_gap IS NOT NULL), 0) AS m{m}"
-            for m in range(masks)
-        ]
-        resp_columns += [f"COALESCE(sum(ib.bit) FILTER (WHERE ib.part = {m} AND a.in_gap), 0) AS x{m}" for m in range(masks)]
-        value_join = (
-            f"LEFT JOIN gv ON gv.question_id = a.question_id AND gv.value = {answer_value}" if value_rows else ""
-        )
-        lookups = f"ib(question_id, part, bit, dimension) AS (VALUES {', '.join(bit_rows)})"
-        if value_rows:
-            lookups += f",\ngv(question_id, value, part, code) AS (VALUES {', '.join(value_rows)})"
+        if pg:
+            lookups, join, resp_columns = self._postgresql(groups, measured, profile_of, place)
+        else:
+            lookups, join, resp_columns = self._sqlite(groups, measured, profile_of, place)
+        resp_columns = ["s.region", *resp_columns]
+        resp_columns += [f"CAST(COALESCE(sum(qs.bit) FILTER (WHERE qs.part = {m} AND a.in_gap IS NOT NULL), 0) AS BIGINT)"
+                         f" AS m{m}" for m in range(masks)]
+        resp_columns += [f"CAST(COALESCE(sum(qs.bit) FILTER (WHERE qs.part = {m} AND a.in_gap), 0) AS BIGINT) AS x{m}"
+                         for m in range(masks)]
+
         # per respondent: each indicator 1/0/NULL, each dimension, overall, the index
         def has(i: int, prefix: str) -> str:
             return f"({prefix}{i // MASK_BITS} & {1 << (i % MASK_BITS)}) <> 0"
@@ -239,15 +228,15 @@ class _Plan:
             return f"CASE WHEN {has(i, 'm')} THEN (CASE WHEN {has(i, 'x')} THEN 1 ELSE 0 END) END"
 
         shares, weights = [], []
+        per_counts = []
         for d, dimension in enumerate(dimensions):
             self.params[f"w{d}"] = float(definition.weights.get(dimension, 1.0))
-            resp_columns += [
-                f"count(*) FILTER (WHERE ib.dimension = {d} AND a.in_gap IS NOT NULL) AS k{d}",
-                f"count(*) FILTER (WHERE ib.dimension = {d} AND a.in_gap) AS kg{d}",
-            ]
+            members = [i for i, q in enumerate(measured) if q.dimension == dimension]
+            per_counts.append(" + ".join(f"(CASE WHEN {has(i, 'm')} THEN 1 ELSE 0 END)" for i in members) + f" AS k{d}")
+            per_counts.append(" + ".join(f"(CASE WHEN {has(i, 'x')} THEN 1 ELSE 0 END)" for i in members) + f" AS kg{d}")
         per_columns = ["region", *(f"p{p}" for p in range(profiles))]
         per_columns += [f"{indicator(i)} AS y{i}" for i in range(len(measured))]
-        per_columns += [f"k{d}, kg{d}" for d in range(len(dimensions))]
+        per_columns += per_counts
         for d in range(len(dimensions)):
             shares.append(f"(CASE WHEN k{d} > 0 THEN CAST(:w{d} AS FLOAT) * (k{d} - kg{d}) / k{d} ELSE 0 END)")
             weights.append(f"(CASE WHEN k{d} > 0 THEN CAST(:w{d} AS FLOAT) ELSE 0 END)")
@@ -265,14 +254,18 @@ class _Plan:
             OVERALL,
         ]
         profile_columns = [f"p{p}" for p in range(profiles)]
+        # with every weight positive, a respondent with any indicator has an index: no separate count is needed
+        counted = any(float(definition.weights.get(d, 1.0)) <= 0 for d in dimensions)
+        self.width = 4 if counted else 3
         fine_sums = []
         for c, name in enumerate(measure_columns):
             fine_sums += [
                 f"CAST(count({name}) AS INTEGER) AS n{c}",
                 f"CAST(sum({name}) AS INTEGER) AS g{c}",
                 f"sum(idx) FILTER (WHERE {name} IS NOT NULL) AS s{c}",
-                f"CAST(count(idx) FILTER (WHERE {name} IS NOT NULL) AS INTEGER) AS c{c}",
             ]
+            if counted:
+                fine_sums.append(f"CAST(count(idx) FILTER (WHERE {name} IS NOT NULL) AS INTEGER) AS c{c}")
         group_columns = [
             f"(p{profile_of[j]} / {place[j]}) % {radix_of[j]} AS v{j}" for j in range(len(groups))
         ]
@@ -281,12 +274,11 @@ resp AS MATERIALIZED (
   SELECT {', '.join(resp_columns)}
   FROM survey_sessions s
   JOIN answers a ON a.session_id = s.id
-  LEFT JOIN ib ON ib.question_id = a.question_id
-  {value_join}
+  {join}
   WHERE s.survey_id = :survey AND s.status = 'completed'{wave_filter}
   GROUP BY s.id, s.region
 ),
-per AS (
+per AS MATERIALIZED (
   SELECT {', '.join(per_columns)} FROM resp
 ),
 scored AS MATERIALIZED (
@@ -301,7 +293,7 @@ grouped AS (
 )
 """
         totals = ", ".join(
-            f"sum(n{c}), sum(g{c}), sum(s{c}), sum(c{c})" for c in range(len(measure_columns))
+            f"sum(n{c}), sum(g{c}), sum(s{c})" + (f", sum(c{c})" if counted else "") for c in range(len(measure_columns))
         )
         k = len(groups)
         kept = ["region", *(f"v{j}" for j in range(k))]
@@ -321,6 +313,46 @@ grouped AS (
                     + (f" GROUP BY {', '.join(by)}" if by else "")
                 )
             self.sql += "\nUNION ALL\n".join(branches)
+
+    def _postgresql(self, groups: list[Question], measured: list[Question], profile_of: list[int],
+                    place: list[int]) -> tuple[str, str, list[str]]:
+        """One lookup per question id: an indicator's bit, or a group question's values (code = position)."""
+        rows = []
+        for i, q in enumerate(measured):
+            self.params[f"iq{i}"] = q.id
+            rows.append(f"(CAST(:iq{i} AS TEXT), {i // MASK_BITS}, CAST({1 << (i % MASK_BITS)} AS BIGINT), "
+                        "CAST(NULL AS INTEGER), CAST(0 AS BIGINT), CAST(NULL AS TEXT[]))")
+        for j, q in enumerate(groups):
+            self.params[f"gq{j}"], self.params[f"gv{j}"] = q.id, list(self.choices[j])
+            rows.append(f"(CAST(:gq{j} AS TEXT), CAST(NULL AS INTEGER), CAST(0 AS BIGINT), {profile_of[j]}, "
+                        f"CAST({place[j]} AS BIGINT), CAST(:gv{j} AS TEXT[]))")
+        lookups = f"qs(question_id, part, bit, gpart, place, choices) AS (VALUES {', '.join(rows)})"
+        columns = [
+            f"CAST(COALESCE(sum(qs.place * array_position(qs.choices, a.value #>> '{{}}')) FILTER (WHERE qs.gpart = {p}),"
+            f" 0) AS BIGINT) AS p{p}"
+            for p in sorted(set(profile_of))
+        ]
+        return lookups, "JOIN qs ON qs.question_id = a.question_id", columns
+
+    def _sqlite(self, groups: list[Question], measured: list[Question], profile_of: list[int],
+                place: list[int]) -> tuple[str, str, list[str]]:
+        """Indicator bits by question id; group codes by (question id, value)."""
+        bits, values = [], []
+        for i, q in enumerate(measured):
+            self.params[f"iq{i}"] = q.id
+            bits.append(f"(CAST(:iq{i} AS TEXT), {i // MASK_BITS}, {1 << (i % MASK_BITS)})")
+        for j, q in enumerate(groups):
+            for c, value in enumerate(self.choices[j], 1):
+                self.params[f"gq{j}_{c}"], self.params[f"gv{j}_{c}"] = q.id, value
+                values.append(f"(CAST(:gq{j}_{c} AS TEXT), CAST(:gv{j}_{c} AS TEXT), {profile_of[j]}, {c * place[j]})")
+        lookups = f"qs(question_id, part, bit) AS (VALUES {', '.join(bits)})"
+        join = "LEFT JOIN qs ON qs.question_id = a.question_id"
+        columns = []
+        if values:
+            lookups += f",\ngv(question_id, value, part, code) AS (VALUES {', '.join(values)})"
+            join += "\n  LEFT JOIN gv ON gv.question_id = a.question_id AND gv.value = json_extract(a.value, '$')"
+            columns = [f"COALESCE(sum(gv.code) FILTER (WHERE gv.part = {p}), 0) AS p{p}" for p in sorted(set(profile_of))]
+        return lookups, join, columns
 
     def value(self, grouping: int, code: Any) -> str | None:
         """A group question's value from its code (0 or unknown: not answered)."""

@@ -71,6 +71,11 @@ def protect(counts: Counts, definition: Definition) -> Decision:
     found = relations(counts, definition)
     places = _places(cells)
     twins = [bucket for bucket in places.values() if len(bucket) > 1]
+    # what does not change while suppressing: each relation's remainder
+    remainders = [
+        _figures(cells, relation.total) - sum((_figures(cells, key) for key in relation.parts), ZERO)
+        for relation in found
+    ]
     changed = True
     while changed:
         changed = False
@@ -78,8 +83,8 @@ def protect(counts: Counts, definition: Definition) -> Decision:
             if suppressed.intersection(bucket) and not suppressed.issuperset(bucket):
                 suppressed.update(bucket)
                 changed = True
-        for relation in found:
-            if _complement(relation, cells, suppressed, places, min_cell):
+        for relation, remainder in zip(found, remainders, strict=True):
+            if _complement(relation, remainder, cells, suppressed, places, min_cell):
                 changed = True
     return Decision(suppressed=suppressed, primary=primary)
 
@@ -113,14 +118,11 @@ def _remainder_unknown(
 
 
 def _complement(
-    relation: Relation, cells: dict[Key, Figures], suppressed: set[Key], places: dict[tuple, set[Key]],
-    min_cell: int,
+    relation: Relation, remainder: Figures, cells: dict[Key, Figures], suppressed: set[Key],
+    places: dict[tuple, set[Key]], min_cell: int,
 ) -> bool:
     """Suppress more terms of `relation` while exactly one is unknown or the unknown ones are too few people."""
-    terms = [relation.total, *relation.parts]
-    unknown = [key for key in terms if key in suppressed]
-    known_parts = sum((_figures(cells, key) for key in relation.parts), ZERO)
-    remainder = _figures(cells, relation.total) - known_parts
+    unknown = [key for key in (relation.total, *relation.parts) if key in suppressed]
     remainder_unknown = _remainder_unknown(relation, remainder, suppressed, places, min_cell)
     count = len(unknown) + (1 if remainder_unknown else 0)
     if count == 0:
