@@ -210,3 +210,17 @@ def test_a_programmes_geojson_makes_a_choropleth(h, tmp_path, monkeypatch):
     monkeypatch.setenv("RETORNO_MAPS_DIR", str(maps))
     svg = h.api(f"/api/v1/surveys/{SURVEY}/gaps?format=svg", token=h.analyst_token).get_data(as_text=True)
     assert svg.count('class="region"') == 4
+
+
+def test_a_survey_with_no_completed_responses_yet(sqlite_url, providers, tmp_path):
+    from tests.support import Harness
+
+    h = Harness(sqlite_url, providers, tmp_path)
+    try:
+        data = h.api(f"/api/v1/surveys/{SURVEY}/gaps", token=h.analyst_token).get_json()
+        assert data["cells"] == [] and data["national"] == [] and data["respondents"] == 0
+        svg = h.api(f"/api/v1/surveys/{SURVEY}/gaps?format=svg", token=h.analyst_token)
+        assert svg.status_code == 200 and svg.get_data(as_text=True).count('class="region"') == 32
+        assert h.client.get("/dashboard", headers={"Authorization": f"Bearer {h.analyst_token}"}).status_code == 200
+    finally:
+        h.close()
