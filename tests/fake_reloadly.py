@@ -40,7 +40,10 @@ OPERATORS = {
 
 
 class FakeReloadly:
-    def __init__(self, late_seconds: float = 1.6, hang_seconds: float = 30.0, appear_seconds: float = 1.0):
+    def __init__(self, late_seconds: float = 1.6, hang_seconds: float = 30.0, appear_seconds: float = 1.0,
+                 latency_seconds: float = 0.0):
+        self.latency_seconds = latency_seconds
+        """How long every top-up takes (a real one takes a few hundred milliseconds)."""
         self.late_seconds = late_seconds
         self.hang_seconds = hang_seconds
         self.appear_seconds = appear_seconds
@@ -171,7 +174,7 @@ class FakeReloadly:
         self._store(key, transaction)
         if mode == "error_after":
             return 502, {"message": "Bad Gateway"}, 0
-        wait = {"timeout": self.late_seconds, "hang": self.hang_seconds}.get(mode, 0.0)
+        wait = {"timeout": self.late_seconds, "hang": self.hang_seconds}.get(mode, self.latency_seconds)
         return 200, dict(transaction), wait
 
     def _store(self, key: str, transaction: dict[str, Any]) -> None:

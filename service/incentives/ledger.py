@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bots import render
+from bots._http import provider_error
 from service.inbox import PHONE_CHANNELS
 from service.incentives import (
     AWAITING_PHONE,
@@ -242,10 +243,11 @@ def record(
 
 
 def _error(outcome: Outcome) -> str | None:
+    """What staff see of a failure: the provider's code and message, without phone numbers."""
     if outcome.state == "paid":
         return None
     parts = [p for p in (outcome.code, outcome.message) if p]
-    return (": ".join(parts) or outcome.state)[:2000]
+    return provider_error(": ".join(parts) or outcome.state)
 
 
 # -- staff --------------------------------------------------------------------------------------------------
