@@ -4,6 +4,7 @@ The database is the source of truth. The queue only says "look at these message 
 (a failed push is logged and counted, never raised), and the sweeper re-pushes whatever stays unprocessed.
 The ids of new messages go to a Redis list; a drain job pops them in batches, so one job handles many messages.
 A flag key makes sure one drain job is waiting whenever ids are pushed, without enqueueing one job per message.
+Sending has its own RQ queue, which workers serve first, so replies never wait behind a long inbound backlog.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "retorno"
+SEND_QUEUE_NAME = "retorno-send"
 INBOX, OUTBOX = "inbox", "outbox"
 DRAIN_JOBS = {INBOX: "workers.inbound.drain", OUTBOX: "workers.outbound.drain"}
 
@@ -47,6 +49,9 @@ class RedisDispatcher:
 
         self.redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
         self.queue = Queue(QUEUE_NAME, connection=self.redis, default_timeout=600)
+        self.send_queue = Queue(SEND_QUEUE_NAME, connection=self.redis, default_timeout=600)
+        self.queues = [self.send_queue, self.queue]
+        """What a worker listens to, in priority order."""
         self.prefix = prefix
         self.failures = 0
 
@@ -64,7 +69,7 @@ class RedisDispatcher:
                     pipe.set(self._key("drain", box), 1, nx=True, ex=120)
                 flag_set = pipe.execute()[-1] if wake else False
             if flag_set:
-                self.queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
+                self._enqueue_drain(box)
             return True
         except Exception as error:  # noqa: BLE001 - Redis down must not fail a stored message
             self.failures += 1
@@ -81,7 +86,11 @@ class RedisDispatcher:
 
     def ensure_drain(self, box: str) -> None:
         if self.redis.set(self._key("drain", box), 1, nx=True, ex=120):
-            self.queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
+            self._enqueue_drain(box)
+
+    def _enqueue_drain(self, box: str) -> None:
+        queue = self.send_queue if box == OUTBOX else self.queue
+        queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
 
     def enqueue(self, function: str, *args: Any, **options: Any) -> bool:
         try:
@@ -97,8 +106,9 @@ class RedisDispatcher:
             pipe.llen(self._key(INBOX))
             pipe.llen(self._key(OUTBOX))
             pipe.llen(self.queue.key)
-            inbox, outbox, jobs = pipe.execute()
-        return {INBOX: inbox, OUTBOX: outbox, "jobs": jobs}
+            pipe.llen(self.send_queue.key)
+            inbox, outbox, jobs, sends = pipe.execute()
+        return {INBOX: inbox, OUTBOX: outbox, "jobs": jobs + sends}
 
     def ping(self) -> bool:
         try:

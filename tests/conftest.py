@@ -65,15 +65,39 @@ def clean_postgres(postgres_url):
     return postgres_url
 
 
-@pytest.fixture
-def redis_url():
+CLAIM_KEY = "retorno:test:owner"
+
+
+@pytest.fixture(scope="session")
+def redis_database():
+    """A Redis database number of this test session's own, so test runs side by side never flush each other."""
     _require(redis_available(), "Redis at 127.0.0.1:6379")
     from redis import Redis
 
-    connection = Redis.from_url(REDIS_URL)
+    owner = uuid.uuid4().hex
+    base = REDIS_URL.rsplit("/", 1)[0]
+    for number in (15, 14, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1):
+        connection = Redis.from_url(f"{base}/{number}")
+        if connection.set(CLAIM_KEY, owner, nx=True, ex=4 * 3600):
+            yield f"{base}/{number}", owner
+            connection.flushdb()
+            connection.close()
+            return
+        connection.close()
+    pytest.fail("every Redis database is claimed by another test run")
+
+
+@pytest.fixture
+def redis_url(redis_database):
+    from redis import Redis
+
+    url, owner = redis_database
+    connection = Redis.from_url(url)
     connection.flushdb()
-    yield REDIS_URL
+    connection.set(CLAIM_KEY, owner, ex=4 * 3600)
+    yield url
     connection.flushdb()
+    connection.set(CLAIM_KEY, owner, ex=4 * 3600)
     connection.close()
 
 

@@ -37,7 +37,8 @@ from workers import incentives
 log = logging.getLogger(__name__)
 
 BATCH = 200
-DRAIN_SECONDS = 30.0
+DRAIN_SECONDS = 2.0
+"""A drain job hands over after this long, so jobs of the send queue and periodic jobs are not kept waiting."""
 REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "animation", "audio", "voice")
 
 

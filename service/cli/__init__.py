@@ -113,7 +113,7 @@ def _rq_worker_thread(rt, stop: threading.Event) -> None:
 
     while not stop.is_set():
         try:
-            worker = SimpleWorker([rt.dispatcher.queue], connection=rt.dispatcher.redis)
+            worker = SimpleWorker(rt.dispatcher.queues, connection=rt.dispatcher.redis)
             worker._install_signal_handlers = lambda: None  # signals belong to the main thread
             worker.work(burst=True, logging_level="WARNING")
         except Exception as error:  # noqa: BLE001
@@ -170,7 +170,7 @@ def worker(burst: bool, fork: bool) -> None:
     try:
         while True:
             try:
-                kind([rt.dispatcher.queue], connection=rt.dispatcher.redis).work(burst=burst, logging_level="INFO")
+                kind(rt.dispatcher.queues, connection=rt.dispatcher.redis).work(burst=burst, logging_level="INFO")
                 return
             except Exception as error:  # noqa: BLE001 - Redis away: wait and reconnect
                 if burst:

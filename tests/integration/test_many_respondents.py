@@ -54,7 +54,11 @@ def _diagnosis(database_url: str, redis_url: str) -> str:
     engine.dispose()
     redis = Redis.from_url(redis_url)
     keys = {k.decode(): redis.type(k).decode() for k in redis.keys("retorno:*")}
-    failed = redis.zrange("rq:failed:retorno", 0, 5)
+    failed = []
+    for queue in ("retorno", "retorno-send"):
+        for job_id in redis.zrange(f"rq:failed:{queue}", 0, 3):
+            job = redis.hgetall(f"rq:job:{job_id.decode()}")
+            failed.append((job.get(b"description"), (job.get(b"exc_info") or b"")[-600:]))
     return f"inbound={inbound} outbound={outbound} errors={errors} redis={keys} failed_jobs={failed}"
 
 
