@@ -30,7 +30,7 @@ from service.throttle import debit
 log = logging.getLogger(__name__)
 
 BATCH = 100
-DRAIN_SECONDS = 30.0
+DRAIN_SECONDS = 2.0
 MAX_ATTEMPTS = 6
 CONCURRENCY = 16
 _http = threading.local()
