@@ -38,6 +38,7 @@ class Settings:
     incentive_provider: str = "ledger"
     incentive_max_attempts: int = 6
     incentive_retry_seconds: float = 60.0
+    incentive_hold_days: float = 30.0
     reloadly_client_id: str | None = None
     reloadly_client_secret: str | None = None
     reloadly_api_base: str = "https://topups.reloadly.com"
@@ -142,6 +143,7 @@ def _incentive_settings(get) -> dict:
     numbers = (
         ("RETORNO_INCENTIVE_MAX_ATTEMPTS", "incentive_max_attempts", int),
         ("RETORNO_INCENTIVE_RETRY_SECONDS", "incentive_retry_seconds", float),
+        ("RETORNO_INCENTIVE_HOLD_DAYS", "incentive_hold_days", float),
         ("RELOADLY_TIMEOUT", "reloadly_timeout", float),
     )
     for name, field_name, kind in numbers:

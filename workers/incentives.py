@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from service import runtime as runtimes
@@ -131,7 +131,7 @@ def tick() -> dict[str, int]:
     ones. Ticks may overlap on several workers: each record is claimed by one of them."""
     rt = runtimes.current()
     with rt.sessions() as session, session.begin():
-        released = release_ended(session)
+        released = release_ended(session, rt.now(), _hold(rt))
         due, overdue = _due(session, rt.now()) if rt.settings.incentive_provider != "ledger" else ([], [])
     if overdue:
         settle(*overdue)
@@ -151,7 +151,7 @@ def reconcile(everything: bool = False, survey_id: str | None = None) -> dict[st
     rt = runtimes.current()
     now = rt.now()
     with rt.sessions() as session, session.begin():
-        counts = {"released": release_ended(session)}
+        counts = {"released": release_ended(session, now, _hold(rt))}
         query = select(Incentive.id).where(Incentive.status == SUBMITTED)
         if not everything:
             query = query.where(Incentive.next_attempt_at <= now)
@@ -215,12 +215,19 @@ def _each(rt: Runtime, incentive_ids: tuple[int, ...], work: Callable[[Runtime, 
     return dict(Counter(outcomes))
 
 
-def release_ended(session: Session) -> int:
-    """Reservations whose session ended without completing (declined, opted out, expired) go back."""
+def release_ended(session: Session, now: datetime, hold: timedelta) -> int:
+    """Reservations go back when their session ended without completing (declined, opted out, expired) or has
+    been silent for longer than `hold` (a respondent who comes back later is held the credit again, budget
+    permitting)."""
     ended = session.scalars(
         select(IncentiveReservation.session_id)
         .join(SurveySession, SurveySession.id == IncentiveReservation.session_id)
-        .where(SurveySession.status.in_(ENDED))
+        .where(
+            or_(
+                SurveySession.status.in_(ENDED),
+                and_(SurveySession.status == engine.IN_PROGRESS, SurveySession.last_activity_at < now - hold),
+            )
+        )
         .limit(TICK_LIMIT)
     ).all()
     return sum(1 for session_id in ended if budget.release(session, session_id))
@@ -271,6 +278,10 @@ def notify_paid(rt: Runtime, session: Session, incentive_id: int) -> list[int]:
 def backoff(base_seconds: float, attempts: int) -> timedelta:
     """base, 2x base, 4x base ... capped at one hour."""
     return timedelta(seconds=min(3600.0, base_seconds * 2 ** max(0, attempts - 1)))
+
+
+def _hold(rt: Runtime) -> timedelta:
+    return timedelta(days=rt.settings.incentive_hold_days)
 
 
 def _grace(rt: Runtime) -> timedelta:

@@ -151,6 +151,20 @@ def test_the_budget_is_never_promised_twice(h):
     assert committed(h) == 3000
 
 
+def test_a_credit_held_for_someone_who_went_silent_goes_back_and_is_held_again_when_they_return(h):
+    for text in ("hola", "si"):
+        h.sms(PHONE, text)
+        h.settle()
+    h.clock.advance(days=29)
+    assert tick(h)["released"] == 0
+    h.clock.advance(days=2)
+    assert tick(h)["released"] == 1 and committed(h) == 0
+    h.sms(PHONE, "jalisco")
+    h.settle()
+    assert "30 MXN" in h.texts_to(PHONE)[-1]
+    assert [r["status"] for r in incentives(h)] == ["pending"] and committed(h) == 3000
+
+
 def test_a_telegram_respondent_shares_the_number_to_pay(h):
     chat = 7001
     for text in ("hola", "si", "jalisco"):
