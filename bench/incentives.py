@@ -98,7 +98,7 @@ def _seed_records(database_url: str, records: int) -> list[int]:
             ).returning(SurveySession.id)).scalar_one()
             ids.append(connection.execute(insert(Incentive).values(
                 contact_id=contact, session_id=session, survey_id="bench", wave=1, amount_cents=3000,
-                currency="MXN", status="pending", provider="reloadly", idempotency_key=f"rt-bench-{i}",
+                currency="MXN", status="pending", provider="reloadly", idempotency_key=f"rt-bench{i}",
                 phone_hash=rt.vault.hash("phone", phone), phone_enc=rt.vault.encrypt(phone), attempts=0,
                 next_attempt_at=now, created_at=now, updated_at=now,
             ).returning(Incentive.id)).scalar_one())

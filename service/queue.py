@@ -5,6 +5,7 @@ The database is the source of truth. The queue only says "look at these message 
 The ids of new messages go to a Redis list; a drain job pops them in batches, so one job handles many messages.
 A flag key makes sure one drain job is waiting whenever ids are pushed, without enqueueing one job per message.
 Sending has its own RQ queue, which workers serve first, so replies never wait behind a long inbound backlog.
+Jobs that wait on slow outside APIs (airtime top-ups) have a queue served last, so they never delay conversations.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = "retorno"
 SEND_QUEUE_NAME = "retorno-send"
+SLOW_QUEUE_NAME = "retorno-slow"
+SLOW_JOBS = ("workers.incentives.",)
+"""Job paths (prefixes) that go to the slow queue."""
 INBOX, OUTBOX = "inbox", "outbox"
 DRAIN_JOBS = {INBOX: "workers.inbound.drain", OUTBOX: "workers.outbound.drain"}
 
@@ -50,7 +54,8 @@ class RedisDispatcher:
         self.redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
         self.queue = Queue(QUEUE_NAME, connection=self.redis, default_timeout=600)
         self.send_queue = Queue(SEND_QUEUE_NAME, connection=self.redis, default_timeout=600)
-        self.queues = [self.send_queue, self.queue]
+        self.slow_queue = Queue(SLOW_QUEUE_NAME, connection=self.redis, default_timeout=600)
+        self.queues = [self.send_queue, self.queue, self.slow_queue]
         """What a worker listens to, in priority order."""
         self.prefix = prefix
         self.failures = 0
@@ -93,8 +98,9 @@ class RedisDispatcher:
         queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
 
     def enqueue(self, function: str, *args: Any, **options: Any) -> bool:
+        queue = self.slow_queue if queue_for(function) == SLOW_QUEUE_NAME else self.queue
         try:
-            self.queue.enqueue(function, *args, result_ttl=0, failure_ttl=86400, **options)
+            queue.enqueue(function, *args, result_ttl=0, failure_ttl=86400, **options)
             return True
         except Exception as error:  # noqa: BLE001
             self.failures += 1
@@ -187,6 +193,11 @@ class EmbeddedDispatcher:
             except Exception:  # noqa: BLE001 - a job's failure must not stop the embedded worker
                 log.exception("embedded job failed")
                 time.sleep(0.2)
+
+
+def queue_for(function: str) -> str:
+    """The RQ queue a job goes to: the slow one for jobs that wait on outside APIs, else the main one."""
+    return SLOW_QUEUE_NAME if function.startswith(SLOW_JOBS) else QUEUE_NAME
 
 
 def _call(function: str, args: tuple[Any, ...]) -> Any:

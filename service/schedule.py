@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 
-from service.queue import QUEUE_NAME, resolve
+from service.queue import queue_for, resolve
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def cron_scheduler(connection):
 
     scheduler = CronScheduler(connection=connection, name=f"retorno:{socket.gethostname()}:{os.getpid()}")
     for name, every in PERIODIC:
-        scheduler.register(resolve(name), queue_name=QUEUE_NAME, interval=every, result_ttl=0)
+        scheduler.register(resolve(name), queue_name=queue_for(name), interval=every, result_ttl=0)
     return scheduler
 
 

@@ -9,6 +9,7 @@ Tests choose how the next top-ups go (`fail_next`) or let them go wrong at rando
     error         502 before topping up
     error_after   tops up, then 502 (a gateway failing after the work was done)
     insufficient  400 INSUFFICIENT_BALANCE
+    refunded      200 REFUNDED: the operator did not deliver; the reference stays used
     processing    200 PROCESSING; SUCCESSFUL when looked up later
     hang          tops up, then holds the answer for `hang_seconds` (a worker killed meanwhile never hears back)
     stall         holds the answer for `hang_seconds` and tops up nothing (the request never got through)
@@ -29,7 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 CLIENT_ID, CLIENT_SECRET = "reloadly-test-client", "reloadly-test-secret"
-MODES = ("ok", "timeout", "lost", "error", "error_after", "insufficient", "processing", "hang", "stall", "slow")
+MODES = ("ok", "timeout", "lost", "error", "error_after", "insufficient", "processing", "hang", "stall", "slow",
+         "refunded")
 _AUTO_DETECT = re.compile(r"^/operators/auto-detect/phone/(?P<phone>\d+)/countries/(?P<iso>[A-Z]{2})$")
 OPERATORS = {
     "MX": {"operatorId": 1201, "name": "Telcel Mexico", "destinationCurrencyCode": "MXN", "senderCurrencyCode": "USD",
@@ -161,7 +163,7 @@ class FakeReloadly:
             return 504, {"message": "Gateway Timeout"}, self.late_seconds
         if mode == "stall":
             return 504, {"message": "Gateway Timeout"}, self.hang_seconds
-        status = "PROCESSING" if mode == "processing" else "SUCCESSFUL"
+        status = {"processing": "PROCESSING", "refunded": "REFUNDED"}.get(mode, "SUCCESSFUL")
         transaction = {
             "transactionId": next(self.ids), "status": status, "customIdentifier": key,
             "recipientPhone": phone, "countryCode": body["recipientPhone"].get("countryCode"),
@@ -195,6 +197,7 @@ class FakeReloadly:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: without this, 40 ms per answer
 
             def log_message(self, *args: Any) -> None:
                 pass

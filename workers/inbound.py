@@ -70,7 +70,7 @@ def process(ids: Sequence[int]) -> int:
     """Process the pending messages among `ids` (and earlier pending ones of the same contacts)."""
     rt = runtimes.current()
     try:
-        result = retrying(lambda: _Batch(rt).run(ids))
+        result = retrying(lambda: incentives.within_budget(lambda strict: _Batch(rt, strict).run(ids)))
     except (OperationalError, DBAPIError) as error:
         if _is_unavailable(error):
             raise
@@ -116,7 +116,7 @@ def _one_by_one(rt: Runtime, ids: Sequence[int]) -> _Result:
         ).all()
     for channel, address_hash in keys:
         try:
-            result = retrying(lambda key=(channel, address_hash): _Batch(rt).run(ids, only=key))
+            result = retrying(lambda key=(channel, address_hash): _Batch(rt, strict=True).run(ids, only=key))
         except (OperationalError, DBAPIError) as error:
             if _is_unavailable(error):
                 raise
@@ -159,8 +159,10 @@ class _Result:
 class _Batch:
     """One transaction's worth of messages."""
 
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Runtime, strict: bool = False):
         self.rt = rt
+        self.strict = strict
+        """Hold incentive credit at each consent (else once, at the end of the batch)."""
         self.catalog = rt.catalog
         self.now = rt.now()
         self.outbound: list[OutboundMessage] = []
@@ -171,6 +173,7 @@ class _Batch:
         result = _Result()
         self.catalog.ensure_published()
         with self.rt.sessions() as session, session.begin():
+            self.tally = incentives.tally(session, self.strict)
             keys = self._keys(session, ids, only)
             if not keys:
                 return result
@@ -183,6 +186,7 @@ class _Batch:
                     for message in queue:
                         latest[contact.id] = self._handle(session, contact, latest.get(contact.id), message)
                         result.processed += 1
+            incentives.close_tally(self.tally)
             session.flush()
             self._write_answers(session)
             result.outbound_ids = [m.id for m in self.outbound]
@@ -299,7 +303,7 @@ class _Batch:
             message.status = "ignored"
             return current
         definition, state, row = self._conversation(session, contact, current, inbound)
-        payout = incentives.Payout(self.rt, session, contact, row, definition, self.now)
+        payout = incentives.Payout(self.rt, session, contact, row, definition, self.now, self.tally)
         step = payout.step(state, lambda available: engine.handle(
             definition, state, inbound, incentive_available=available, ask_phone=payout.ask_phone,
             phone_region=self.rt.settings.default_region,

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import requests
 from sqlalchemy import and_, or_, select, update
@@ -31,6 +32,8 @@ from surveys import engine
 from surveys.definition import Definition
 from surveys.engine import State, Step
 
+T = TypeVar("T")
+
 log = logging.getLogger(__name__)
 
 ISSUE = "workers.incentives.issue"
@@ -44,12 +47,37 @@ _http = threading.local()
 # -- the inbound hook ---------------------------------------------------------------------------------------
 
 
+class BudgetShort(Exception):
+    """A batch promised more credit than its survey wave has left: it is run again, holding credit one by one."""
+
+
+def tally(session: Session, strict: bool) -> budget.Tally:
+    """The budget changes of one inbound batch: deferred to the end of the batch unless `strict`."""
+    return budget.Tally(session, deferred=not strict)
+
+
+def close_tally(batch_tally: budget.Tally) -> None:
+    """Just before the batch commits: apply its budget changes, or raise BudgetShort (the batch rolls back)."""
+    if not batch_tally.settle():
+        raise BudgetShort()
+
+
+def within_budget(run: Callable[[bool], T]) -> T:
+    """Run an inbound batch with its budget changes deferred; if they pass the budget, run it again strictly."""
+    try:
+        return run(False)
+    except BudgetShort:
+        log.info("a batch promised more credit than the budget has left; processing it again, one hold at a time")
+        return run(True)
+
+
 class Payout:
     """One inbound message's incentive decisions, inside the worker's transaction."""
 
     def __init__(self, rt: Runtime, session: Session, contact: Contact, row: SurveySession | None,
-                 definition: Definition, now: datetime):
+                 definition: Definition, now: datetime, batch_tally: budget.Tally | None = None):
         self.rt, self.session, self.contact, self.row, self.d, self.now = rt, session, contact, row, definition, now
+        self.tally = batch_tally or budget.Tally(session)
         self.due: list[int] = []
         """Records that became payable: the batch enqueues `issue` for them once it has committed."""
 
@@ -82,12 +110,12 @@ class Payout:
             return True
         for event in step.events:
             if event.kind == "consented" and step.state.incentive:
-                if not budget.reserve(self.session, row, self.d):
+                if not budget.reserve(self.session, row, self.d, self.tally):
                     return False
             elif event.kind == "completed" and step.state.incentive:
                 phone = ledger.payout_phone(self.rt.vault, self.contact, self.rt.settings.default_region)
                 record = ledger.earn(self.session, self.rt.vault, self.contact, row, self.d, self.now, phone,
-                                     self.rt.settings.incentive_provider)
+                                     self.rt.settings.incentive_provider, self.tally)
                 if record is None:
                     return False
                 if record.status == PENDING:
@@ -100,9 +128,10 @@ class Payout:
                 if isinstance(kept, Incentive):
                     self.due.append(kept.id)
             elif event.kind == "payout_phone_refused":
-                ledger.withdraw(self.session, row, "this number was already paid for this survey wave", self.now)
+                ledger.withdraw(self.session, row, "this number was already paid for this survey wave", self.now,
+                                self.tally)
             elif event.kind in ("declined", "opted_out", "expired"):
-                budget.release(self.session, row.id)
+                budget.release(self.session, row.id, self.tally)
         return True
 
 

@@ -57,17 +57,19 @@ def earn(
     now: datetime,
     phone: str | None,
     provider: str,
+    tally: budget.Tally | None = None,
 ) -> Incentive | None:
     """At completion: the session's reservation becomes its incentive record (reserving now if it had none).
 
     None when nothing can be recorded: the budget is spent (and nothing was reserved), or the respondent or
     their phone number already has a record for this survey wave (the unique constraints decide).
     """
+    tally = tally or budget.Tally(session)
     held = budget.take(session, row.id)
     amount_cents = held
     if amount_cents is None:
         amount_cents = cents(definition.incentive.amount)
-        if not budget.commit(session, definition, row.wave, amount_cents):
+        if not tally.commit(definition, row.wave, amount_cents):
             return None
     values = {
         "contact_id": contact.id,
@@ -90,7 +92,7 @@ def earn(
     statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     new_id = session.scalar(statement(Incentive).values(**values).on_conflict_do_nothing().returning(Incentive.id))
     if new_id is None:
-        budget.give_back(session, row.survey_id, row.wave, amount_cents)
+        tally.give_back(row.survey_id, row.wave, amount_cents)
         return None
     return session.get(Incentive, new_id)
 
@@ -129,7 +131,9 @@ def attach_phone(
     return record
 
 
-def withdraw(session: Session, row: SurveySession, reason: str, now: datetime) -> None:
+def withdraw(
+    session: Session, row: SurveySession, reason: str, now: datetime, tally: budget.Tally | None = None
+) -> None:
     """A record whose number was already paid (another channel, another account): marked, budget given back."""
     record = session.scalar(select(Incentive).where(Incentive.session_id == row.id).with_for_update())
     if record is None or record.status != AWAITING_PHONE:
@@ -138,7 +142,7 @@ def withdraw(session: Session, row: SurveySession, reason: str, now: datetime) -
     record.error = reason
     record.next_attempt_at = None
     record.updated_at = now
-    budget.give_back(session, record.survey_id, record.wave, record.amount_cents)
+    (tally or budget.Tally(session)).give_back(record.survey_id, record.wave, record.amount_cents)
 
 
 # -- issuing ------------------------------------------------------------------------------------------------
@@ -229,17 +233,33 @@ def record(
     elif outcome.state == "unknown":
         values = {"next_attempt_at": now + retry_in, "error": error}
     else:
-        current = attempts if attempts is not None else session.scalar(
-            select(Incentive.attempts).where(Incentive.id == incentive_id)
-        )
-        again = outcome.retry and (current or 0) < max_attempts
+        current = session.execute(
+            select(Incentive.attempts, Incentive.idempotency_key).where(Incentive.id == incentive_id)
+        ).first()
+        if current is None:
+            return False
+        again = outcome.retry and current.attempts < max_attempts
         values = {"status": FAILED, "error": error,
                   "next_attempt_at": (now if outcome.state == "absent" else now + retry_in) if again else None}
+        if outcome.state == "failed":
+            values["idempotency_key"] = next_reference(current.idempotency_key)
     values["updated_at"] = now
     changed = session.execute(
         update(Incentive).where(*where).values(**values).execution_options(synchronize_session=False)
     ).rowcount
     return bool(changed) and outcome.state == "paid"
+
+
+def next_reference(reference: str) -> str:
+    """The reference for the next try after the provider said the last one did not pay ("rt-ab12" -> "rt-ab12-2").
+
+    A provider may keep a refused or refunded reference as used; it paid nothing under it, so a new one is safe.
+    After an unknown outcome (a timeout) the reference is kept: that is what stops a second payment.
+    """
+    base, _, generation = reference.rpartition("-")
+    if base.count("-") >= 1 and generation.isdigit():
+        return f"{base}-{int(generation) + 1}"
+    return f"{reference}-2"
 
 
 def _error(outcome: Outcome) -> str | None:

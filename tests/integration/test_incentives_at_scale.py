@@ -46,26 +46,13 @@ DEADLINE = 120
 """Seconds; about 50 on an idle 2-core machine."""
 
 
-@pytest.fixture
-def own_redis(redis_url):
-    """Redis, in a database of this file's own: the queue's names are fixed, so test runs sharing a database (db 15,
-    when several suites run at once on one machine) would run each other's jobs against the wrong PostgreSQL."""
-    from redis import Redis
-
-    url = redis_url.rsplit("/", 1)[0] + "/11"
-    connection = Redis.from_url(url)
-    connection.flushdb()
-    yield url
-    connection.flushdb()
-    connection.close()
-
-
-def _environment(postgres_url: str, redis_url: str, reloadly: FakeReloadly, tmp_path: Path) -> dict[str, str]:
+def _environment(postgres_url: str, redis_url: str, providers_url: str, reloadly: FakeReloadly,
+                 tmp_path: Path) -> dict[str, str]:
     folder = tmp_path / "surveys"
     folder.mkdir(exist_ok=True)
     (folder / "corta.yaml").write_text(SURVEY, encoding="utf-8")
     return service_env(
-        postgres_url.replace("postgresql+psycopg", "postgresql"), redis_url, "http://127.0.0.1:9", "http://127.0.0.1:9",
+        postgres_url.replace("postgresql+psycopg", "postgresql"), redis_url, providers_url, "http://127.0.0.1:9",
         RETORNO_SURVEYS_DIR=str(folder), RETORNO_DEFAULT_SURVEY="corta", RETORNO_INCENTIVE_RETRY_SECONDS="0.2",
         **reloadly.env(timeout=0.5),
     )
@@ -138,12 +125,13 @@ def _query(url: str, sql: str, **params):
     return rows
 
 
-def test_five_hundred_completions_across_four_workers_are_paid_exactly_once(clean_postgres, own_redis, tmp_path):
+def test_five_hundred_completions_across_four_workers_are_paid_exactly_once(clean_postgres, redis_url, providers, tmp_path):
     reloadly = FakeReloadly(late_seconds=0.8).start()
-    reloadly.chaos(0.3, ("timeout", "lost", "error", "error_after", "insufficient", "processing"), per_key=2)
-    env = _environment(clean_postgres, own_redis, reloadly, tmp_path)
+    reloadly.chaos(0.3, ("timeout", "lost", "error", "error_after", "insufficient", "processing", "refunded"),
+                   per_key=2)
+    env = _environment(clean_postgres, redis_url, providers.url, reloadly, tmp_path)
     log = tmp_path / "workers.log"
-    crowd = Respondents(clean_postgres, own_redis)
+    crowd = Respondents(clean_postgres, redis_url)
     completers = [f"+5255{10000000 + i * 97:08d}" for i in range(450)]
     decliners = [f"+5233{10000000 + i * 89:08d}" for i in range(30)]
     leavers = [f"+5281{10000000 + i * 83:08d}" for i in range(30)]
@@ -209,15 +197,17 @@ def test_five_hundred_completions_across_four_workers_are_paid_exactly_once(clea
     told_no_credit = sum(1 for status, promised, *_ in sessions if status == "completed" and not promised)
     assert len(succeeded) > CREDITS - 60 and told_no_credit > 0
     assert notices == len(succeeded), "each respondent is told once"
+    told = Counter(m.to for m in providers.messages if m.text.startswith("Le enviamos su saldo de 30 MXN"))
+    assert sum(told.values()) == len(succeeded) and max(told.values()) == 1
     assert reloadly.topup_calls() > len(paid), "the fake really failed some calls"
 
 
-def test_a_worker_killed_during_a_top_up_leaves_nothing_submitted_forever(clean_postgres, own_redis, tmp_path):
+def test_a_worker_killed_during_a_top_up_leaves_nothing_submitted_forever(clean_postgres, redis_url, providers, tmp_path):
     """Two top-ups in flight when the worker is SIGKILLed: one reached Reloadly, the other never did."""
     reloadly = FakeReloadly(late_seconds=0.8, hang_seconds=60).start()
-    env = _environment(clean_postgres, own_redis, reloadly, tmp_path)
+    env = _environment(clean_postgres, redis_url, providers.url, reloadly, tmp_path)
     log = tmp_path / "workers.log"
-    crowd = Respondents(clean_postgres, own_redis)
+    crowd = Respondents(clean_postgres, redis_url)
     reloadly.fail_next("hang")
     reloadly.fail_next("stall")
     statuses = "SELECT status FROM incentives ORDER BY id"

@@ -165,6 +165,21 @@ def test_a_credit_held_for_someone_who_went_silent_goes_back_and_is_held_again_w
     assert [r["status"] for r in incentives(h)] == ["pending"] and committed(h) == 3000
 
 
+def test_consents_in_one_batch_beyond_the_budget_are_held_one_by_one(h):
+    """A batch adds up its holds and applies them at its end; past the budget it runs again, one hold at a time."""
+    for phone in (PHONE, OTHER, THIRD):
+        h.sms(phone, "hola")
+    h.settle()
+    for phone in (PHONE, OTHER, THIRD):
+        h.sms(phone, "si")
+    h.settle()
+    last = {phone: h.texts_to(phone)[-1] for phone in (PHONE, OTHER, THIRD)}
+    assert [text.startswith("Aviso: por ahora ya no hay saldo") for text in last.values()] == [False, False, True]
+    assert all("¿En qué estado vive?" in text for text in last.values())
+    assert committed(h) == 6000
+    assert h.count("SELECT count(*) FROM incentive_reservations") == 2
+
+
 def test_a_telegram_respondent_shares_the_number_to_pay(h):
     chat = 7001
     for text in ("hola", "si", "jalisco"):
@@ -261,6 +276,19 @@ def test_a_top_up_still_in_flight_when_looked_up_is_refused_as_a_duplicate_and_p
     assert (record["status"], record["attempts"]) == ("succeeded", 2)
     assert len(paying.reloadly.paid()) == 1
     assert sum(t.startswith("Le enviamos") for t in paying.texts_to(PHONE)) == 1
+
+
+def test_a_refunded_top_up_is_tried_again_under_a_new_reference(paying):
+    paying.reloadly.fail_next("refunded")
+    complete_sms(paying, PHONE)
+    assert [r["status"] for r in incentives(paying)] == ["failed"]
+    paying.clock.advance(seconds=30)
+    tick(paying)
+    assert [r["status"] for r in incentives(paying)] == ["succeeded"]
+    keys = [body["customIdentifier"] for method, path, body in paying.reloadly.requests if path == "/topups"]
+    assert len(keys) == 2 and keys[1] == keys[0] + "-2"
+    assert list(paying.reloadly.paid()) == [keys[1]]
+    assert paying.count("SELECT count(*) FROM incentives WHERE idempotency_key = :k", k=keys[1]) == 1
 
 
 def test_insufficient_balance_is_retried_with_backoff_then_left_for_staff(paying):
