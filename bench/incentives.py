@@ -1,11 +1,14 @@
 """Incentives benchmark: how fast the budget can be held, and how fast credits are paid.
 
-    python -m bench.incentives [--seconds 5] [--processes 1,2,4] [--records 600] [--latency 0,0.2]
+    python -m bench.incentives [--seconds 5] [--processes 1,2,4] [--records 600] [--latency 0,0.3]
 
 1. Budget holds per second: K processes, each committing transactions that raise one survey wave's counter
    (the conditional UPDATE every consent runs), against the same K processes each raising its own wave. The
    shared row is the price of "never above the budget": its holds are serialized by the row lock.
-2. Credits paid per second by one `issue` job against a fake Reloadly on loopback whose top-ups take `latency`
+2. The same in batches, as inbound workers hold credit: 50 holds per transaction with 5 ms of other work after
+   each (the engine, the answers), holding at each consent (strict) or adding up and holding once at the end
+   (deferred, what batches do unless they would pass the budget).
+3. Credits paid per second by one `issue` job against a fake Reloadly on loopback whose top-ups take `latency`
    seconds: the job makes CONCURRENCY provider calls at a time.
 """
 
@@ -58,12 +61,40 @@ def _holder(database_url: str, wave: int, seconds: float, results) -> None:
     results.put(done)
 
 
+def _batcher(database_url: str, deferred: bool, seconds: float, results, holds: int = 50, work: float = 0.005):
+    from service import runtime as runtimes
+    from service.incentives import budget
+
+    rt = runtimes.build(make_settings(database_url, "http://127.0.0.1:9", Path("/tmp")))
+    definition = _definition()
+    done = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with rt.sessions() as session, session.begin():
+            tally = budget.Tally(session, deferred=deferred)
+            for _ in range(holds):
+                tally.commit(definition, 2, 3000)
+                time.sleep(work)
+            tally.settle()
+        done += holds
+    rt.engine.dispose()
+    results.put(done)
+
+
 def holds_per_second(database_url: str, processes: int, shared: bool, seconds: float) -> float:
+    return _run(processes, seconds, lambda i: (_holder, (database_url, 1 if shared else 100 + i, seconds)))
+
+
+def batch_holds_per_second(database_url: str, processes: int, deferred: bool, seconds: float) -> float:
+    return _run(processes, seconds, lambda i: (_batcher, (database_url, deferred, seconds)))
+
+
+def _run(processes: int, seconds: float, job) -> float:
     results: multiprocessing.Queue = multiprocessing.Queue()
-    workers = [
-        multiprocessing.Process(target=_holder, args=(database_url, 1 if shared else 100 + i, seconds, results))
-        for i in range(processes)
-    ]
+    workers = []
+    for i in range(processes):
+        target, args = job(i)
+        workers.append(multiprocessing.Process(target=target, args=(*args, results)))
     for worker in workers:
         worker.start()
     total = sum(results.get() for _ in workers)
@@ -138,7 +169,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--processes", default="1,2,4")
     parser.add_argument("--records", type=int, default=600)
-    parser.add_argument("--latency", default="0,0.2")
+    parser.add_argument("--latency", default="0,0.3")
     args = parser.parse_args()
     print_json("machine", machine())
     database_url = fresh_database("retorno_bench_budget")
@@ -150,6 +181,12 @@ def main() -> None:
             separate = holds_per_second(database_url, processes, False, args.seconds)
             print_json("budget holds per second", {
                 "processes": processes, "one_wave": round(shared), "one_wave_each": round(separate),
+            })
+        for processes in (int(p) for p in args.processes.split(",")):
+            strict = batch_holds_per_second(database_url, processes, False, args.seconds)
+            deferred = batch_holds_per_second(database_url, processes, True, args.seconds)
+            print_json("budget holds per second in batches of 50 (5 ms of work each)", {
+                "processes": processes, "strict": round(strict), "deferred": round(deferred),
             })
     finally:
         drop_database("retorno_bench_budget")
