@@ -97,16 +97,21 @@ class Throttle:
 
 
 def _locked(session: Session, keys: list[str], now: float) -> dict[str, SendSlot]:
+    """The limits' rows, locked; missing ones are created first (once per sender and campaign)."""
     if not keys:
         return {}
-    dialect = session.get_bind().dialect.name
-    statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    for key in keys:
+    query = select(SendSlot).where(SendSlot.key.in_(keys)).order_by(SendSlot.key).with_for_update()
+    rows = {row.key: row for row in session.scalars(query)}
+    missing = [key for key in keys if key not in rows]
+    if missing:
+        dialect = session.get_bind().dialect.name
+        statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
         session.execute(
-            statement(SendSlot).values(key=key, next_at=now, interval=1.0).on_conflict_do_nothing(index_elements=["key"])
+            statement(SendSlot).on_conflict_do_nothing(index_elements=["key"]),
+            [{"key": key, "next_at": now, "interval": 1.0} for key in missing],
         )
-    rows = session.scalars(select(SendSlot).where(SendSlot.key.in_(keys)).order_by(SendSlot.key).with_for_update())
-    return {row.key: row for row in rows}
+        rows = {row.key: row for row in session.scalars(query.execution_options(populate_existing=True))}
+    return rows
 
 
 def debit(rt, channels: Iterable[str]) -> None:
@@ -121,6 +126,7 @@ def debit(rt, channels: Iterable[str]) -> None:
                 select(SendSlot).where(SendSlot.key.in_(sorted(counts))).order_by(SendSlot.key).with_for_update()
             ).all()
             for row in rows:
-                row.next_at = max(row.next_at, now) + counts[row.key] * row.interval
+                start = max(row.next_at, now - max(CATCH_UP, row.interval))
+                row.next_at = start + counts[row.key] * row.interval
     except Exception as error:  # noqa: BLE001 - accounting must never stop a reply
         log.warning("could not count %d replies against the sending rate: %s", sum(counts.values()), type(error).__name__)

@@ -16,17 +16,18 @@ the contact row is locked and checked there, after any STOP already processed.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,6 +53,8 @@ EMBEDDED_BUDGET = 1.0
 GROUP = 200
 """At most this many messages are claimed (and sent concurrently) at once."""
 CONCURRENCY = 16
+PROVIDER_LATENCY = 0.3
+"""Seconds a provider call is expected to take: a sender calls at most rate x this many at once (threads cost CPU)."""
 QUIET_MARGIN = timedelta(seconds=2)
 BUSY = timedelta(hours=1)
 """A contact who answered another survey within this time is invited later, not in the middle of it."""
@@ -66,8 +69,12 @@ _http = threading.local()
 # -- tick: sending ---------------------------------------------------------------------------------------------
 
 
-def tick(max_seconds: float | None = None) -> int:
-    """RQ job (every 2 s, and chained while busy): send what is due; returns how many messages went out."""
+def tick(max_seconds: float | None = None, wait: bool = False) -> int:
+    """RQ job (every 2 s, and chained while busy): send what is due; returns how many messages went out.
+
+    `wait`: when another worker holds the sender's lease, wait for it to expire before giving up (a job enqueued
+    on purpose, like `campaigns start` after a crash, takes over within the lease's TTL).
+    """
     rt = runtimes.current()
     if not _running_ids(rt):
         return 0
@@ -75,7 +82,7 @@ def tick(max_seconds: float | None = None) -> int:
     if max_seconds is None:
         max_seconds = EMBEDDED_BUDGET if isinstance(rt.dispatcher, EmbeddedDispatcher) else BUDGET
     lease = Lease(rt)
-    if not lease.acquire():
+    if not lease.acquire(wait=wait):
         return 0
     sender = _Sender(rt, lease)
     try:
@@ -100,7 +107,6 @@ class _Job:
     body: str
     payload: dict[str, Any]
     attempts: int
-    session: SurveySession | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -124,6 +130,8 @@ class _Sender:
         self.lease = lease
         self.sent = 0
         self.pool: ThreadPoolExecutor | None = None
+        self.running: dict[int, tuple[float, bool]] = {}
+        self.incentives: dict[tuple[str, int, int], bool] = {}
 
     def close(self) -> None:
         if self.pool is not None:
@@ -177,7 +185,7 @@ class _Sender:
             while True:
                 jobs, next_at, more = self._claim(group)
                 if jobs:
-                    self._send(jobs)
+                    self._send(jobs, min(group.sender_rate, group.campaign.rate or group.sender_rate))
                 if next_at is not None:
                     waiting.append(next_at)
                 if not more:
@@ -185,6 +193,14 @@ class _Sender:
         return min(waiting) if waiting else None
 
     # -- 1. claim ---------------------------------------------------------------------------------------------
+
+    def _still_running(self, session: Session, campaign_id: int) -> bool:
+        """Whether the campaign was not paused; read at most once a second (a pause takes effect within it)."""
+        checked, running = self.running.get(campaign_id, (0.0, True))
+        if time.monotonic() - checked > 1.0:
+            running = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id)) == RUNNING
+            self.running[campaign_id] = (time.monotonic(), running)
+        return running
 
     def _claim(self, group: _Group) -> tuple[list[_Job], float | None, bool]:
         """(jobs to send now, when more may go because of the rate, whether to claim again at once)."""
@@ -201,90 +217,107 @@ class _Sender:
         with self.rt.sessions() as session, session.begin():
             if not self.lease.check(session):
                 raise _LostLease
-            still = session.scalar(select(Campaign.status).where(Campaign.id == campaign.id))
-            if still != RUNNING:
+            if not self._still_running(session, campaign.id):
                 return [], None, False
             throttle = Throttle(session, limits, now.timestamp())
             room = min(throttle.available, GROUP)
             if room == 0:
                 return [], throttle.next_free(), False
-            rows = session.scalars(
-                select(CampaignMessage)
+            message = CampaignMessage.__table__.c
+            rows = session.execute(
+                select(message.id, message.contact_id, message.session_id, message.kind, message.attempts)
                 .where(
-                    CampaignMessage.campaign_id == campaign.id,
-                    CampaignMessage.status == "pending",
-                    CampaignMessage.channel.in_(group.channels),
-                    CampaignMessage.timezone.in_(zones),
-                    CampaignMessage.due_at <= now,
+                    message.campaign_id == campaign.id,
+                    message.status == "pending",
+                    message.channel.in_(group.channels),
+                    message.timezone.in_(zones),
+                    message.due_at <= now,
                 )
-                .order_by(CampaignMessage.due_at, CampaignMessage.id)
+                .order_by(message.due_at, message.id)
                 .limit(room)
                 .with_for_update(skip_locked=True)
             ).all()
             if not rows:
                 return [], None, False
-            jobs = _Preparation(self.rt, session, campaign, now).prepare(rows)
+            jobs = _Preparation(self.rt, session, campaign, now, self.incentives).prepare(rows)
             throttle.take(len(jobs))
-            session.flush()
-            by_id = {row.id: row for row in rows}
-            for job in jobs:
-                if job.session is not None:
-                    job.session_id = job.session.id
-                    job.session = None
-                row = by_id[job.message_id]
-                row.status, row.sending_at, row.attempts, row.session_id = "sending", now, job.attempts, job.session_id
+            if jobs:
+                session.execute(
+                    update(CampaignMessage.__table__).where(message.id == bindparam("key")).values(
+                        status="sending", sending_at=now, attempts=bindparam("attempts"),
+                        session_id=bindparam("session"),
+                    ),
+                    [{"key": j.message_id, "attempts": j.attempts, "session": j.session_id} for j in jobs],
+                )
             full = len(rows) == room
             return jobs, throttle.next_free() if full and len(jobs) == room else None, full and len(jobs) < room
 
     # -- 2. send ----------------------------------------------------------------------------------------------
 
-    def _send(self, jobs: list[_Job]) -> None:
-        if len(jobs) == 1:
-            results = [_send_one(self.rt, jobs[0])]
+    def _send(self, jobs: list[_Job], rate: float) -> None:
+        threads = max(1, min(CONCURRENCY, len(jobs), math.ceil(rate * PROVIDER_LATENCY)))
+        if threads == 1:
+            results = [_send_one(self.rt, job) for job in jobs]
         else:
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="campaign-send")
-            results = list(self.pool.map(lambda job: _send_one(self.rt, job), jobs))
+            results = _in_parallel(self.pool, threads, lambda job: _send_one(self.rt, job), jobs)
         _record(self.rt, jobs, results)
         self.sent += sum(1 for r in results if r.ok)
 
 
 class _Preparation:
-    """Within a claim's transaction: decide each message's fate and build what to send."""
+    """Within a claim's transaction: decide each message's fate and build what to send (Core statements: this
+    runs for every message a campaign sends)."""
 
-    def __init__(self, rt: Runtime, session: Session, campaign: Campaign, now: datetime):
+    def __init__(self, rt: Runtime, session: Session, campaign: Campaign, now: datetime,
+                 incentives: dict[tuple[str, int, int], bool]):
         self.rt = rt
         self.session = session
         self.campaign = campaign
         self.now = now
+        self.incentives = incentives
+        self.invitations: dict[tuple[str, str], tuple[dict[str, Any], str | None, str, dict[str, Any]] | None] = {}
+        self.skipped: list[dict[str, Any]] = []
+        self.deferred: list[dict[str, Any]] = []
 
-    def prepare(self, rows: Sequence[CampaignMessage]) -> list[_Job]:
+    def prepare(self, rows: Sequence[Any]) -> list[_Job]:
         session = self.session
         ids = sorted({row.contact_id for row in rows})
-        contacts = {
-            c.id: c
-            for c in session.scalars(select(Contact).where(Contact.id.in_(ids)).order_by(Contact.id).with_for_update())
-        }
-        sessions = self._sessions(ids, [row.session_id for row in rows if row.kind == "reminder" and row.session_id])
+        contact = Contact.__table__.c
+        contacts = {c.id: c for c in session.execute(
+            select(contact.id, contact.channel, contact.address_enc, contact.language, contact.opted_out,
+                   contact.unreachable)
+            .where(contact.id.in_(ids)).order_by(contact.id).with_for_update()
+        )}
+        sessions = self._sessions(ids)
         jobs: list[_Job] = []
+        new_sessions: list[tuple[_Job, dict[str, Any]]] = []
         for row in rows:
-            contact = contacts[row.contact_id]
-            if contact.opted_out or contact.unreachable:
-                _skip(row, "opted_out" if contact.opted_out else "unreachable")
+            person = contacts[row.contact_id]
+            if person.opted_out or person.unreachable:
+                self._skip(row, "opted_out" if person.opted_out else "unreachable")
                 continue
-            job = self._invite(row, contact, sessions) if row.kind == "invite" else self._remind(row, contact, sessions)
+            if row.kind == "invite":
+                job = self._invite(row, person, sessions, new_sessions)
+            else:
+                job = self._remind(row, person, sessions)
             if job is not None:
                 jobs.append(job)
+        self._write(new_sessions)
         return jobs
 
-    def _sessions(self, contact_ids: list[int], reminder_ids: list[int]) -> dict[Any, SurveySession]:
-        """Sessions by id, and each contact's latest one under ('latest', contact_id)."""
-        rows = self.session.scalars(
-            select(SurveySession)
-            .where(SurveySession.contact_id.in_(contact_ids))
-            .order_by(SurveySession.contact_id, SurveySession.id.desc())
+    def _sessions(self, contact_ids: list[int]) -> dict[Any, Any]:
+        """Sessions by id, each contact's latest under ('latest', id) and this wave's under ('wave', id)."""
+        table = SurveySession.__table__.c
+        rows = self.session.execute(
+            select(table.id, table.contact_id, table.survey_id, table.version, table.wave, table.campaign_id,
+                   table.status, table.question, table.consented_at, table.started_at, table.last_activity_at,
+                   table.reminders_sent, table.state)
+            .where(table.contact_id.in_(contact_ids))
+            .order_by(table.contact_id, table.id.desc())
         ).all()
-        found: dict[Any, SurveySession] = {}
+        found: dict[Any, Any] = {}
         for row in rows:
             found[row.id] = row
             found.setdefault(("latest", row.contact_id), row)
@@ -292,70 +325,110 @@ class _Preparation:
                 found[("wave", row.contact_id)] = row
         return found
 
-    def _invite(self, row: CampaignMessage, contact: Contact, sessions: dict) -> _Job | None:
-        campaign = self.campaign
-        existing: SurveySession | None = sessions.get(("wave", contact.id))
-        reuse = existing is not None and existing.campaign_id == campaign.id and _untouched(existing)
+    def _invite(self, row, person, sessions: dict, new_sessions: list) -> _Job | None:
+        existing = sessions.get(("wave", person.id))
+        reuse = existing is not None and existing.campaign_id == self.campaign.id and _untouched(existing)
         if existing is not None and not reuse:
-            _skip(row, "has_session")
+            self._skip(row, "has_session")
             return None
-        latest: SurveySession | None = sessions.get(("latest", contact.id))
+        latest = sessions.get(("latest", person.id))
         if latest is not None and latest is not existing and latest.status == engine.IN_PROGRESS:
             active_until = aware(latest.last_activity_at) + BUSY
             if active_until > self.now:
-                row.due_at = active_until
+                self.deferred.append({"key": row.id, "due_at": active_until})
                 return None
-        definition = self.rt.catalog.get(campaign.survey_id, campaign.version, self.session)
-        state = engine.new_state(definition)
-        if contact.language in definition.languages:
-            state.language = contact.language
-        step = engine.invite(definition, state, incentive_available=_incentive_available(self.session, definition, campaign))
-        if not step.replies:
-            _skip(row, "nothing_to_ask")
+        invitation = self._invitation(person.language, person.channel)
+        if invitation is None:
+            self._skip(row, "nothing_to_ask")
             return None
-        if reuse and existing is not None:
-            target = existing
+        state, question, body, payload = invitation
+        values = {"status": engine.IN_PROGRESS, "question": question, "language": state["language"], "state": state,
+                  "started_at": self.now, "last_activity_at": self.now, "updated_at": self.now}
+        job = self._job(row, person, existing.id if reuse else None, body, payload)
+        if reuse:
+            self.session.execute(update(SurveySession).where(SurveySession.id == existing.id).values(**values))
         else:
-            target = SurveySession(
-                contact_id=contact.id, survey_id=campaign.survey_id, version=campaign.version, wave=campaign.wave,
-                campaign_id=campaign.id, reminders_sent=0,
-            )
-            self.session.add(target)
-        target.status = engine.IN_PROGRESS
-        target.question = step.state.question
-        target.language = step.state.language
-        target.state = step.state.to_dict()
-        target.started_at = self.now
-        target.last_activity_at = self.now
-        return self._job(row, contact, target, step.replies[0])
+            new_sessions.append((job, values))
+        return job
 
-    def _remind(self, row: CampaignMessage, contact: Contact, sessions: dict) -> _Job | None:
+    def _invitation(self, language: str | None, channel: str):
+        """The first state and the rendered consent question, the same for everyone with this language."""
+        key = (language or "", channel)
+        if key not in self.invitations:
+            definition = self.rt.catalog.get(self.campaign.survey_id, self.campaign.version, self.session)
+            state = engine.new_state(definition)
+            if language in definition.languages:
+                state.language = language
+            budget = (definition.id, definition.version, self.campaign.wave)
+            if budget not in self.incentives:
+                self.incentives[budget] = _incentive_available(self.session, definition, self.campaign)
+            step = engine.invite(definition, state, incentive_available=self.incentives[budget])
+            if not step.replies:
+                self.invitations[key] = None
+            else:
+                body, payload = render(channel, step.replies[0])
+                self.invitations[key] = (step.state.to_dict(), step.state.question, body, payload)
+        return self.invitations[key]
+
+    def _remind(self, row, person, sessions: dict) -> _Job | None:
         campaign = self.campaign
-        target: SurveySession | None = sessions.get(row.session_id)
+        target = sessions.get(row.session_id)
         if target is None or target.status != engine.IN_PROGRESS:
-            _skip(row, "finished")
+            self._skip(row, "finished")
+            return None
+        if campaign.expire_after and aware(target.started_at) + timedelta(seconds=campaign.expire_after) <= self.now:
+            self._skip(row, "expired")
             return None
         if target.reminders_sent >= campaign.max_reminders or not campaign.remind_after:
-            _skip(row, "limit")
+            self._skip(row, "limit")
             return None
         if aware(target.last_activity_at) + timedelta(seconds=campaign.remind_after) > self.now:
-            _skip(row, "answered")
+            self._skip(row, "answered")
             return None
         definition = self.rt.catalog.get(target.survey_id, target.version, self.session)
         step = engine.remind(definition, State.from_dict(target.state))
         if not step.replies:
-            _skip(row, "nothing_to_ask")
+            self._skip(row, "nothing_to_ask")
             return None
-        target.reminders_sent += 1
-        return self._job(row, contact, target, step.replies[0])
-
-    def _job(self, row: CampaignMessage, contact: Contact, target: SurveySession, reply) -> _Job:
-        body, payload = render(contact.channel, reply)
-        return _Job(
-            message_id=row.id, campaign_id=row.campaign_id, contact_id=contact.id, session_id=target.id,
-            kind=row.kind, channel=contact.channel, address=self.rt.vault.decrypt(contact.address_enc),
-            body=body, payload=payload, attempts=row.attempts + 1, session=target,
+        self.session.execute(
+            update(SurveySession).where(SurveySession.id == target.id)
+            .values(reminders_sent=SurveySession.reminders_sent + 1)
         )
+        body, payload = render(person.channel, step.replies[0])
+        return self._job(row, person, target.id, body, payload)
+
+    def _job(self, row, person, session_id: int | None, body: str, payload: dict[str, Any]) -> _Job:
+        return _Job(
+            message_id=row.id, campaign_id=self.campaign.id, contact_id=person.id, session_id=session_id,
+            kind=row.kind, channel=person.channel, address=self.rt.vault.decrypt(person.address_enc),
+            body=body, payload=payload, attempts=row.attempts + 1,
+        )
+
+    def _skip(self, row, reason: str) -> None:
+        self.skipped.append({"key": row.id, "reason": reason})
+
+    def _write(self, new_sessions: list[tuple[_Job, dict[str, Any]]]) -> None:
+        """The new sessions (their ids go to the jobs), skipped and deferred messages."""
+        campaign = self.campaign
+        if new_sessions:
+            ids = self.session.scalars(
+                insert(SurveySession).returning(SurveySession.id, sort_by_parameter_order=True),
+                [{"contact_id": job.contact_id, "survey_id": campaign.survey_id, "version": campaign.version,
+                  "wave": campaign.wave, "campaign_id": campaign.id, "reminders_sent": 0, **values}
+                 for job, values in new_sessions],
+            ).all()
+            for (job, _), session_id in zip(new_sessions, ids, strict=True):
+                job.session_id = session_id
+        table = CampaignMessage.__table__
+        if self.skipped:
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("key")).values(status="skipped", reason=bindparam("reason")),
+                self.skipped,
+            )
+        if self.deferred:
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("key")).values(due_at=bindparam("due_at")), self.deferred
+            )
 
 
 def _incentive_available(session: Session, definition: Definition, campaign: Campaign) -> bool:
@@ -374,9 +447,16 @@ def _untouched(row: SurveySession) -> bool:
     )
 
 
-def _skip(row: CampaignMessage, reason: str) -> None:
-    row.status = "skipped"
-    row.reason = reason
+def _in_parallel(pool: ThreadPoolExecutor, threads: int, work, jobs: list[_Job]) -> list[SendResult]:
+    """work(job) for every job, at most `threads` at a time; results in the jobs' order."""
+    results: dict[int, SendResult] = {}
+
+    def run(indexes: range) -> None:
+        for i in indexes:
+            results[i] = work(jobs[i])
+
+    list(pool.map(run, [range(start, len(jobs), threads) for start in range(threads)]))
+    return [results[i] for i in range(len(jobs))]
 
 
 def _send_one(rt: Runtime, job: _Job) -> SendResult:
@@ -428,10 +508,12 @@ def _record(rt: Runtime, jobs: list[_Job], results: list[SendResult]) -> None:
                     "created_at": now, "sent_at": now,
                 } for job, result in sent],
             ).all()
-            session.execute(update(CampaignMessage), [
-                {"id": job.message_id, "status": "sent", "sent_at": now, "outbound_id": outbound_id, "error": None}
-                for (job, _), outbound_id in zip(sent, ids, strict=True)
-            ])
+            table = CampaignMessage.__table__
+            session.execute(
+                update(table).where(table.c.id == bindparam("key"))
+                .values(status="sent", sent_at=now, outbound_id=bindparam("outbound"), error=None),
+                [{"key": job.message_id, "outbound": outbound_id} for (job, _), outbound_id in zip(sent, ids, strict=True)],
+            )
         failed = [(job, result) for job, result in outcomes if not result.ok]
         if failed:
             _record_failures(session, failed, now)
@@ -608,17 +690,23 @@ def _expire(rt: Runtime, campaign: Campaign, now: datetime) -> int:
             session.scalars(
                 select(Contact.id).where(Contact.id.in_(contact_ids)).order_by(Contact.id).with_for_update()
             ).all()
-            rows = session.scalars(
-                select(SurveySession).where(SurveySession.id.in_([i for i, _ in due]),
-                                            SurveySession.status == engine.IN_PROGRESS)
+            rows = session.execute(
+                select(SurveySession.id, SurveySession.survey_id, SurveySession.version, SurveySession.state)
+                .where(SurveySession.id.in_([i for i, _ in due]), SurveySession.status == engine.IN_PROGRESS)
             ).all()
-            ended = []
-            for row in rows:
-                definition = rt.catalog.get(row.survey_id, row.version, session)
-                step = engine.expire(definition, State.from_dict(row.state))
-                row.status = step.state.status
-                row.state = step.state.to_dict()
-                ended.append(row.id)
+            changes = []
+            for session_id, survey_id, version, state in rows:
+                step = engine.expire(rt.catalog.get(survey_id, version, session), State.from_dict(state))
+                changes.append({"key": session_id, "status": step.state.status, "state": step.state.to_dict(),
+                                "updated_at": now})
+            if changes:
+                table = SurveySession.__table__
+                session.execute(
+                    update(table).where(table.c.id == bindparam("key"))
+                    .values(status=bindparam("status"), state=bindparam("state"), updated_at=bindparam("updated_at")),
+                    changes,
+                )
+            ended = [change["key"] for change in changes]
             expired += len(ended)
         if ended:
             with rt.sessions() as session, session.begin():

@@ -159,7 +159,7 @@ def start(rt, campaign_id: int) -> Started:
         campaign.status = RUNNING
         campaign.started_at = campaign.started_at or now
         campaign.finished_at = None
-    rt.dispatcher.enqueue("workers.campaigns.tick")
+    rt.dispatcher.enqueue("workers.campaigns.tick", None, True)
     return Started(campaign, audience - before, skipped, audience)
 
 

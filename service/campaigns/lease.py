@@ -35,11 +35,13 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def acquire(self, wait_for_silent: bool = True) -> bool:
-        """Take the lease if it is free or expired; wait for a holder that stopped beating to expire."""
+    def acquire(self, wait: bool = False) -> bool:
+        """Take the lease if it is free or expired. A holder that stopped beating is waited for (it expires within
+        TTL); with `wait`, any holder is (a sender that died while beating, just before)."""
         held_until = self._try()
-        if held_until is not None and wait_for_silent:
-            if held_until - time.time() <= TTL - 3 * BEAT:
+        if held_until is not None:
+            silent = held_until - time.time() <= TTL - 3 * BEAT
+            if silent or wait:
                 time.sleep(max(0.0, held_until - time.time()) + 0.05)
                 held_until = self._try()
         if held_until is not None:

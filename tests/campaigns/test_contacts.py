@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -11,6 +12,7 @@ from service.cli import main
 from service.contacts import Report, load, read
 from service.models import Contact
 
+postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 CSV = """phone,language,tags,timezone,name
 55 1234 5678,es,returnee,,Ana
 +52 1 55 1234 5679,EN,returnee community,America/Tijuana,Beto
@@ -64,6 +66,7 @@ def test_the_imported_contact_is_the_one_who_later_texts_in(harness):
     assert harness.count("SELECT count(*) FROM survey_sessions WHERE contact_id = :id", id=after.id) == 1
 
 
+@postgresql_only
 def test_importing_again_unites_tags_and_never_reactivates_an_opt_out(harness):
     harness.sms("+525512345678", "Hola")
     harness.sms("+525512345678", "STOP")
@@ -80,6 +83,7 @@ def test_importing_again_unites_tags_and_never_reactivates_an_opt_out(harness):
     assert _contacts(harness)["+525512345679"].tags == ["returnee", "list-1", "community"]
 
 
+@postgresql_only
 def test_whatsapp_and_telegram_rows(harness):
     report = _import(harness, "phone,telegram_chat_id,channel\n+525512345678,,whatsapp\n,700123,\n"
                               "+525512345679,700124,\n,12ab,\n,,\n")
