@@ -15,7 +15,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from rq import Queue
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class RedisDispatcher:
         from redis import Redis
         from rq import Queue
 
+        self.url = url
         self.redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
         self.queue = Queue(QUEUE_NAME, connection=self.redis, default_timeout=600)
         self.send_queue = Queue(SEND_QUEUE_NAME, connection=self.redis, default_timeout=600)
@@ -62,6 +67,15 @@ class RedisDispatcher:
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
+
+    def worker_queues(self) -> tuple[Redis, list[Queue]]:
+        """A connection and queues for an RQ worker: no read timeout, since a worker blocks on BLPOP while idle
+        (with the pushers' 2 s timeout, RQ would take each idle wait for a lost connection and back off)."""
+        from redis import Redis
+        from rq import Queue
+
+        connection = Redis.from_url(self.url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30)
+        return connection, [Queue(q.name, connection=connection, default_timeout=600) for q in self.queues]
 
     def push(self, box: str, ids: Sequence[int], wake: bool = True) -> bool:
         """Append ids to a box; with `wake`, make sure a drain job will run (else the sweeper wakes one)."""

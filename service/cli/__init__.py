@@ -113,7 +113,8 @@ def _rq_worker_thread(rt, stop: threading.Event) -> None:
 
     while not stop.is_set():
         try:
-            worker = SimpleWorker(rt.dispatcher.queues, connection=rt.dispatcher.redis)
+            connection, queues = rt.dispatcher.worker_queues()
+            worker = SimpleWorker(queues, connection=connection)
             worker._install_signal_handlers = lambda: None  # signals belong to the main thread
             worker.work(burst=True, logging_level="WARNING")
         except Exception as error:  # noqa: BLE001
@@ -170,7 +171,8 @@ def worker(burst: bool, fork: bool) -> None:
     try:
         while True:
             try:
-                kind(rt.dispatcher.queues, connection=rt.dispatcher.redis).work(burst=burst, logging_level="INFO")
+                connection, queues = rt.dispatcher.worker_queues()
+                kind(queues, connection=connection).work(burst=burst, logging_level="INFO")
                 return
             except Exception as error:  # noqa: BLE001 - Redis away: wait and reconnect
                 if burst:
