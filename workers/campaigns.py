@@ -56,9 +56,11 @@ CONCURRENCY = 16
 PROVIDER_LATENCY = 0.3
 """Seconds a provider call is expected to take: a sender calls at most rate x this many at once (threads cost CPU)."""
 QUIET_MARGIN = timedelta(seconds=2)
+"""A message is not claimed this close to the start of someone's quiet hours (it waits for the morning)."""
 BUSY = timedelta(hours=1)
 """A contact who answered another survey within this time is invited later, not in the middle of it."""
 STUCK = timedelta(minutes=2)
+"""A message `sending` this long belongs to a worker that died during the provider call: `interrupted`."""
 MAX_ATTEMPTS = 3
 RETRY_AFTER = timedelta(seconds=30)
 PLAN_LIMIT = 5000
