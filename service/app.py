@@ -54,6 +54,7 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
+    @app.errorhandler(TimeoutError)
     def database_down(error: Exception):
         log.error("database unavailable during %s %s: %s", request.method, request.path, type(error).__name__)
         response = error_response(503, "database_unavailable", "the database is unavailable; try again shortly")

@@ -14,10 +14,12 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import insert, text, update
+import psycopg
+from sqlalchemy import Connection, insert, update
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bots.base import Incoming, StatusUpdate
@@ -78,14 +80,15 @@ def store(runtime: Runtime, incoming: Sequence[Incoming]) -> list[int | None]:
     return committer(runtime).submit(rows)
 
 
-def insert_new(session: Session, rows: list[dict]) -> list[int | None]:
+def insert_new(session: Session | Connection, rows: list[dict]) -> list[int | None]:
     """One INSERT ... ON CONFLICT DO NOTHING for all rows; per row its new id, or None if it was already stored."""
     if not rows:
         return []
     unique: dict[tuple[str, str], dict] = {}
     for row in rows:
         unique.setdefault((row["channel"], row["provider_id"]), row)
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    if dialect == "postgresql":
         returned = _insert_postgres(session, list(unique.values()))
     else:
         returned = _insert_portable(session, list(unique.values()))
@@ -93,23 +96,34 @@ def insert_new(session: Session, rows: list[dict]) -> list[int | None]:
     return [new.pop((row["channel"], row["provider_id"]), None) for row in rows]
 
 
-_COLUMNS = ("channel", "provider_id", "address_hash", "address_enc", "body", "payload", "sequence",
-            "received_at", "status", "attempts")
-_UNNEST = text(
+_INSERT_JSON = (
     "INSERT INTO inbound_messages (channel, provider_id, address_hash, address_enc, body, payload, sequence, "
     "received_at, status, attempts) "
-    "SELECT * FROM unnest(CAST(:channel AS text[]), CAST(:provider_id AS text[]), CAST(:address_hash AS text[]), "
-    "CAST(:address_enc AS text[]), CAST(:body AS text[]), CAST(:payload AS jsonb[]), CAST(:sequence AS bigint[]), "
-    "CAST(:received_at AS timestamptz[]), CAST(:status AS text[]), CAST(:attempts AS int[])) "
+    "SELECT channel, provider_id, address_hash, address_enc, body, payload, sequence, received_at, status, attempts "
+    "FROM jsonb_to_recordset(%s::jsonb) AS r(channel text, provider_id text, address_hash text, address_enc text, "
+    "body text, payload jsonb, sequence bigint, received_at timestamptz, status text, attempts int) "
     "ON CONFLICT (channel, provider_id) DO NOTHING RETURNING id, channel, provider_id"
 )
 
 
-def _insert_postgres(session: Session, rows: list[dict]) -> list:
-    """One statement for the whole batch: column arrays unnested by PostgreSQL (no per-row SQL to build)."""
-    columns = {name: [row[name] for row in rows] for name in _COLUMNS}
-    columns["payload"] = [json.dumps(p, ensure_ascii=False) for p in columns["payload"]]
-    return session.execute(_UNNEST, columns).all()
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _insert_postgres(session: Session | Connection, rows: list[dict]) -> list:
+    """One prepared statement for the whole batch, its rows sent as one JSON document.
+
+    Straight on the driver: encoding one JSON text costs a third of the CPU of per-column arrays through the ORM,
+    and the committer thread's CPU is shared with every request thread of its process.
+    """
+    connection = session.connection() if isinstance(session, Session) else session
+    driver = connection.connection.driver_connection
+    document = json.dumps(rows, ensure_ascii=False, default=_json_default)
+    with driver.cursor() as cursor:
+        cursor.execute(_INSERT_JSON, (document,), prepare=True)
+        return cursor.fetchall()
 
 
 def _insert_portable(session: Session, rows: list[dict]) -> list:
@@ -147,6 +161,7 @@ class GroupCommitter:
         self.thread: threading.Thread | None = None
         self.batches = 0
         self.rows = 0
+        self.connection: Connection | None = None
 
     def submit(self, rows: list[dict]) -> list[int | None]:
         """Block until `rows` are committed; their ids (None for redeliveries). Raises what the commit raised."""
@@ -163,6 +178,8 @@ class GroupCommitter:
 
     def _ensure_thread(self) -> None:
         if self.thread is None or not self.thread.is_alive() or self.pid != os.getpid():
+            if self.pid != os.getpid():
+                self.connection = None  # the parent's; a forked child opens its own
             self.pid = os.getpid()
             self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
             self.thread.start()
@@ -182,8 +199,7 @@ class GroupCommitter:
     def _commit(self, batch: list[_Waiter]) -> None:
         rows = [row for waiter in batch for row in waiter.rows]
         try:
-            with self.runtime.sessions() as session, session.begin():
-                ids = insert_new(session, rows)
+            ids = self._write(rows)
         except BaseException as error:  # noqa: BLE001 - every waiting request must hear about it
             for waiter in batch:
                 waiter.error = error
@@ -197,6 +213,41 @@ class GroupCommitter:
             waiter.ids = ids[position:position + len(waiter.rows)]
             position += len(waiter.rows)
             waiter.done.set()
+
+
+    def _write(self, rows: list[dict]) -> list[int | None]:
+        """Insert the batch and commit it; on PostgreSQL one autocommit statement, so one round trip."""
+        if self.runtime.engine.dialect.name != "postgresql":
+            with self.runtime.sessions() as session, session.begin():
+                return insert_new(session, rows)
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                return insert_new(connection, rows)
+            except psycopg.OperationalError as error:
+                # a connection broken since the last batch (database restarted): once more on a new one
+                self._drop_connection()
+                if attempt == 2:
+                    raise OperationalError("INSERT INTO inbound_messages", None, error) from error
+            except psycopg.Error as error:
+                self._drop_connection()
+                raise DBAPIError("INSERT INTO inbound_messages", None, error) from error
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> Connection:
+        """The committer's own autocommit connection, kept between batches (no pool checkout or ping per batch)."""
+        if self.connection is None or self.connection.closed:
+            self.connection = self.runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self.connection
+
+    def _drop_connection(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.invalidate()
+                self.connection.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped anyway
+                pass
+            self.connection = None
 
 
 _committers: dict[int, GroupCommitter] = {}
