@@ -48,14 +48,15 @@ def fresh_database(name: str = "retorno_bench") -> str:
 
 
 def start_stack(database_url: str, providers_url: str = "http://127.0.0.1:9", web: int = 1, web_workers: int = 2,
-                workers: int = 0, threads: int = 32, log: Path | None = None, **extra: str) -> Stack:
-    """`web` gunicorn servers (each with `web_workers` processes) and `workers` RQ workers."""
+                workers: int = 0, threads: int = 32, log: Path | None = None, queues: tuple[str, ...] = (),
+                **extra: str) -> Stack:
+    """`web` gunicorn servers (each with `web_workers` processes) and `workers` RQ workers (of `queues`, or all)."""
     ports = [free_port() for _ in range(web)]
     env = service_env(database_url, REDIS_URL, providers_url, f"http://127.0.0.1:{ports[0]}", **extra)
     servers = [start_web(env, port, workers=web_workers, threads=threads, log=log) for port in ports]
     for port in ports:
         wait_healthy(f"http://127.0.0.1:{port}")
-    consumers = [start_worker(env, log=log) for _ in range(workers)]
+    consumers = [start_worker(env, log=log, queues=queues) for _ in range(workers)]
     return Stack(database_url, f"http://127.0.0.1:{ports[0]}", env, servers, consumers)
 
 

@@ -3,7 +3,8 @@
     python -m bench.processing [--respondents 2000] [--workers 1,2]
 
 Each respondent's whole conversation (hola, consent and 21 messy answers of the bundled survey) is stored as
-pending messages first; then the workers start on all of it at once. The raw limit is the same database work per
+pending messages first; then the workers start on all of it at once. They serve only the message queue
+(`retorno worker --queue retorno`): the replies they write stay queued for senders, which `bench.lag` measures. The raw limit is the same database work per
 message (insert the answer and the reply, update the session and the message) done with precomputed values in the
 same batch size, with no Python survey logic: Retorno's figure is reported as a ratio to it.
 """
@@ -22,7 +23,7 @@ from bench.common import REDIS_URL, fresh_database, machine, print_json, start_s
 from bots.base import Incoming
 from service import inbox
 from service import runtime as runtimes
-from service.queue import INBOX, RedisDispatcher
+from service.queue import INBOX, QUEUE_NAME, RedisDispatcher
 from tests.support import drop_database, make_settings
 from tests.surveys.test_engine import RETURNEE_SCRIPT
 from workers.inbound import BATCH
@@ -55,7 +56,7 @@ def pending(database_url: str) -> int:
 
 
 def run_workers(database_url: str, ids: list[int], answers: int, workers: int) -> dict:
-    stack = start_stack(database_url, web=1, web_workers=1, workers=workers)
+    stack = start_stack(database_url, web=1, web_workers=1, workers=workers, queues=(QUEUE_NAME,))
     try:
         time.sleep(3)
         dispatcher = RedisDispatcher(REDIS_URL)

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "retorno"
 SEND_QUEUE_NAME = "retorno-send"
 SLOW_QUEUE_NAME = "retorno-slow"
+QUEUE_NAMES = (SEND_QUEUE_NAME, QUEUE_NAME, SLOW_QUEUE_NAME)
+"""RQ queues in the order a worker serves them: sends, then messages and periodic jobs, then top-ups."""
 SLOW_JOBS = ("workers.incentives.",)
 """Job paths (prefixes) that go to the slow queue."""
 INBOX, OUTBOX = "inbox", "outbox"
@@ -68,14 +70,19 @@ class RedisDispatcher:
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    def worker_queues(self) -> tuple[Redis, list[Queue]]:
-        """A connection and queues for an RQ worker: no read timeout, since a worker blocks on BLPOP while idle
-        (with the pushers' 2 s timeout, RQ would take each idle wait for a lost connection and back off)."""
+    def worker_queues(self, only: Sequence[str] = ()) -> tuple[Redis, list[Queue]]:
+        """A connection and queues (all, or those named in `only`, in priority order) for an RQ worker: no read
+        timeout, since a worker blocks on BLPOP while idle (with the pushers' 2 s timeout, RQ would take each idle
+        wait for a lost connection and back off)."""
         from redis import Redis
         from rq import Queue
 
         connection = Redis.from_url(self.url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30)
-        return connection, [Queue(q.name, connection=connection, default_timeout=600) for q in self.queues]
+        return connection, [
+            Queue(q.name, connection=connection, default_timeout=600)
+            for q in self.queues
+            if not only or q.name in only
+        ]
 
     def push(self, box: str, ids: Sequence[int], wake: bool = True) -> bool:
         """Append ids to a box; with `wake`, make sure a drain job will run (else the sweeper wakes one)."""

@@ -57,8 +57,10 @@ def start_web(env: dict[str, str], port: int, workers: int = 2, log: Path | None
     return _spawn(command, env, log)
 
 
-def start_worker(env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
-    return _spawn([sys.executable, "-m", "service.cli", "worker"], env, log)
+def start_worker(env: dict[str, str], log: Path | None = None, queues: tuple[str, ...] = ()) -> subprocess.Popen:
+    """A `retorno worker` serving all queues, or only `queues`."""
+    options = [f"--queue={name}" for name in queues]
+    return _spawn([sys.executable, "-m", "service.cli", "worker", *options], env, log)
 
 
 def _spawn(command: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen:

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from service.config import ConfigError, Settings
+from service.queue import QUEUE_NAMES
 from surveys.loader import check_text
 
 log = logging.getLogger("retorno")
@@ -152,7 +153,9 @@ def web(host: str, port: int, workers: int) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--fork", is_flag=True, help="Run each job in a forked child (RQ's default Worker).")
-def worker(burst: bool, fork: bool) -> None:
+@click.option("--queue", "only", multiple=True, type=click.Choice(QUEUE_NAMES),
+              help="Serve only this queue (repeatable; default: all, sends first).")
+def worker(burst: bool, fork: bool, only: tuple[str, ...]) -> None:
     """Queue worker for all of Retorno's queues (needs REDIS_URL)."""
     _setup_logging()
     settings = _settings()
@@ -171,7 +174,7 @@ def worker(burst: bool, fork: bool) -> None:
     try:
         while True:
             try:
-                connection, queues = rt.dispatcher.worker_queues()
+                connection, queues = rt.dispatcher.worker_queues(only)
                 kind(queues, connection=connection).work(burst=burst, logging_level="INFO")
                 return
             except Exception as error:  # noqa: BLE001 - Redis away: wait and reconnect

@@ -10,7 +10,7 @@ before the commit: the hot row is then locked for milliseconds instead of for a 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -99,17 +99,23 @@ def reserve(session: Session, row: SurveySession, definition: Definition, tally:
     """Hold the credit for a respondent who consented; True when held (also when it already was)."""
     from service.models import Incentive
 
-    held = session.scalar(select(IncentiveReservation.id).where(IncentiveReservation.session_id == row.id))
-    earned = session.scalar(select(Incentive.id).where(Incentive.session_id == row.id))
-    if held is not None or earned is not None:
+    held, earned = session.execute(
+        select(
+            exists().where(IncentiveReservation.session_id == row.id),
+            exists().where(Incentive.session_id == row.id),
+        )
+    ).one()
+    if held or earned:
         return True
     amount_cents = cents(definition.incentive.amount) if definition.incentive else 0
     if not (tally or Tally(session)).commit(definition, row.wave, amount_cents):
         return False
-    session.add(
-        IncentiveReservation(session_id=row.id, survey_id=row.survey_id, wave=row.wave, amount_cents=amount_cents)
+    # Core, not session.add: no flush of the whole batch's pending objects at each consent
+    session.execute(
+        insert(IncentiveReservation).values(
+            session_id=row.id, survey_id=row.survey_id, wave=row.wave, amount_cents=amount_cents
+        )
     )
-    session.flush()
     return True
 
 

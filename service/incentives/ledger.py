@@ -90,11 +90,10 @@ def earn(
     }
     dialect = session.get_bind().dialect.name
     statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    new_id = session.scalar(statement(Incentive).values(**values).on_conflict_do_nothing().returning(Incentive.id))
-    if new_id is None:
+    record = session.scalar(statement(Incentive).values(**values).on_conflict_do_nothing().returning(Incentive))
+    if record is None:
         tally.give_back(row.survey_id, row.wave, amount_cents)
-        return None
-    return session.get(Incentive, new_id)
+    return record
 
 
 def attach_phone(
