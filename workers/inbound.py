@@ -474,6 +474,9 @@ class _Batch:
         """The new status of every message handled, in one statement."""
         if not self.handled:
             return
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_HANDLED_JSON, {"rows": json.dumps(self.handled), "now": self.now})
+            return
         table = InboundMessage.__table__
         session.execute(
             update(table)
@@ -506,6 +509,10 @@ _OUTBOUND_JSON = text(
     "RETURNING id, status"
 )
 """The batch's outgoing messages as one JSON document: far cheaper to encode than a multi-row VALUES list."""
+_HANDLED_JSON = text(
+    "UPDATE inbound_messages AS m SET status = r.status, contact_id = r.contact_id, processed_at = :now "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, status text, contact_id bigint) WHERE m.id = r.id"
+)
 _ANSWERS_JSON = text(
     "INSERT INTO answers (session_id, question_id, value, skipped, in_gap, inbound_id, answered_at) "
     "SELECT session_id, question_id, CAST(value AS jsonb), skipped, in_gap, inbound_id, answered_at "

@@ -101,7 +101,7 @@ class Payout:
         if state is not None and state.status in (engine.IN_PROGRESS, engine.COMPLETED):
             return True
         wave = self.row.wave if self.row is not None else 1
-        return budget.room(self.session, self.d, wave)
+        return self.tally.room(self.d, wave)
 
     def _keep(self, step: Step) -> bool:
         """Reserve, record or release what the step's events ask for; False (nothing written) if it cannot."""

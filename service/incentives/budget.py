@@ -10,12 +10,12 @@ before the commit: the hot row is then locked for milliseconds instead of for a 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import delete, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.incentives import cents
-from service.models import IncentiveBudget, IncentiveReservation, SurveySession
+from service.models import IncentiveBudget, IncentiveReservation, SurveySession, utcnow
 from surveys.definition import Definition
 
 
@@ -67,6 +67,22 @@ class Tally:
         self.deferred = deferred
         self.pending: dict[tuple[str, int], int] = {}
         self.definitions: dict[tuple[str, int], Definition] = {}
+        self.read: dict[tuple[str, int], int] = {}
+
+    def room(self, definition: Definition, wave: int) -> bool:
+        """`room()`, with the wave's counter read once per deferred tally (plus this transaction's changes)."""
+        incentive = definition.incentive
+        if not self.deferred or incentive is None or incentive.budget is None:
+            return room(self.session, definition, wave)
+        key = (definition.id, wave)
+        if key not in self.read:
+            self.read[key] = self.session.scalar(
+                select(IncentiveBudget.committed_cents).where(
+                    IncentiveBudget.survey_id == definition.id, IncentiveBudget.wave == wave
+                )
+            ) or 0
+        committed = self.read[key] + self.pending.get(key, 0)
+        return committed + cents(incentive.amount) <= cents(incentive.budget)
 
     def commit(self, definition: Definition, wave: int, amount_cents: int) -> bool:
         if not self.deferred:
@@ -92,30 +108,35 @@ class Tally:
             if delta < 0:
                 give_back(self.session, key[0], key[1], -delta)
         self.pending.clear()
+        self.read.clear()
         return True
 
 
 def reserve(session: Session, row: SurveySession, definition: Definition, tally: Tally | None = None) -> bool:
-    """Hold the credit for a respondent who consented; True when held (also when it already was)."""
+    """Hold the credit for a respondent who consented; True when held (also when it already was, or was earned)."""
     from service.models import Incentive
 
-    held, earned = session.execute(
-        select(
-            exists().where(IncentiveReservation.session_id == row.id),
-            exists().where(Incentive.session_id == row.id),
-        )
-    ).one()
-    if held or earned:
-        return True
     amount_cents = cents(definition.incentive.amount) if definition.incentive else 0
-    if not (tally or Tally(session)).commit(definition, row.wave, amount_cents):
-        return False
-    # Core, not session.add: no flush of the whole batch's pending objects at each consent
-    session.execute(
-        insert(IncentiveReservation).values(
-            session_id=row.id, survey_id=row.survey_id, wave=row.wave, amount_cents=amount_cents
-        )
+    table = IncentiveReservation.__table__
+    source = select(
+        literal(row.id, table.c.session_id.type),
+        literal(row.survey_id, table.c.survey_id.type),
+        literal(row.wave, table.c.wave.type),
+        literal(amount_cents, table.c.amount_cents.type),
+        literal(utcnow(), table.c.created_at.type),
+    ).where(~exists().where(Incentive.session_id == row.id))
+    dialect = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name]
+    held = session.scalar(
+        dialect(table)
+        .from_select(["session_id", "survey_id", "wave", "amount_cents", "created_at"], source)
+        .on_conflict_do_nothing(index_elements=["session_id"])
+        .returning(table.c.id)
     )
+    if held is None:
+        return True
+    if not (tally or Tally(session)).commit(definition, row.wave, amount_cents):
+        session.execute(delete(table).where(table.c.id == held))
+        return False
     return True
 
 

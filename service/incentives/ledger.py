@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -48,6 +48,14 @@ def payout_phone(vault: Vault, contact: Contact, region: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Earned:
+    """The incentive record a completion created."""
+
+    id: int
+    status: str
+
+
 def earn(
     session: Session,
     vault: Vault,
@@ -58,25 +66,19 @@ def earn(
     phone: str | None,
     provider: str,
     tally: budget.Tally | None = None,
-) -> Incentive | None:
+) -> Earned | None:
     """At completion: the session's reservation becomes its incentive record (reserving now if it had none).
 
     None when nothing can be recorded: the budget is spent (and nothing was reserved), or the respondent or
     their phone number already has a record for this survey wave (the unique constraints decide).
     """
     tally = tally or budget.Tally(session)
-    held = budget.take(session, row.id)
-    amount_cents = held
-    if amount_cents is None:
-        amount_cents = cents(definition.incentive.amount)
-        if not tally.commit(definition, row.wave, amount_cents):
-            return None
     values = {
         "contact_id": contact.id,
         "session_id": row.id,
         "survey_id": row.survey_id,
         "wave": row.wave,
-        "amount_cents": amount_cents,
+        "amount_cents": cents(definition.incentive.amount),
         "currency": definition.incentive.currency,
         "status": PENDING if phone else AWAITING_PHONE,
         "provider": provider,
@@ -88,12 +90,46 @@ def earn(
         "created_at": now,
         "updated_at": now,
     }
-    dialect = session.get_bind().dialect.name
-    statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    record = session.scalar(statement(Incentive).values(**values).on_conflict_do_nothing().returning(Incentive))
-    if record is None:
-        tally.give_back(row.survey_id, row.wave, amount_cents)
-    return record
+    if session.get_bind().dialect.name == "postgresql" and tally.deferred:
+        return _earn_in_one_statement(session, values, definition, tally)
+    held = budget.take(session, row.id)
+    if held is None:
+        if not tally.commit(definition, row.wave, values["amount_cents"]):
+            return None
+    else:
+        values["amount_cents"] = held
+    statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name]
+    new_id = session.scalar(statement(Incentive).values(**values).on_conflict_do_nothing().returning(Incentive.id))
+    if new_id is None:
+        tally.give_back(row.survey_id, row.wave, values["amount_cents"])
+        return None
+    return Earned(new_id, values["status"])
+
+
+_EARN = text(
+    "WITH taken AS (DELETE FROM incentive_reservations WHERE session_id = :session_id RETURNING amount_cents), "
+    "created AS (INSERT INTO incentives (contact_id, session_id, survey_id, wave, amount_cents, currency, status, "
+    "provider, idempotency_key, phone_hash, phone_enc, attempts, next_attempt_at, created_at, updated_at) "
+    "SELECT :contact_id, :session_id, :survey_id, :wave, coalesce((SELECT amount_cents FROM taken), :amount_cents), "
+    ":currency, :status, :provider, :idempotency_key, :phone_hash, :phone_enc, :attempts, :next_attempt_at, "
+    ":created_at, :updated_at "
+    "ON CONFLICT DO NOTHING RETURNING id, amount_cents) "
+    "SELECT (SELECT amount_cents FROM taken), (SELECT id FROM created)"
+)
+"""Take the reservation and create the record in one round trip (PostgreSQL runs both parts, whatever the other
+does: a taken reservation whose record is a duplicate is given back by the caller, as in the portable path)."""
+
+
+def _earn_in_one_statement(session: Session, values: dict, definition: Definition,
+                           tally: budget.Tally) -> Earned | None:
+    held, new_id = session.execute(_EARN, values).one()
+    if new_id is None:
+        if held is not None:
+            tally.give_back(values["survey_id"], values["wave"], held)
+        return None
+    if held is None:
+        tally.commit(definition, values["wave"], values["amount_cents"])  # deferred: settled before the commit
+    return Earned(new_id, values["status"])
 
 
 def attach_phone(
