@@ -233,12 +233,14 @@ class _Batch:
         dialect = session.get_bind().dialect.name
         statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
         vault = self.rt.vault
+        rows = []
         for channel, hashed in sorted(missing):
             row: dict[str, Any] = {
                 "public_id": secrets.token_hex(8),
                 "channel": channel,
                 "address_hash": hashed,
                 "address_enc": keys[(channel, hashed)],
+                "phone_hash": None,
                 "tags": [],
                 "opted_out": False,
                 "unreachable": False,
@@ -250,9 +252,9 @@ class _Batch:
 
                 phone = identity(channel, vault.decrypt(keys[(channel, hashed)]), self.rt.settings.default_region)
                 row["phone_hash"] = vault.hash("phone", phone)
-            session.execute(
-                statement(Contact).values(**row).on_conflict_do_nothing(index_elements=["channel", "address_hash"])
-            )
+            rows.append(row)
+        table = Contact.__table__
+        session.execute(statement(table).on_conflict_do_nothing(index_elements=["channel", "address_hash"]), rows)
 
     def _pending(self, session: Session, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], list]:
         """Each contact's pending messages in order, as plain rows (the batch writes their new status itself)."""
