@@ -37,7 +37,8 @@ from workers import incentives
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
+BATCH = 500
+"""Messages per transaction at most: per-batch costs amortized, contacts locked for a fraction of a second."""
 DRAIN_SECONDS = 2.0
 """A drain job hands over after this long, so jobs of the send queue and periodic jobs are not kept waiting."""
 REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "animation", "audio", "voice")
