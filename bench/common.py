@@ -79,6 +79,55 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_by_program() -> dict[str, float]:
+    """CPU seconds used so far by every process on the machine, grouped by program (postgres, redis, gunicorn,
+    retorno worker, wrk, this benchmark)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        totals[_program(command, stat)] = totals.get(_program(command, stat), 0.0) + seconds
+    return totals
+
+
+def _program(command: str, stat: str) -> str:
+    if "gunicorn" in command:
+        return "web (gunicorn)"
+    if "service.cli worker" in command:
+        return "retorno worker"
+    if command.startswith("postgres") or "(postgres)" in stat:
+        return "postgresql"
+    if "redis-server" in command:
+        return "redis"
+    if command.startswith("wrk"):
+        return "wrk"
+    if "-m bench." in command:
+        return "benchmark (load and fakes)"
+    return "other"
+
+
+class CpuShare:
+    """Share of the machine's CPU (100% = every core busy) each program used between `start` and `stop`."""
+
+    def start(self) -> CpuShare:
+        self.before, self.started = cpu_by_program(), time.monotonic()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        after, seconds = cpu_by_program(), time.monotonic() - self.started
+        cores = os.cpu_count() or 1
+        shares = {name: (used - self.before.get(name, 0.0)) / seconds / cores * 100 for name, used in after.items()}
+        return {name: round(share, 1) for name, share in sorted(shares.items(), key=lambda kv: -kv[1]) if share >= 0.5}
+
+
 def process_tree_peaks(process: subprocess.Popen) -> dict[int, float]:
     pids = [process.pid, *children(process.pid)]
     return {pid: peak_rss_mb(pid) for pid in pids}

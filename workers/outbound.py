@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from bots import make_sender
 from bots.base import Outgoing, SendResult
@@ -170,13 +170,18 @@ def _record(rt: Runtime, claimed: list[_Claim], results: dict[int, SendResult | 
     now = rt.now()
     unreachable: set[int] = set()
     held_until: dict[int, object] = {}
+    alike: dict[tuple[str, ...], list[dict]] = defaultdict(list)
+    for claim in claimed:
+        result = results.get(claim.outgoing.id)
+        values = _outcome(claim, result, now, held_until)
+        if result is not None and result.unreachable:
+            unreachable.add(claim.contact_id)
+        alike[tuple(sorted(values))].append({"message_id": claim.outgoing.id, **{f"new_{k}": v for k, v in values.items()}})
+    table = OutboundMessage.__table__
     with rt.sessions() as session, session.begin():
-        for claim in claimed:
-            result = results.get(claim.outgoing.id)
-            values = _outcome(claim, result, now, held_until)
-            if result is not None and result.unreachable:
-                unreachable.add(claim.contact_id)
-            session.execute(update(OutboundMessage).where(OutboundMessage.id == claim.outgoing.id).values(**values))
+        for columns, rows in alike.items():  # one executemany per kind of outcome, not one statement per message
+            statement = update(table).where(table.c.id == bindparam("message_id"))
+            session.execute(statement.values({c: bindparam(f"new_{c}") for c in columns}), rows)
         if unreachable:
             session.execute(update(Contact).where(Contact.id.in_(unreachable)).values(unreachable=True))
 
