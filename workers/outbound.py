@@ -8,6 +8,7 @@ with exponential backoff; a blocked bot or an unsubscribed number marks the cont
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -34,6 +35,10 @@ DRAIN_SECONDS = 2.0
 MAX_ATTEMPTS = 6
 CONCURRENCY = 16
 _http = threading.local()
+_ENVIRONMENT = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "requests_ca_bundle", "curl_ca_bundle"}
+"""Environment variables requests reads on every call when a session trusts the environment."""
+_threads: ThreadPoolExecutor | None = None
+_threads_pid = 0
 
 
 def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
@@ -75,14 +80,12 @@ def send(ids: Sequence[int]) -> int:
     for claim in claimed:
         by_contact[claim.contact_id].append(claim.outgoing)
     results: dict[int, SendResult | None] = {}
-    workers = min(CONCURRENCY, len(by_contact))
-    if workers == 1:
+    if len(by_contact) == 1:
         for queue in by_contact.values():
             results.update(_send_in_order(rt, queue))
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for part in pool.map(lambda q: _send_in_order(rt, q), by_contact.values()):
-                results.update(part)
+        for part in _pool().map(lambda q: _send_in_order(rt, q), by_contact.values()):
+            results.update(part)
     _record(rt, claimed, results)
     debit(rt, [c.outgoing.channel for c in claimed if (r := results.get(c.outgoing.id)) is not None and r.ok])
     return sum(1 for r in results.values() if r is not None and r.ok)
@@ -153,11 +156,22 @@ def _send_one(rt: Runtime, outgoing: Outgoing) -> SendResult:
         return SendResult(ok=False, retry=True, error=f"{type(error).__name__}: {error}")
 
 
+def _pool() -> ThreadPoolExecutor:
+    """The process's sending threads, kept between batches so each keeps its HTTP connections alive."""
+    global _threads, _threads_pid
+    if _threads is None or _threads_pid != os.getpid():
+        _threads, _threads_pid = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="send"), os.getpid()
+    return _threads
+
+
 def _session() -> requests.Session:
-    """One keep-alive HTTP session per thread."""
+    """One keep-alive HTTP session per sending thread."""
     session = getattr(_http, "session", None)
     if session is None:
         session = requests.Session()
+        # Without proxy or CA-bundle variables, skip requests' reading of the environment on every call
+        # (about a fifth of the CPU of a send); with them, keep honouring them.
+        session.trust_env = any(name.lower() in _ENVIRONMENT for name in os.environ)
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=CONCURRENCY)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
