@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import func, select, text
 
+from service.inbox import committer
 from service.models import InboundMessage, OutboundMessage
 from service.runtime import Runtime
 
@@ -52,6 +53,9 @@ def metrics():
     except Exception:  # noqa: BLE001
         gauge("retorno_queue_up", "1 when the queue answers", 0)
     gauge("retorno_queue_push_failures", "Failed pushes to the queue in this process", rt.dispatcher.failures)
+    stored = committer(rt)
+    gauge("retorno_group_commits", "Group commits of webhook messages by this process", stored.batches)
+    gauge("retorno_group_commit_rows", "Webhook messages stored by this process's group commits", stored.rows)
     try:
         now = rt.now()
         with rt.sessions() as session:

@@ -145,7 +145,7 @@ def web(host: str, port: int, workers: int) -> None:
     _settings(port=port)
     from gunicorn.app.wsgiapp import WSGIApplication
 
-    sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
+    sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "8",
                 "--worker-class", "gthread", "--access-logfile", "-", "service.app:create_app()"]
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
 

@@ -40,3 +40,14 @@ def test_postgres_without_secret_key_explains(monkeypatch):
     result = CliRunner().invoke(main, ["db", "upgrade"])
     assert result.exit_code != 0
     assert "RETORNO_SECRET_KEY is required" in result.output
+
+
+def test_worker_queues_can_be_dedicated():
+    from service.queue import QUEUE_NAMES, RedisDispatcher
+
+    dispatcher = RedisDispatcher("redis://127.0.0.1:1/0")  # never connected: queues are only named here
+    assert [q.name for q in dispatcher.worker_queues()[1]] == list(QUEUE_NAMES)
+    assert [q.name for q in dispatcher.worker_queues(("retorno-slow", "retorno-send"))[1]] == [
+        "retorno-send", "retorno-slow"]
+    result = CliRunner().invoke(main, ["worker", "--queue", "retorno-fast"])
+    assert result.exit_code == 2 and "retorno-send" in result.output

@@ -239,3 +239,4 @@ def test_health_and_metrics(harness):
     metrics = harness.client.get("/metrics").get_data(as_text=True)
     assert 'retorno_inbound_messages{status="pending"} 1' in metrics
     assert "retorno_processing_lag_seconds" in metrics
+    assert "retorno_group_commit_rows 1" in metrics.splitlines()
