@@ -172,6 +172,10 @@ class _Batch:
         self.handled: list[dict[str, Any]] = []
         """(id, status, contact) of each inbound message handled, written in one statement at the end."""
         self.answers: dict[tuple[int, str], dict[str, Any]] = {}
+        self.postgres = rt.engine.dialect.name == "postgresql"
+        self.session_ids: list[int] = []
+        """Ids taken from the sessions' sequence in advance, so new sessions need no INSERT of their own."""
+        self.created: dict[tuple[int, str], SurveySession] = {}
         self.incentive_ids: list[int] = []
 
     def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
@@ -336,7 +340,7 @@ class _Batch:
             if not (finished and wanted is not None and wanted.id != current.survey_id):
                 definition = self.catalog.get(current.survey_id, current.version, session)
                 return definition, State.from_dict(current.state), current
-            existing = session.scalar(
+            existing = self.created.get((contact.id, wanted.id)) or session.scalar(
                 select(SurveySession).where(
                     SurveySession.contact_id == contact.id, SurveySession.survey_id == wanted.id
                 ).order_by(SurveySession.id.desc()).limit(1)
@@ -360,7 +364,24 @@ class _Batch:
         message: Row,
     ) -> SurveySession:
         state = step.state
-        if row is None:
+        if row is None and self.postgres:
+            row = SurveySession(
+                id=self._session_id(session),
+                contact_id=contact.id,
+                survey_id=definition.id,
+                version=definition.version,
+                wave=1,
+                status=engine.IN_PROGRESS,
+                language=state.language,
+                state={},
+                started_at=self.now,
+                last_activity_at=self.now,
+                reminders_sent=0,
+                updated_at=self.now,
+            )
+            session.add(row)  # written with the batch's other new sessions, in one statement
+            self.created[(contact.id, definition.id)] = row
+        elif row is None:
             row = session.scalar(
                 insert(SurveySession)
                 .values(
@@ -471,6 +492,11 @@ class _Batch:
             "created_at": self.now,
         })
 
+    def _session_id(self, session: Session) -> int:
+        if not self.session_ids:
+            self.session_ids = list(session.scalars(_SESSION_IDS, {"n": SESSION_IDS_AT_ONCE}))
+        return self.session_ids.pop()
+
     # -- writing ----------------------------------------------------------------------------------------------
 
     def _write_handled(self, session: Session) -> None:
@@ -503,6 +529,8 @@ class _Batch:
         return sorted(id_ for id_, status in rows if status == "queued")
 
 
+SESSION_IDS_AT_ONCE = 100
+_SESSION_IDS = text("SELECT nextval(pg_get_serial_sequence('survey_sessions', 'id')) FROM generate_series(1, :n)")
 _OUTBOUND_JSON = text(
     "INSERT INTO outbound_messages (contact_id, session_id, channel, kind, body, payload, status, error, attempts, "
     "created_at) "

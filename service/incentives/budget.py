@@ -10,7 +10,7 @@ before the commit: the hot row is then locked for milliseconds instead of for a 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, literal, select, update
+from sqlalchemy import delete, exists, insert, inspect, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,6 +68,22 @@ class Tally:
         self.pending: dict[tuple[str, int], int] = {}
         self.definitions: dict[tuple[str, int], Definition] = {}
         self.read: dict[tuple[str, int], int] = {}
+        self.holds: dict[int, dict] = {}
+        """Reservations of sessions created in this transaction and not yet written (their row is not either)."""
+
+    def hold_later(self, row: SurveySession, definition: Definition, amount_cents: int) -> None:
+        """Reserve for a session that is not in the database yet: written by `write_holds`, counted now."""
+        self.holds[row.id] = {"session_id": row.id, "survey_id": row.survey_id, "wave": row.wave,
+                              "amount_cents": amount_cents, "created_at": utcnow()}
+        self.commit(definition, row.wave, amount_cents)
+
+    def write_holds(self) -> None:
+        """Flush the transaction's new sessions, then insert the reservations held for them, in one statement."""
+        if not self.holds:
+            return
+        self.session.flush()
+        self.session.execute(insert(IncentiveReservation.__table__), list(self.holds.values()))
+        self.holds.clear()
 
     def room(self, definition: Definition, wave: int) -> bool:
         """`room()`, with the wave's counter read once per deferred tally (plus this transaction's changes)."""
@@ -101,6 +117,7 @@ class Tally:
 
     def settle(self) -> bool:
         """Apply the deferred changes, one UPDATE per wave in a fixed order; False if one passes its budget."""
+        self.write_holds()
         for key in sorted(self.pending):
             delta = self.pending[key]
             if delta > 0 and not commit(self.session, self.definitions[key], key[1], delta):
@@ -117,6 +134,13 @@ def reserve(session: Session, row: SurveySession, definition: Definition, tally:
     from service.models import Incentive
 
     amount_cents = cents(definition.incentive.amount) if definition.incentive else 0
+    tally = tally or Tally(session)
+    if inspect(row).pending:  # created in this transaction: nothing can be held or earned for it yet
+        if tally.deferred:
+            if row.id not in tally.holds:
+                tally.hold_later(row, definition, amount_cents)
+            return True
+        session.flush()
     table = IncentiveReservation.__table__
     source = select(
         literal(row.id, table.c.session_id.type),
@@ -134,7 +158,7 @@ def reserve(session: Session, row: SurveySession, definition: Definition, tally:
     )
     if held is None:
         return True
-    if not (tally or Tally(session)).commit(definition, row.wave, amount_cents):
+    if not tally.commit(definition, row.wave, amount_cents):
         session.execute(delete(table).where(table.c.id == held))
         return False
     return True
@@ -153,6 +177,10 @@ def take(session: Session, session_id: int) -> int | None:
 
 def release(session: Session, session_id: int, tally: Tally | None = None) -> bool:
     """Give a session's reservation back to its wave (the respondent declined, opted out or expired)."""
+    if tally is not None and session_id in tally.holds:
+        hold = tally.holds.pop(session_id)
+        tally.give_back(hold["survey_id"], hold["wave"], hold["amount_cents"])
+        return True
     taken = session.execute(
         delete(IncentiveReservation)
         .where(IncentiveReservation.session_id == session_id)

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -73,6 +73,9 @@ def earn(
     their phone number already has a record for this survey wave (the unique constraints decide).
     """
     tally = tally or budget.Tally(session)
+    if inspect(row).pending:
+        session.flush()  # the record refers to the session: it must be written first
+    tally.write_holds()  # a hold deferred in this transaction becomes a row that `take` finds
     values = {
         "contact_id": contact.id,
         "session_id": row.id,
