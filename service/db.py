@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -42,6 +44,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _sqlite_begin_immediate(connection) -> None:
     """Take SQLite's write lock at BEGIN, so concurrent writers queue instead of failing to upgrade."""
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def json_rows(rows: list[dict]) -> str:
+    """Rows as one JSON document for PostgreSQL's `jsonb_to_recordset`: a batch's rows in one parameter, far cheaper
+    to encode than a multi-row VALUES list. Datetimes in ISO 8601 with their zone (UTC when they have none)."""
+    return json.dumps(rows, ensure_ascii=False, default=_iso)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -9,12 +9,11 @@ exactly one commit. A request is answered 2xx only after its batch is committed.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import psycopg
 from sqlalchemy import Connection, insert, update
@@ -23,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bots.base import Incoming, StatusUpdate
+from service.db import json_rows
 from service.models import Contact, InboundMessage, OutboundMessage
 from service.privacy import InvalidAddress, normalize_phone
 from service.queue import INBOX
@@ -106,12 +106,6 @@ _INSERT_JSON = (
 )
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
 def _insert_postgres(session: Session | Connection, rows: list[dict]) -> list:
     """One prepared statement for the whole batch, its rows sent as one JSON document.
 
@@ -120,7 +114,7 @@ def _insert_postgres(session: Session | Connection, rows: list[dict]) -> list:
     """
     connection = session.connection() if isinstance(session, Session) else session
     driver = connection.connection.driver_connection
-    document = json.dumps(rows, ensure_ascii=False, default=_json_default)
+    document = json_rows(rows)
     with driver.cursor() as cursor:
         cursor.execute(_INSERT_JSON, (document,), prepare=True)
         return cursor.fetchall()

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from bots import render
 from service import runtime as runtimes
+from service.db import json_rows
 from service.inbox import PHONE_CHANNELS
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
@@ -440,7 +441,7 @@ class _Batch:
         if dialect == "postgresql":
             rows = [{**answer, "value": json.dumps(answer["value"], ensure_ascii=False)}
                     for answer in self.answers.values()]
-            session.execute(_ANSWERS_JSON, {"rows": json.dumps(rows, ensure_ascii=False, default=_json_default)})
+            session.execute(_ANSWERS_JSON, {"rows": json_rows(rows)})
             return
         query = sqlite.insert(Answer)
         query = query.on_conflict_do_update(
@@ -504,7 +505,7 @@ class _Batch:
         if not self.handled:
             return
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(_HANDLED_JSON, {"rows": json.dumps(self.handled), "now": self.now})
+            session.execute(_HANDLED_JSON, {"rows": json_rows(self.handled), "now": self.now})
             return
         table = InboundMessage.__table__
         session.execute(
@@ -520,7 +521,7 @@ class _Batch:
             return []
         if session.get_bind().dialect.name == "postgresql":
             rows = session.execute(
-                _OUTBOUND_JSON, {"rows": json.dumps(self.outbound, ensure_ascii=False, default=_json_default)}
+                _OUTBOUND_JSON, {"rows": json_rows(self.outbound)}
             ).all()
         else:
             table = OutboundMessage.__table__
@@ -539,7 +540,6 @@ _OUTBOUND_JSON = text(
     "kind text, body text, payload jsonb, status text, error text, attempts int, created_at timestamptz) "
     "RETURNING id, status"
 )
-"""The batch's outgoing messages as one JSON document: far cheaper to encode than a multi-row VALUES list."""
 _HANDLED_JSON = text(
     "UPDATE inbound_messages AS m SET status = r.status, contact_id = r.contact_id, processed_at = :now "
     "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, status text, contact_id bigint) WHERE m.id = r.id"
@@ -553,12 +553,6 @@ _ANSWERS_JSON = text(
     "in_gap = excluded.in_gap, inbound_id = excluded.inbound_id, answered_at = excluded.answered_at"
 )
 """The batch's answers (each value its own JSON text, so a JSON null stays a JSON null as the ORM stores it)."""
-
-
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return _aware(value).isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _telegram_order(message: Row) -> tuple[int, int]:
