@@ -24,12 +24,17 @@ def room(session: Session, definition: Definition, wave: int) -> bool:
     incentive = definition.incentive
     if incentive is None or incentive.budget is None:
         return True
-    committed = session.scalar(
-        select(IncentiveBudget.committed_cents).where(
-            IncentiveBudget.survey_id == definition.id, IncentiveBudget.wave == wave
-        )
-    )
-    return (committed or 0) + cents(incentive.amount) <= cents(incentive.budget)
+    return _fits(definition, _committed(session, definition.id, wave))
+
+
+def _committed(session: Session, survey_id: str, wave: int) -> int:
+    return session.scalar(
+        select(IncentiveBudget.committed_cents).where(IncentiveBudget.survey_id == survey_id, IncentiveBudget.wave == wave)
+    ) or 0
+
+
+def _fits(definition: Definition, committed_cents: int) -> bool:
+    return committed_cents + cents(definition.incentive.amount) <= cents(definition.incentive.budget)
 
 
 def commit(session: Session, definition: Definition, wave: int, amount_cents: int) -> bool:
@@ -92,13 +97,8 @@ class Tally:
             return room(self.session, definition, wave)
         key = (definition.id, wave)
         if key not in self.read:
-            self.read[key] = self.session.scalar(
-                select(IncentiveBudget.committed_cents).where(
-                    IncentiveBudget.survey_id == definition.id, IncentiveBudget.wave == wave
-                )
-            ) or 0
-        committed = self.read[key] + self.pending.get(key, 0)
-        return committed + cents(incentive.amount) <= cents(incentive.budget)
+            self.read[key] = _committed(self.session, definition.id, wave)
+        return _fits(definition, self.read[key] + self.pending.get(key, 0))
 
     def commit(self, definition: Definition, wave: int, amount_cents: int) -> bool:
         if not self.deferred:
