@@ -16,6 +16,7 @@ from tests.fake_reloadly import FakeReloadly
 from tests.support import Harness
 
 PHONE, OTHER, THIRD = "+525512345678", "+525598765432", "+523312345678"
+FOURTH = "+528112345678"
 SURVEY = """
 id: corta
 version: 1
@@ -178,6 +179,23 @@ def test_consents_in_one_batch_beyond_the_budget_are_held_one_by_one(h):
     assert all("¿En qué estado vive?" in text for text in last.values())
     assert committed(h) == 6000
     assert h.count("SELECT count(*) FROM incentive_reservations") == 2
+
+
+def test_whole_conversations_in_one_batch_hold_earn_and_give_back_like_separate_ones(h):
+    """A backlog: new respondents consent, complete or stop within one batch (their sessions and holds are written
+    together at its end); the budget still counts each credit once and never passes 2 credits."""
+    for text in ("hola", "si", "STOP"):
+        h.sms(FOURTH, text)
+    for phone in (PHONE, OTHER, THIRD):
+        for text in ("hola", "si", "jalisco"):
+            h.sms(phone, text)
+    h.settle()
+    records = incentives(h)
+    assert len(records) == 2 and {r["status"] for r in records} == {"pending"}
+    assert committed(h) == 6000
+    assert h.count("SELECT count(*) FROM incentive_reservations") == 0
+    assert any(text.startswith("Aviso: por ahora ya no hay saldo") for text in h.texts_to(THIRD))
+    assert h.count("SELECT count(*) FROM survey_sessions WHERE status = 'completed'") == 3
 
 
 def test_a_telegram_respondent_shares_the_number_to_pay(h):
