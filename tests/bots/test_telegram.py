@@ -72,6 +72,23 @@ def test_incoming(case):
         assert result == Incoming(**case["message"])
 
 
+ACCEPTED = [case for case in INCOMING["cases"] if case["status"] == 200]
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=[case["label"] for case in ACCEPTED])
+def test_table_updates_are_real_bot_api_updates(case):
+    """python-telegram-bot's model of the Bot API reads every accepted update of the table, and agrees with our parser
+    on the update and the person it comes from (our parser stays dependency-free and tolerant: this keeps its
+    table honest)."""
+    import telegram
+
+    update = telegram.Update.de_json(case["body"], None)
+    assert update.update_id == case["body"]["update_id"]
+    if case["message"] is not None:
+        assert case["message"]["provider_id"] == str(update.update_id)
+        assert case["message"]["address"] == str(update.effective_user.id)
+
+
 @pytest.mark.parametrize("case", OUTGOING["cases"], ids=case_ids(OUTGOING))
 def test_outgoing(case):
     settings = make_settings(OUTGOING["settings"], case.get("settings"))
