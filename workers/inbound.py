@@ -365,41 +365,18 @@ class _Batch:
         message: Row,
     ) -> SurveySession:
         state = step.state
-        if row is None and self.postgres:
-            row = SurveySession(
-                id=self._session_id(session),
-                contact_id=contact.id,
-                survey_id=definition.id,
-                version=definition.version,
-                wave=1,
-                status=engine.IN_PROGRESS,
-                language=state.language,
-                state={},
-                started_at=self.now,
-                last_activity_at=self.now,
-                reminders_sent=0,
-                updated_at=self.now,
-            )
-            session.add(row)  # written with the batch's other new sessions, in one statement
-            self.created[(contact.id, definition.id)] = row
-        elif row is None:
-            row = session.scalar(
-                insert(SurveySession)
-                .values(
-                    contact_id=contact.id,
-                    survey_id=definition.id,
-                    version=definition.version,
-                    wave=1,
-                    status=engine.IN_PROGRESS,
-                    language=state.language,
-                    state={},
-                    started_at=self.now,
-                    last_activity_at=self.now,
-                    reminders_sent=0,
-                    updated_at=self.now,
-                )
-                .returning(SurveySession)
-            )
+        if row is None:
+            values = {
+                "contact_id": contact.id, "survey_id": definition.id, "version": definition.version, "wave": 1,
+                "status": engine.IN_PROGRESS, "language": state.language, "state": {}, "started_at": self.now,
+                "last_activity_at": self.now, "reminders_sent": 0, "updated_at": self.now,
+            }
+            if self.postgres:
+                row = SurveySession(id=self._session_id(session), **values)
+                session.add(row)  # written with the batch's other new sessions, in one statement
+                self.created[(contact.id, definition.id)] = row
+            else:
+                row = session.scalar(insert(SurveySession).values(**values).returning(SurveySession))
         row.status = state.status if state.status != engine.NEW else engine.IN_PROGRESS
         row.question = state.question
         row.language = state.language
