@@ -208,7 +208,6 @@ class GroupCommitter:
             position += len(waiter.rows)
             waiter.done.set()
 
-
     def _write(self, rows: list[dict]) -> list[int | None]:
         """Insert the batch and commit it; on PostgreSQL one autocommit statement, so one round trip."""
         if self.runtime.engine.dialect.name != "postgresql":

@@ -236,8 +236,7 @@ class _Batch:
         return {(c.channel, c.address_hash): c for c in found if (c.channel, c.address_hash) in wanted}
 
     def _create_contacts(self, session: Session, missing: list[tuple[str, str]], keys: dict) -> None:
-        dialect = session.get_bind().dialect.name
-        statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+        statement = postgresql.insert if self.postgres else sqlite.insert
         vault = self.rt.vault
         rows = []
         for channel, hashed in sorted(missing):
@@ -414,8 +413,7 @@ class _Batch:
         """Every answer of the batch in one upsert (a later answer to the same question replaces the earlier)."""
         if not self.answers:
             return
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
+        if self.postgres:
             rows = [{**answer, "value": json.dumps(answer["value"], ensure_ascii=False)}
                     for answer in self.answers.values()]
             session.execute(_ANSWERS_JSON, {"rows": json_rows(rows)})
@@ -481,7 +479,7 @@ class _Batch:
         """The new status of every message handled, in one statement."""
         if not self.handled:
             return
-        if session.get_bind().dialect.name == "postgresql":
+        if self.postgres:
             session.execute(_HANDLED_JSON, {"rows": json_rows(self.handled), "now": self.now})
             return
         table = InboundMessage.__table__
@@ -496,10 +494,8 @@ class _Batch:
         """Insert the batch's outgoing messages in one statement; the ids of those to send."""
         if not self.outbound:
             return []
-        if session.get_bind().dialect.name == "postgresql":
-            rows = session.execute(
-                _OUTBOUND_JSON, {"rows": json_rows(self.outbound)}
-            ).all()
+        if self.postgres:
+            rows = session.execute(_OUTBOUND_JSON, {"rows": json_rows(self.outbound)}).all()
         else:
             table = OutboundMessage.__table__
             statement = insert(table).returning(table.c.id, table.c.status, sort_by_parameter_order=True)

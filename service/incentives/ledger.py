@@ -116,7 +116,7 @@ _EARN = text(
     "SELECT :contact_id, :session_id, :survey_id, :wave, coalesce((SELECT amount_cents FROM taken), :amount_cents), "
     ":currency, :status, :provider, :idempotency_key, :phone_hash, :phone_enc, :attempts, :next_attempt_at, "
     ":created_at, :updated_at "
-    "ON CONFLICT DO NOTHING RETURNING id, amount_cents) "
+    "ON CONFLICT DO NOTHING RETURNING id) "
     "SELECT (SELECT amount_cents FROM taken), (SELECT id FROM created)"
 )
 """Take the reservation and create the record in one round trip (PostgreSQL runs both parts, whatever the other
