@@ -13,7 +13,7 @@ the mobile number to pay (a post-completion step; the status stays "completed").
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,12 +50,21 @@ class State:
     last_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A JSON-ready copy that shares no list or dict with this state."""
+        return {name: _copied(value) for name, value in self.__dict__.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> State:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -397,7 +398,14 @@ def _phrase(
 def _choice_phrases(
     choices: Sequence[Choice], extra: dict[int, Iterable[str]] | None = None
 ) -> list[_Phrase]:
-    """Every way to name each choice: value, labels and synonyms in all languages, plus `extra`."""
+    """Every way to name each choice: value, labels and synonyms in all languages, plus `extra`.
+
+    Worked out once per question (definitions live as long as the process), keyed by identity.
+    """
+    key = (id(choices), tuple((i, id(v)) for i, v in extra.items()) if extra else ())
+    cached = _PHRASES.get(key)
+    if cached is not None and cached[0] is choices:
+        return cached[1]
     found: list[_Phrase | None] = []
     for i, choice in enumerate(choices):
         found.append(_phrase(choice.value, i))
@@ -405,23 +413,46 @@ def _choice_phrases(
         found += [_phrase(s, i) for synonyms in choice.synonyms.values() for s in synonyms]
         found += [_phrase(s, i) for s in (extra or {}).get(i, ())]
     found += [_phrase(s, -1) for s in _DONT_KNOW]
-    return list({p: None for p in found if p is not None})
+    phrases = list({p: None for p in found if p is not None})
+    if len(_PHRASES) >= 4096:
+        _PHRASES.clear()
+    _PHRASES[key] = (choices, phrases, extra)
+    return phrases
+
+
+_PHRASES: dict[tuple, tuple[Sequence[Choice], list[_Phrase], Any]] = {}
+"""Phrases of each question's choices (each entry keeps its choices alive, so their id is not reused)."""
 
 
 _Hit = tuple[int, int, _Phrase]  # (start, end, phrase): where a phrase occurs in a reply
 
 
-def _hits(tokens: Sequence[str], phrases: Iterable[_Phrase]) -> list[_Hit]:
+def _hits(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> list[_Hit]:
     """Where each phrase occurs in the reply, as (start, end, phrase)."""
+    index = _BY_FIRST_WORD.get(id(phrases))
+    if index is None or index[0] is not phrases:
+        by_first: dict[str, list[_Phrase]] = defaultdict(list)
+        for p in phrases:
+            by_first[p.words[0]].append(p)
+        index = (phrases, dict(by_first))
+        if len(_BY_FIRST_WORD) >= 4096:
+            _BY_FIRST_WORD.clear()
+        _BY_FIRST_WORD[id(phrases)] = index
+    whole = tuple(tokens)
     found = []
-    for p in phrases:
-        n = len(p.words)
-        if p.exact_only:
-            if tuple(tokens) == p.words:
-                found.append((0, n, p))
-            continue
-        found += [(i, i + n, p) for i in range(len(tokens) - n + 1) if tuple(tokens[i : i + n]) == p.words]
+    for i, token in enumerate(whole):
+        for p in index[1].get(token, ()):
+            n = len(p.words)
+            if p.exact_only:
+                if i == 0 and whole == p.words:
+                    found.append((0, n, p))
+            elif whole[i : i + n] == p.words:
+                found.append((i, i + n, p))
     return found
+
+
+_BY_FIRST_WORD: dict[int, tuple[Sequence[_Phrase], dict[str, list[_Phrase]]]] = {}
+"""Each phrase list's phrases by their first word (each entry keeps its list alive)."""
 
 
 def _select(hits: list[_Hit]) -> list[tuple[int, int, set[int]]]:

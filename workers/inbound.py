@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Row, bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -176,14 +176,16 @@ class _Batch:
         self.postgres = rt.engine.dialect.name == "postgresql"
         self.session_ids: list[int] = []
         """Ids taken from the sessions' sequence in advance, so new sessions need no INSERT of their own."""
-        self.created: dict[tuple[int, str], SurveySession] = {}
+        self.created: dict[tuple[int, str], SessionRow] = {}
+        self.touched: dict[int, SessionRow] = {}
+        """Sessions the batch changed, by id: written in two statements at the end (new ones, changed ones)."""
         self.incentive_ids: list[int] = []
 
     def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
         result = _Result()
         self.catalog.ensure_published()
         with self.rt.sessions() as session, session.begin():
-            self.tally = incentives.tally(session, self.strict)
+            self.tally = incentives.tally(session, self.strict, lambda: self._write_sessions(session, new_only=True))
             keys = self._keys(session, ids, only)
             if not keys:
                 return result
@@ -196,7 +198,9 @@ class _Batch:
                     for message in queue:
                         latest[contact.id] = self._handle(session, contact, latest.get(contact.id), message)
                         result.processed += 1
+            self._write_sessions(session)
             incentives.close_tally(self.tally)
+            self.incentive_ids.extend(self.tally.due)
             session.flush()
             self._write_handled(session)
             self._write_answers(session)
@@ -282,22 +286,23 @@ class _Batch:
                 queue.sort(key=_telegram_order)
         return grouped
 
-    def _latest_sessions(self, session: Session, contact_ids: list[int]) -> dict[int, SurveySession]:
-        rows = session.scalars(
-            select(SurveySession)
+    def _latest_sessions(self, session: Session, contact_ids: list[int]) -> dict[int, SessionRow]:
+        rows = session.execute(
+            select(*_SESSION_COLUMNS)
             .where(SurveySession.contact_id.in_(contact_ids))
             .order_by(SurveySession.contact_id, SurveySession.id.desc())
         ).all()
-        latest: dict[int, SurveySession] = {}
+        latest: dict[int, SessionRow] = {}
         for row in rows:
-            latest.setdefault(row.contact_id, row)
+            if row.contact_id not in latest:
+                latest[row.contact_id] = SessionRow(*row)
         return latest
 
     # -- one message ----------------------------------------------------------------------------------------
 
     def _handle(
-        self, session: Session, contact: Contact, current: SurveySession | None, message: Row
-    ) -> SurveySession | None:
+        self, session: Session, contact: Contact, current: SessionRow | None, message: Row
+    ) -> SessionRow | None:
         payload = message.payload or {}
         handled = {"id": message.id, "status": "done", "contact_id": contact.id}
         self.handled.append(handled)
@@ -331,8 +336,8 @@ class _Batch:
         return row
 
     def _conversation(
-        self, session: Session, contact: Contact, current: SurveySession | None, inbound: Inbound
-    ) -> tuple[Definition, State | None, SurveySession | None]:
+        self, session: Session, contact: Contact, current: SessionRow | None, inbound: Inbound
+    ) -> tuple[Definition, State | None, SessionRow | None]:
         """The survey, state and session row this message belongs to (a new survey on a start keyword)."""
         wanted = self.catalog.for_keyword(inbound.text) if inbound.button is None else None
         if current is not None:
@@ -340,11 +345,11 @@ class _Batch:
             if not (finished and wanted is not None and wanted.id != current.survey_id):
                 definition = self.catalog.get(current.survey_id, current.version, session)
                 return definition, State.from_dict(current.state), current
-            existing = self.created.get((contact.id, wanted.id)) or session.scalar(
-                select(SurveySession).where(
+            existing = self.created.get((contact.id, wanted.id)) or self._touched(session.execute(
+                select(*_SESSION_COLUMNS).where(
                     SurveySession.contact_id == contact.id, SurveySession.survey_id == wanted.id
                 ).order_by(SurveySession.id.desc()).limit(1)
-            )
+            ).first())
             if existing is not None:
                 definition = self.catalog.get(existing.survey_id, existing.version, session)
                 return definition, State.from_dict(existing.state), existing
@@ -358,29 +363,19 @@ class _Batch:
         self,
         session: Session,
         contact: Contact,
-        row: SurveySession | None,
+        row: SessionRow | None,
         definition: Definition,
         step: Step,
         message: Row,
-    ) -> SurveySession:
+    ) -> SessionRow:
         state = step.state
         if row is None:
-            values = {
-                "contact_id": contact.id, "survey_id": definition.id, "version": definition.version, "wave": 1,
-                "status": engine.IN_PROGRESS, "language": state.language, "state": {}, "started_at": self.now,
-                "last_activity_at": self.now, "reminders_sent": 0, "updated_at": self.now,
-            }
-            if self.postgres:
-                row = SurveySession(id=self._session_id(session), **values)
-                session.add(row)  # written with the batch's other new sessions, in one statement
-                self.created[(contact.id, definition.id)] = row
-            else:
-                row = session.scalar(insert(SurveySession).values(**values).returning(SurveySession))
+            row = self._new_session(session, contact, definition, state)
+        self.touched[row.id] = row
         row.status = state.status if state.status != engine.NEW else engine.IN_PROGRESS
         row.question = state.question
         row.language = state.language
         row.state = state.to_dict()
-        row.last_activity_at = self.now
         kinds = {e.kind for e in step.events}
         if "consented" in kinds:
             row.consented_at = self.now
@@ -391,7 +386,30 @@ class _Batch:
                 self._store_answer(session, row, definition, answer, message.id)
         return row
 
-    def _store_answer(self, session, row: SurveySession, definition: Definition, answer, inbound_id: int) -> None:
+    def _new_session(self, session: Session, contact: Contact, definition: Definition, state: State) -> SessionRow:
+        """A new session row; on PostgreSQL its id comes from the sequence and it is written with the batch."""
+        row = SessionRow(
+            id=0, contact_id=contact.id, survey_id=definition.id, version=definition.version, wave=1,
+            status=engine.IN_PROGRESS, question=None, language=state.language, region=None, state={},
+            consented_at=None, completed_at=None, unwritten=self.postgres,
+        )
+        if self.postgres:
+            row.id = self._session_id(session)
+        else:
+            row.id = session.scalar(insert(SurveySession).values(
+                **row.columns(), started_at=self.now, last_activity_at=self.now, reminders_sent=0,
+                updated_at=self.now,
+            ).returning(SurveySession.id))
+        self.created[(contact.id, definition.id)] = row
+        return row
+
+    def _touched(self, found: Row | None) -> SessionRow | None:
+        """An earlier session read again: the batch's own copy when it has changed it already."""
+        if found is None:
+            return None
+        return self.touched.get(found.id) or SessionRow(*found)
+
+    def _store_answer(self, session, row: SessionRow, definition: Definition, answer, inbound_id: int) -> None:
         question = definition.question(answer.question_id)
         in_gap = None
         if question.is_indicator and not answer.skipped and answer.value is not None:
@@ -450,7 +468,7 @@ class _Batch:
         self,
         session: Session,
         contact: Contact,
-        row: SurveySession | None,
+        row: SessionRow | None,
         body: str,
         payload: dict,
         kind: str,
@@ -474,6 +492,35 @@ class _Batch:
         return self.session_ids.pop()
 
     # -- writing ----------------------------------------------------------------------------------------------
+
+    def _write_sessions(self, session: Session, new_only: bool = False) -> None:
+        """Insert the batch's new sessions in one statement, then (unless `new_only`) update the changed ones in
+        another. `new_only` is for what must refer to a new session before the batch ends (an incentive record)."""
+        fresh = [row for row in self.touched.values() if row.unwritten]
+        if fresh:
+            columns = [{**row.columns(), "started_at": self.now, "last_activity_at": self.now,
+                        "updated_at": self.now} for row in fresh]
+            session.execute(_NEW_SESSIONS_JSON, {"rows": json_rows(columns)})
+            for row in fresh:
+                row.unwritten = False
+        if new_only:
+            return
+        written = {id(row) for row in fresh}
+        changed = [row.changes() for row in self.touched.values() if id(row) not in written]
+        self.touched.clear()
+        if not changed:
+            return
+        if self.postgres:
+            session.execute(_SESSIONS_JSON, {"rows": json_rows(changed), "now": self.now})
+            return
+        table = SurveySession.__table__
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(**{name: bindparam(f"new_{name}") for name in SessionRow.CHANGING},
+                    last_activity_at=self.now, updated_at=self.now),
+            [{"row_id": c["id"], **{f"new_{name}": c[name] for name in SessionRow.CHANGING}} for c in changed],
+        )
 
     def _write_handled(self, session: Session) -> None:
         """The new status of every message handled, in one statement."""
@@ -503,8 +550,69 @@ class _Batch:
         return sorted(id_ for id_, status in rows if status == "queued")
 
 
+@dataclass(slots=True, eq=False)
+class SessionRow:
+    """A survey session as an inbound batch reads and changes it (plain values; the batch writes them itself)."""
+
+    CHANGING: ClassVar[tuple[str, ...]] = (
+        "status", "question", "language", "region", "state", "consented_at", "completed_at",
+    )
+    """The columns a message can change (with `last_activity_at` and `updated_at`)."""
+
+    id: int
+    contact_id: int
+    survey_id: str
+    version: int
+    wave: int
+    status: str
+    question: str | None
+    language: str
+    region: str | None
+    state: dict[str, Any]
+    consented_at: datetime | None
+    completed_at: datetime | None
+    unwritten: bool = False
+    """Created in this batch and not in the database yet."""
+
+    def columns(self) -> dict[str, Any]:
+        """Every column the batch knows, for an INSERT (without `id` until it has one)."""
+        values = {"contact_id": self.contact_id, "survey_id": self.survey_id, "version": self.version,
+                  "wave": self.wave, **self.changes()}
+        if not self.id:
+            del values["id"]
+        return values
+
+    def changes(self) -> dict[str, Any]:
+        """The id and the columns a message can change, for an UPDATE."""
+        return {"id": self.id, **{name: getattr(self, name) for name in self.CHANGING}}
+
+
+_SESSION_COLUMNS = (
+    SurveySession.id, SurveySession.contact_id, SurveySession.survey_id, SurveySession.version, SurveySession.wave,
+    SurveySession.status, SurveySession.question, SurveySession.language, SurveySession.region, SurveySession.state,
+    SurveySession.consented_at, SurveySession.completed_at,
+)
+"""What the batch reads of a session, in SessionRow's order."""
+
 SESSION_IDS_AT_ONCE = 100
 _SESSION_IDS = text("SELECT nextval(pg_get_serial_sequence('survey_sessions', 'id')) FROM generate_series(1, :n)")
+_NEW_SESSIONS_JSON = text(
+    "INSERT INTO survey_sessions (id, contact_id, survey_id, version, wave, status, question, language, region, "
+    "state, consented_at, completed_at, started_at, last_activity_at, updated_at, reminders_sent) "
+    "SELECT id, contact_id, survey_id, version, wave, status, question, language, region, state, consented_at, "
+    "completed_at, started_at, last_activity_at, updated_at, 0 "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, contact_id bigint, survey_id text, version int, "
+    "wave int, status text, question text, language text, region text, state jsonb, consented_at timestamptz, "
+    "completed_at timestamptz, started_at timestamptz, last_activity_at timestamptz, updated_at timestamptz) "
+    "ORDER BY id"
+)
+_SESSIONS_JSON = text(
+    "UPDATE survey_sessions AS s SET status = r.status, question = r.question, language = r.language, "
+    "region = r.region, state = r.state, consented_at = r.consented_at, completed_at = r.completed_at, "
+    "last_activity_at = :now, updated_at = :now "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, status text, question text, language text, "
+    "region text, state jsonb, consented_at timestamptz, completed_at timestamptz) WHERE s.id = r.id"
+)
 _OUTBOUND_JSON = text(
     "INSERT INTO outbound_messages (contact_id, session_id, channel, kind, body, payload, status, error, attempts, "
     "created_at) "

@@ -48,12 +48,16 @@ _http = threading.local()
 
 
 class BudgetShort(Exception):
-    """A batch promised more credit than its survey wave has left: it is run again, holding credit one by one."""
+    """A batch promised credit it cannot keep (more than its survey wave has left, or to a respondent or number
+    already paid for the wave): it is run again, holding and recording credit one by one."""
 
 
-def tally(session: Session, strict: bool) -> budget.Tally:
-    """The budget changes of one inbound batch: deferred to the end of the batch unless `strict`."""
-    return budget.Tally(session, deferred=not strict)
+def tally(session: Session, strict: bool, write_sessions: Callable[[], None] | None = None) -> budget.Tally:
+    """The budget changes of one inbound batch: deferred to the end of the batch unless `strict`.
+
+    `write_sessions` writes the batch's new sessions, before anything that refers to them.
+    """
+    return budget.Tally(session, deferred=not strict, write_sessions=write_sessions)
 
 
 def close_tally(batch_tally: budget.Tally) -> None:
@@ -67,14 +71,14 @@ def within_budget(run: Callable[[bool], T]) -> T:
     try:
         return run(False)
     except BudgetShort:
-        log.info("a batch promised more credit than the budget has left; processing it again, one hold at a time")
+        log.info("a batch promised credit it cannot keep; processing it again, one hold and record at a time")
         return run(True)
 
 
 class Payout:
     """One inbound message's incentive decisions, inside the worker's transaction."""
 
-    def __init__(self, rt: Runtime, session: Session, contact: Contact, row: SurveySession | None,
+    def __init__(self, rt: Runtime, session: Session, contact: Contact, row: budget.SessionRow | None,
                  definition: Definition, now: datetime, batch_tally: budget.Tally | None = None):
         self.rt, self.session, self.contact, self.row, self.d, self.now = rt, session, contact, row, definition, now
         self.tally = batch_tally or budget.Tally(session)
@@ -118,9 +122,10 @@ class Payout:
                                      self.rt.settings.incentive_provider, self.tally)
                 if record is None:
                     return False
-                if record.status == PENDING:
+                if record.status == PENDING and record.id is not None:
                     self.due.append(record.id)
             elif event.kind == "payout_phone":
+                self._records_written()
                 kept = ledger.attach_phone(self.session, self.rt.vault, self.contact, row, event.detail["phone"],
                                            self.rt.settings.default_region, self.now)
                 if kept is False:
@@ -128,11 +133,18 @@ class Payout:
                 if isinstance(kept, Incentive):
                     self.due.append(kept.id)
             elif event.kind == "payout_phone_refused":
+                self._records_written()
                 ledger.withdraw(self.session, row, "this number was already paid for this survey wave", self.now,
                                 self.tally)
             elif event.kind in ("declined", "opted_out", "expired"):
+                self._records_written()
                 budget.release(self.session, row.id, self.tally)
         return True
+
+    def _records_written(self) -> None:
+        """The batch's deferred records, written before something reads or changes one of them."""
+        if not self.tally.write_records():
+            raise BudgetShort()
 
 
 def wake(rt: Runtime, incentive_ids: list[int]) -> None:

@@ -10,12 +10,16 @@ before the commit: the hot row is then locked for milliseconds instead of for a 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, insert, inspect, literal, select, update
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sqlalchemy import delete, exists, insert, inspect, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.incentives import cents
-from service.models import IncentiveBudget, IncentiveReservation, SurveySession, utcnow
+from service.db import json_rows
+from service.incentives import PENDING, cents
+from service.models import IncentiveBudget, IncentiveReservation, utcnow
 from surveys.definition import Definition
 
 
@@ -64,19 +68,40 @@ def give_back(session: Session, survey_id: str, wave: int, amount_cents: int) ->
     )
 
 
+class SessionRow(Protocol):
+    """What the budget and the ledger read of a survey session: an ORM row, or an inbound batch's own."""
+
+    id: int
+    survey_id: str
+    wave: int
+
+
+def unwritten(row: Any) -> bool:
+    """A session created in this transaction and not written yet: a pending ORM object, or an inbound batch's row
+    whose `unwritten` flag is set."""
+    flag = getattr(row, "unwritten", None)
+    return inspect(row).pending if flag is None else flag
+
+
 class Tally:
     """The changes a transaction makes to the waves' counters, applied at once or deferred to `settle`."""
 
-    def __init__(self, session: Session, deferred: bool = False):
+    def __init__(self, session: Session, deferred: bool = False, write_sessions: Callable[[], None] | None = None):
         self.session = session
         self.deferred = deferred
+        self.write_sessions = write_sessions or session.flush
+        """Writes the transaction's new sessions (the ORM's flush, or the inbound batch's own statement)."""
         self.pending: dict[tuple[str, int], int] = {}
         self.definitions: dict[tuple[str, int], Definition] = {}
         self.read: dict[tuple[str, int], int] = {}
         self.holds: dict[int, dict] = {}
         """Reservations of sessions created in this transaction and not yet written (their row is not either)."""
+        self.records: list[tuple[dict, Definition, bool]] = []
+        """Incentive records of completions, written together by `write_records` (values, survey, counted)."""
+        self.due: list[int] = []
+        """Ids of the records written by `write_records` that are ready to issue."""
 
-    def hold_later(self, row: SurveySession, definition: Definition, amount_cents: int) -> None:
+    def hold_later(self, row: SessionRow, definition: Definition, amount_cents: int) -> None:
         """Reserve for a session that is not in the database yet: written by `write_holds`, counted now."""
         self.holds[row.id] = {"session_id": row.id, "survey_id": row.survey_id, "wave": row.wave,
                               "amount_cents": amount_cents, "created_at": utcnow()}
@@ -86,9 +111,45 @@ class Tally:
         """Flush the transaction's new sessions, then insert the reservations held for them, in one statement."""
         if not self.holds:
             return
-        self.session.flush()
+        self.write_sessions()
         self.session.execute(insert(IncentiveReservation.__table__), list(self.holds.values()))
         self.holds.clear()
+
+    def record_later(self, values: dict, definition: Definition) -> None:
+        """A completion's incentive record, written with the others of the transaction by `write_records`.
+
+        A hold made in this transaction becomes the record's amount directly (it is never written).
+        """
+        hold = self.holds.pop(values["session_id"], None)
+        if hold is not None:
+            values = {**values, "amount_cents": hold["amount_cents"]}
+        self.records.append((values, definition, hold is not None))
+
+    def write_records(self) -> bool:
+        """Write the records `record_later` collected, taking their sessions' reservations, in one statement.
+
+        False when one of them could not be created (that respondent or number already has a record for the
+        wave): the transaction promised credit it cannot keep and must be run again, one record at a time.
+        """
+        if not self.records:
+            return True
+        self.write_sessions()
+        records, self.records = self.records, []
+        found = {
+            session_id: (held, new_id)
+            for session_id, held, new_id in self.session.execute(
+                _RECORDS, {"rows": json_rows([values for values, _, _ in records])}
+            )
+        }
+        for values, definition, counted in records:
+            held, new_id = found[values["session_id"]]
+            if new_id is None:
+                return False
+            if held is None and not counted:
+                self.commit(definition, values["wave"], values["amount_cents"])
+            if values["status"] == PENDING:
+                self.due.append(new_id)
+        return True
 
     def room(self, definition: Definition, wave: int) -> bool:
         """`room()`, with the wave's counter read once per deferred tally (plus this transaction's changes)."""
@@ -116,8 +177,11 @@ class Tally:
         self.pending[key] = self.pending.get(key, 0) - amount_cents
 
     def settle(self) -> bool:
-        """Apply the deferred changes, one UPDATE per wave in a fixed order; False if one passes its budget."""
+        """Write the deferred holds and records, then apply the counters' changes, one UPDATE per wave in a fixed
+        order; False if a record cannot be created or a wave passes its budget."""
         self.write_holds()
+        if not self.write_records():
+            return False
         for key in sorted(self.pending):
             delta = self.pending[key]
             if delta > 0 and not commit(self.session, self.definitions[key], key[1], delta):
@@ -129,18 +193,18 @@ class Tally:
         return True
 
 
-def reserve(session: Session, row: SurveySession, definition: Definition, tally: Tally | None = None) -> bool:
+def reserve(session: Session, row: SessionRow, definition: Definition, tally: Tally | None = None) -> bool:
     """Hold the credit for a respondent who consented; True when held (also when it already was, or was earned)."""
     from service.models import Incentive
 
     amount_cents = cents(definition.incentive.amount) if definition.incentive else 0
     tally = tally or Tally(session)
-    if inspect(row).pending:  # created in this transaction: nothing can be held or earned for it yet
+    if unwritten(row):  # created in this transaction: nothing can be held or earned for it yet
         if tally.deferred:
             if row.id not in tally.holds:
                 tally.hold_later(row, definition, amount_cents)
             return True
-        session.flush()
+        tally.write_sessions()
     table = IncentiveReservation.__table__
     source = select(
         literal(row.id, table.c.session_id.type),
@@ -201,3 +265,23 @@ def _ensure_row(session: Session, survey_id: str, wave: int, currency: str, budg
         .values(survey_id=survey_id, wave=wave, currency=currency, budget_cents=budget_cents, committed_cents=0)
         .on_conflict_do_nothing(index_elements=["survey_id", "wave"])
     )
+
+
+_RECORDS = text(
+    "WITH r AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(contact_id bigint, session_id bigint, "
+    "survey_id text, wave int, amount_cents bigint, currency text, status text, provider text, "
+    "idempotency_key text, phone_hash text, phone_enc text, attempts int, next_attempt_at timestamptz, "
+    "created_at timestamptz, updated_at timestamptz)), "
+    "taken AS (DELETE FROM incentive_reservations AS h USING r WHERE h.session_id = r.session_id "
+    "RETURNING h.session_id, h.amount_cents), "
+    "created AS (INSERT INTO incentives (contact_id, session_id, survey_id, wave, amount_cents, currency, status, "
+    "provider, idempotency_key, phone_hash, phone_enc, attempts, next_attempt_at, created_at, updated_at) "
+    "SELECT r.contact_id, r.session_id, r.survey_id, r.wave, coalesce(t.amount_cents, r.amount_cents), r.currency, "
+    "r.status, r.provider, r.idempotency_key, r.phone_hash, r.phone_enc, r.attempts, r.next_attempt_at, "
+    "r.created_at, r.updated_at FROM r LEFT JOIN taken AS t ON t.session_id = r.session_id ORDER BY r.session_id "
+    "ON CONFLICT DO NOTHING RETURNING session_id, id) "
+    "SELECT r.session_id, t.amount_cents, c.id FROM r LEFT JOIN taken AS t ON t.session_id = r.session_id "
+    "LEFT JOIN created AS c ON c.session_id = r.session_id"
+)
+"""A batch's records (PostgreSQL): each takes its session's reservation, if any, as its amount. Both parts run
+whatever the other does: a record that is refused as a duplicate makes the whole transaction run again."""

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -50,9 +50,9 @@ def payout_phone(vault: Vault, contact: Contact, region: str) -> str | None:
 
 @dataclass(frozen=True)
 class Earned:
-    """The incentive record a completion created."""
+    """The incentive record a completion created (its id is None until a deferred record is written)."""
 
-    id: int
+    id: int | None
     status: str
 
 
@@ -60,7 +60,7 @@ def earn(
     session: Session,
     vault: Vault,
     contact: Contact,
-    row: SurveySession,
+    row: budget.SessionRow,
     definition: Definition,
     now: datetime,
     phone: str | None,
@@ -73,8 +73,8 @@ def earn(
     their phone number already has a record for this survey wave (the unique constraints decide).
     """
     tally = tally or budget.Tally(session)
-    if inspect(row).pending:
-        session.flush()  # the record refers to the session: it must be written first
+    if budget.unwritten(row):
+        tally.write_sessions()  # the record refers to the session: it must be written first
     tally.write_holds()  # a hold deferred in this transaction becomes a row that `take` finds
     values = {
         "contact_id": contact.id,
@@ -94,7 +94,8 @@ def earn(
         "updated_at": now,
     }
     if session.get_bind().dialect.name == "postgresql" and tally.deferred:
-        return _earn_in_one_statement(session, values, definition, tally)
+        tally.record_later(values, definition)  # written with the batch's other records, before it commits
+        return Earned(None, values["status"])
     held = budget.take(session, row.id)
     if held is None:
         if not tally.commit(definition, row.wave, values["amount_cents"]):
@@ -109,34 +110,8 @@ def earn(
     return Earned(new_id, values["status"])
 
 
-_EARN = text(
-    "WITH taken AS (DELETE FROM incentive_reservations WHERE session_id = :session_id RETURNING amount_cents), "
-    "created AS (INSERT INTO incentives (contact_id, session_id, survey_id, wave, amount_cents, currency, status, "
-    "provider, idempotency_key, phone_hash, phone_enc, attempts, next_attempt_at, created_at, updated_at) "
-    "SELECT :contact_id, :session_id, :survey_id, :wave, coalesce((SELECT amount_cents FROM taken), :amount_cents), "
-    ":currency, :status, :provider, :idempotency_key, :phone_hash, :phone_enc, :attempts, :next_attempt_at, "
-    ":created_at, :updated_at "
-    "ON CONFLICT DO NOTHING RETURNING id) "
-    "SELECT (SELECT amount_cents FROM taken), (SELECT id FROM created)"
-)
-"""Take the reservation and create the record in one round trip (PostgreSQL runs both parts, whatever the other
-does: a taken reservation whose record is a duplicate is given back by the caller, as in the portable path)."""
-
-
-def _earn_in_one_statement(session: Session, values: dict, definition: Definition,
-                           tally: budget.Tally) -> Earned | None:
-    held, new_id = session.execute(_EARN, values).one()
-    if new_id is None:
-        if held is not None:
-            tally.give_back(values["survey_id"], values["wave"], held)
-        return None
-    if held is None:
-        tally.commit(definition, values["wave"], values["amount_cents"])  # deferred: settled before the commit
-    return Earned(new_id, values["status"])
-
-
 def attach_phone(
-    session: Session, vault: Vault, contact: Contact, row: SurveySession, phone: str, region: str, now: datetime
+    session: Session, vault: Vault, contact: Contact, row: budget.SessionRow, phone: str, region: str, now: datetime
 ) -> Incentive | bool:
     """The number a Telegram respondent gave after completing; False when that number was already paid.
 
@@ -170,7 +145,7 @@ def attach_phone(
 
 
 def withdraw(
-    session: Session, row: SurveySession, reason: str, now: datetime, tally: budget.Tally | None = None
+    session: Session, row: budget.SessionRow, reason: str, now: datetime, tally: budget.Tally | None = None
 ) -> None:
     """A record whose number was already paid (another channel, another account): marked, budget given back."""
     record = session.scalar(select(Incentive).where(Incentive.session_id == row.id).with_for_update())

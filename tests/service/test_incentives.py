@@ -238,6 +238,32 @@ def test_one_number_is_paid_once_across_sms_and_telegram(h):
     assert len(incentives(h)) == 2
 
 
+def test_one_number_completing_twice_in_one_batch_is_paid_once(h):
+    """SMS and WhatsApp of one number complete in the same batch: its records are written together, the second is
+    refused, and the batch runs again one record at a time: one credit, and the second respondent is told."""
+    for sender in (PHONE, "whatsapp:" + PHONE):
+        for text in ("hola", "si", "jalisco"):
+            h.sms(sender, text)
+    h.settle()
+    assert len(incentives(h)) == 1
+    assert committed(h) == 3000
+    endings = sorted(t.split(".")[1].split()[0] for t in h.texts_to(PHONE) if t.startswith("¡Gracias! Terminó"))
+    assert endings == ["Lo", "Pronto"]  # "Lo sentimos: ..." and "Pronto recibirá su saldo ..."
+    assert h.count("SELECT count(*) FROM survey_sessions WHERE status = 'completed'") == 2
+
+
+def test_a_telegram_respondent_completes_and_shares_the_number_in_one_batch(h):
+    """The record of a completion waits for the end of the batch, unless the number to pay comes in the same one."""
+    chat = 7003
+    for text in ("hola", "si", "jalisco"):
+        h.telegram_text(chat, text)
+    h.telegram(_contact_update(9003, chat, "5215512345678"))
+    h.settle()
+    assert [r["status"] for r in incentives(h)] == ["pending"]
+    assert h.texts_to(str(chat))[-1] == "Gracias. Enviaremos su saldo al número que termina en 5678."
+    assert committed(h) == 3000
+
+
 # -- paying through Reloadly ---------------------------------------------------------------------------------
 
 
