@@ -73,9 +73,6 @@ def earn(
     their phone number already has a record for this survey wave (the unique constraints decide).
     """
     tally = tally or budget.Tally(session)
-    if budget.unwritten(row):
-        tally.write_sessions()  # the record refers to the session: it must be written first
-    tally.write_holds()  # a hold deferred in this transaction becomes a row that `take` finds
     values = {
         "contact_id": contact.id,
         "session_id": row.id,
@@ -96,6 +93,9 @@ def earn(
     if session.get_bind().dialect.name == "postgresql" and tally.deferred:
         tally.record_later(values, definition)  # written with the batch's other records, before it commits
         return Earned(None, values["status"])
+    if budget.unwritten(row):
+        tally.write_sessions()  # the record refers to the session: it must be written first
+    tally.write_holds()  # a hold deferred in this transaction becomes a row that `take` finds
     held = budget.take(session, row.id)
     if held is None:
         if not tally.commit(definition, row.wave, values["amount_cents"]):
