@@ -6,10 +6,14 @@ import re
 import unicodedata
 
 _SPACES = re.compile(r"\s+")
+_ASCII_DROP = re.compile(r"[^a-z0-9.,]|(?<![0-9])[.,]|[.,](?![0-9])")
+"""What `normalize` turns into spaces in ASCII text (the common case, done without a loop over characters)."""
 
 
 def strip_accents(text: str) -> str:
     """'Sí, Ñandú' -> 'Si, Nandu' (removes combining marks after NFKD decomposition)."""
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -20,6 +24,13 @@ def normalize(text: str) -> str:
     Digits, letters and the decimal separators inside numbers are kept: '¡Sí, claro! 👍' -> 'si claro',
     '2.' -> '2', '3,5' -> '3,5', 'Nuevo León' -> 'nuevo leon'.
     """
+    if text.isascii():
+        return _SPACES.sub(" ", _ASCII_DROP.sub(" ", text.lower())).strip()
+    return _normalize_any(text)
+
+
+def _normalize_any(text: str) -> str:
+    """`normalize` for any text, one character at a time."""
     text = strip_accents(text).casefold()
     out: list[str] = []
     for i, ch in enumerate(text):

@@ -211,7 +211,7 @@ class _Batch:
     # -- loading ------------------------------------------------------------------------------------------------
 
     def _keys(self, session: Session, ids: Sequence[int], only: tuple[str, str] | None) -> dict[tuple[str, str], str]:
-        rows = session.execute(
+        rows = session.connection().execute(
             select(InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc).where(
                 InboundMessage.id.in_(ids), InboundMessage.status == "pending"
             )
@@ -224,20 +224,22 @@ class _Batch:
     def _lock_contacts(self, session: Session, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], Contact]:
         """Find or create each contact, then lock them all in id order (no deadlocks between workers)."""
         hashes = sorted({h for _, h in keys})
-        existing = self._select_contacts(session, hashes, keys)
-        missing = [k for k in keys if k not in existing]
+        ids = self._contact_ids(session, hashes, keys)
+        missing = [k for k in keys if k not in ids]
         if missing:
             self._create_contacts(session, missing, keys)
-        ids = sorted(c.id for c in self._select_contacts(session, hashes, keys).values())
+            ids = self._contact_ids(session, hashes, keys)
         locked = session.scalars(
-            select(Contact).where(Contact.id.in_(ids)).order_by(Contact.id).with_for_update()
+            select(Contact).where(Contact.id.in_(sorted(ids.values()))).order_by(Contact.id).with_for_update()
         ).all()
         return {(c.channel, c.address_hash): c for c in locked}
 
-    def _select_contacts(self, session: Session, hashes: list[str], keys: Iterable[tuple[str, str]]):
+    def _contact_ids(self, session: Session, hashes: list[str], keys: Iterable[tuple[str, str]]):
         wanted = set(keys)
-        found = session.scalars(select(Contact).where(Contact.address_hash.in_(hashes))).all()
-        return {(c.channel, c.address_hash): c for c in found if (c.channel, c.address_hash) in wanted}
+        found = session.connection().execute(
+            select(Contact.channel, Contact.address_hash, Contact.id).where(Contact.address_hash.in_(hashes))
+        )
+        return {(channel, hashed): id_ for channel, hashed, id_ in found if (channel, hashed) in wanted}
 
     def _create_contacts(self, session: Session, missing: list[tuple[str, str]], keys: dict) -> None:
         statement = postgresql.insert if self.postgres else sqlite.insert
@@ -268,7 +270,7 @@ class _Batch:
     def _pending(self, session: Session, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], list]:
         """Each contact's pending messages in order, as plain rows (the batch writes their new status itself)."""
         m = InboundMessage
-        rows = session.execute(
+        rows = session.connection().execute(
             select(m.id, m.channel, m.address_hash, m.provider_id, m.body, m.payload, m.received_at)
             .where(
                 InboundMessage.address_hash.in_(sorted({h for _, h in keys})),
@@ -287,7 +289,7 @@ class _Batch:
         return grouped
 
     def _latest_sessions(self, session: Session, contact_ids: list[int]) -> dict[int, SessionRow]:
-        rows = session.execute(
+        rows = session.connection().execute(
             select(*_SESSION_COLUMNS)
             .where(SurveySession.contact_id.in_(contact_ids))
             .order_by(SurveySession.contact_id, SurveySession.id.desc())
@@ -345,7 +347,7 @@ class _Batch:
             if not (finished and wanted is not None and wanted.id != current.survey_id):
                 definition = self.catalog.get(current.survey_id, current.version, session)
                 return definition, State.from_dict(current.state), current
-            existing = self.created.get((contact.id, wanted.id)) or self._touched(session.execute(
+            existing = self.created.get((contact.id, wanted.id)) or self._touched(session.connection().execute(
                 select(*_SESSION_COLUMNS).where(
                     SurveySession.contact_id == contact.id, SurveySession.survey_id == wanted.id
                 ).order_by(SurveySession.id.desc()).limit(1)

@@ -667,3 +667,11 @@ def test_parsers_never_raise(text: str) -> None:
         assert isinstance(outcome, Accepted | Rejected | Unsure)
         if isinstance(outcome, Rejected):
             assert outcome.reason in REASONS
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_ascii_text_is_normalized_as_any_text_is(text: str) -> None:
+    from surveys.text import _normalize_any, normalize
+
+    assert normalize(text) == _normalize_any(text)
