@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +26,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        json_deserializer=orjson.loads,
         connect_args={"connect_timeout": 5, "application_name": "retorno"},
     )
 
@@ -49,13 +49,7 @@ def _sqlite_begin_immediate(connection) -> None:
 def json_rows(rows: list[dict]) -> str:
     """Rows as one JSON document for PostgreSQL's `jsonb_to_recordset`: a batch's rows in one parameter, far cheaper
     to encode than a multi-row VALUES list. Datetimes in ISO 8601 with their zone (UTC when they have none)."""
-    return json.dumps(rows, ensure_ascii=False, default=_iso)
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+    return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
