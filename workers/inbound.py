@@ -273,6 +273,7 @@ class _Batch:
         rows = session.connection().execute(
             select(m.id, m.channel, m.address_hash, m.provider_id, m.body, m.payload, m.received_at)
             .where(
+                InboundMessage.channel.in_(sorted({c for c, _ in keys})),
                 InboundMessage.address_hash.in_(sorted({h for _, h in keys})),
                 InboundMessage.status == "pending",
             )
