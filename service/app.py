@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(health)
     app.register_blueprint(dashboard)
     _register_errors(app)
+    from service.fastpath import FastWebhooks
+
+    app.wsgi_app = FastWebhooks(app)  # type: ignore[method-assign]
     return app
 
 

@@ -1,0 +1,119 @@
+"""The two hot webhooks (Twilio SMS, Telegram) answered straight from the WSGI environ, without Flask.
+
+A valid request is verified, parsed and stored by the same functions as the Flask views (service.webhooks) and gets
+the same answer as the view would give, without a request context, routing or werkzeug's form parser. Everything
+else goes to Flask unchanged: other routes and methods, debug mode, bodies without a plain Content-Length or over
+MAX_CONTENT_LENGTH, and every request the fast path refuses, which Flask then answers from the same body as it
+always has (400, 403, 404, 413). A failure to store is answered by Flask's error handlers (503 for the database).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Flask, Response
+from werkzeug.http import parse_options_header
+
+from bots.base import Incoming
+from service.config import Settings
+from service.inbox import store
+from service.webhooks import Delivery, telegram_incoming, telegram_ok, twilio_sms_incoming, twiml_ok
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+class _EnvironDelivery:
+    """A POST read straight from the WSGI environ, as a Delivery (as werkzeug's request reads it)."""
+
+    __slots__ = ("environ", "body", "path", "query_string", "mimetype")
+
+    def __init__(self, environ: Environ, body: bytes) -> None:
+        self.environ, self.body = environ, body
+        self.path = environ["PATH_INFO"]
+        self.query_string = environ.get("QUERY_STRING", "").encode("latin1")
+        self.mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
+
+    def header(self, name: str) -> str | None:
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+
+    def form(self) -> list[tuple[str, str]]:
+        """The form fields in order; a body that is not UTF-8 raises, and Flask answers it."""
+        return parse_qsl(self.body.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+
+    def data(self) -> bytes:
+        return self.body
+
+
+Route = Callable[[Settings, Delivery], Incoming | None]
+
+
+class FastWebhooks:
+    """WSGI middleware in front of Flask's own WSGI app for POST /webhooks/twilio/sms and /webhooks/telegram."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.flask: WsgiApp = app.wsgi_app
+        self.routes: dict[str, tuple[Route, Callable[[], Response]]] = {
+            "/webhooks/twilio/sms": (twilio_sms_incoming, twiml_ok),
+            "/webhooks/telegram": (telegram_incoming, telegram_ok),
+        }
+        self._answers: dict[Callable[[], Response], Answer] = {}
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        route = self.routes.get(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
+        body = None if route is None or self.app.debug else _body(environ, self.app.config["MAX_CONTENT_LENGTH"])
+        if route is None or body is None:
+            return self.flask(environ, start_response)
+        incoming_of, answer = route
+        runtime = self.app.extensions["retorno"]
+        try:
+            incoming = incoming_of(runtime.settings, _EnvironDelivery(environ, body))
+        except Exception:  # refused: Flask answers it from the same body, exactly as it always has
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.flask(environ, start_response)
+        try:
+            if incoming is not None:
+                store(runtime, [incoming])
+        except Exception as error:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self._failed(environ, start_response, error)
+        status, headers, payload = self._answers.get(answer) or self._made(answer)
+        start_response(status, list(headers))
+        return [payload]
+
+    def _made(self, make: Callable[[], Response]) -> Answer:
+        """The view's answer as status, headers and bytes, made once, on first use outside debug mode."""
+        with self.app.app_context():
+            response = make()
+        answer = self._answers[make] = (response.status, response.headers.to_wsgi_list(), response.get_data())
+        return answer
+
+    def _failed(self, environ: Environ, start_response: StartResponse, error: Exception) -> Iterable[bytes]:
+        """Called in `except`: answer `error` as Flask answers an exception raised by the view."""
+        with self.app.request_context(environ):
+            try:
+                response = self.app.finalize_request(self.app.handle_user_exception(error))
+            except Exception as unhandled:
+                response = self.app.handle_exception(unhandled)
+            return response(environ, start_response)
+
+
+def _body(environ: Environ, limit: int | None) -> bytes | None:
+    """The whole body when Content-Length is plain digits within `limit` and all of it arrives; else None."""
+    length = environ.get("CONTENT_LENGTH", "")
+    if not (length.isascii() and length.isdigit()) or "HTTP_TRANSFER_ENCODING" in environ:
+        return None
+    size = int(length)
+    if limit is not None and size > limit:
+        return None
+    body = environ["wsgi.input"].read(size) if size else b""
+    if len(body) != size:
+        environ["wsgi.input"] = io.BytesIO(body)
+        return None
+    return body
