@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import requests
-
+from bots._http import Http
 from bots.base import Outgoing, SendResult
 from surveys.engine import Reply
 
@@ -37,8 +36,8 @@ def render(channel: str, reply: Reply) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
 
 
-def make_sender(channel: str, settings: Any, http: requests.Session | None = None) -> Sender:
-    """The sender for `channel`, sharing `http` (a requests.Session) when given."""
+def make_sender(channel: str, settings: Any, http: Http | None = None) -> Sender:
+    """The sender for `channel`, sharing `http` (a requests.Session or a bots._http.Client) when given."""
     if channel in ("sms", "whatsapp"):
         from bots.twilio.sender import TwilioSender
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from bots._http import TIMEOUT, json_object, provider_error, redact, retry_after, transport_failure
+from bots._http import TIMEOUT, Http, json_object, provider_error, redact, retry_after, transport_failure
 from bots.base import Outgoing, SendResult
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class TelegramSender:
 
     channels = ("telegram",)
 
-    def __init__(self, settings: Any, http: requests.Session | None = None):
+    def __init__(self, settings: Any, http: Http | None = None):
         self.settings = settings
         self.http = http or requests.Session()
 
@@ -92,7 +92,7 @@ def api_url(settings: Any, method: str) -> str:
     return f"{settings.telegram_api_base.rstrip('/')}/bot{settings.telegram_bot_token}/{method}"
 
 
-def set_webhook(settings: Any, http: requests.Session | None = None, drop_pending_updates: bool = False) -> dict:
+def set_webhook(settings: Any, http: Http | None = None, drop_pending_updates: bool = False) -> dict:
     """Point the bot at RETORNO_PUBLIC_URL/webhooks/telegram with the secret; returns the Bot API's answer."""
     token, secret = settings.telegram_bot_token, settings.telegram_webhook_secret
     if not token or not secret:

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from bots._http import TIMEOUT, json_object, provider_error, retry_after, transport_failure
+from bots._http import TIMEOUT, Http, json_object, provider_error, retry_after, transport_failure
 from bots.base import Outgoing, SendResult
 from bots.twilio.handler import WHATSAPP_PREFIX
 from surveys.engine import Reply
@@ -43,7 +43,7 @@ class TwilioSender:
 
     channels = ("sms", "whatsapp")
 
-    def __init__(self, settings: Any, http: requests.Session | None = None, status_callback_url: str | None = None):
+    def __init__(self, settings: Any, http: Http | None = None, status_callback_url: str | None = None):
         self.settings = settings
         self.http = http or requests.Session()
         self.status_callback_url = status_callback_url or f"{settings.public_url.rstrip('/')}{STATUS_PATH}"
