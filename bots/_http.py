@@ -5,15 +5,20 @@ from __future__ import annotations
 import base64
 import email.utils
 import http.client
+import json as stdjson
 import math
+import os
 import re
 import select
 import socket
+import ssl
+import urllib.request
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import certifi
 import orjson
 import requests
 
@@ -113,11 +118,16 @@ class Client:
 
     Failures raise requests' exceptions (`ConnectTimeout`, `ReadTimeout`, `ConnectionError`), so senders
     classify them the same way. A request is never sent twice: a kept connection the server has closed is
-    noticed before it is used, and anything failing after sending is reported, not retried.
+    noticed before it is used, and anything failing after sending is reported, not retried. HTTPS is verified
+    against the CA bundle requests would use (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, else certifi's); a host that
+    the environment sends through a proxy is called through requests, which speaks to proxies.
     """
 
     def __init__(self) -> None:
         self._connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+        self._proxied: dict[tuple[str, str], bool] = {}
+        self._requests: requests.Session | None = None
+        self._tls: ssl.SSLContext | None = None
 
     def post(
         self,
@@ -129,9 +139,12 @@ class Client:
         timeout: tuple[float, float] | float = TIMEOUT,
     ) -> Response:
         parts = urlsplit(url)
+        if self._through_proxy(parts.scheme, parts.hostname or ""):
+            self._requests = self._requests or requests.Session()
+            return self._requests.post(url, data=data, json=json, auth=auth, headers=headers, timeout=timeout)
         fields = {"Accept-Encoding": "identity", "User-Agent": "retorno", **(headers or {})}
         if json is not None:
-            body = orjson.dumps(json)
+            body = stdjson.dumps(json, allow_nan=False).encode()  # written as requests writes it
             fields["Content-Type"] = "application/json"
         else:
             body = urlencode(list(data.items()) if isinstance(data, dict) else list(data or ())).encode()
@@ -169,8 +182,10 @@ class Client:
             return connection
         if connection is not None:
             self._drop(connection)
-        kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        connection = kind(host, key[2], timeout=timeout)
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(host, key[2], timeout=timeout, context=self._tls_context())
+        else:
+            connection = http.client.HTTPConnection(host, key[2], timeout=timeout)
         try:
             connection.connect()
         except TimeoutError as error:
@@ -180,6 +195,19 @@ class Client:
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._connections[key] = connection
         return connection
+
+    def _through_proxy(self, scheme: str, host: str) -> bool:
+        key = (scheme, host)
+        if key not in self._proxied:
+            proxies = urllib.request.getproxies()
+            self._proxied[key] = bool(proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host)
+        return self._proxied[key]
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+            self._tls = ssl.create_default_context(cafile=bundle)
+        return self._tls
 
     def _drop(self, connection: http.client.HTTPConnection) -> None:
         connection.close()

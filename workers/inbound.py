@@ -83,6 +83,7 @@ def process(ids: Sequence[int]) -> int:
         log.exception("batch of %d messages failed; retrying them one contact at a time", len(ids))
         result = _one_by_one(rt, ids)
     rt.dispatcher.push(OUTBOX, result.outbound_ids)
+    rt.dispatcher.push(INBOX, result.deferred_ids)
     incentives.wake(rt, result.incentive_ids)
     return result.processed
 
@@ -157,6 +158,8 @@ class _Result:
     processed: int = 0
     outbound_ids: list[int] = field(default_factory=list)
     incentive_ids: list[int] = field(default_factory=list)
+    deferred_ids: list[int] = field(default_factory=list)
+    """Messages of contacts another worker was processing: pushed back, for after its commit."""
 
 
 class _Batch:
@@ -186,10 +189,13 @@ class _Batch:
         self.catalog.ensure_published()
         with self.rt.sessions() as session, session.begin():
             self.tally = incentives.tally(session, self.strict, lambda: self._write_sessions(session, new_only=True))
-            keys = self._keys(session, ids, only)
+            keys, by_key = self._keys(session, ids, only)
             if not keys:
                 return result
-            contacts = self._lock_contacts(session, keys)
+            contacts = self._lock_contacts(session, keys, wait=only is not None)
+            if len(contacts) < len(keys):
+                result.deferred_ids = sorted(i for key in keys if key not in contacts for i in by_key[key])
+                keys = {key: enc for key, enc in keys.items() if key in contacts}
             messages = self._pending(session, keys)
             latest = self._latest_sessions(session, [c.id for c in contacts.values()])
             with session.no_autoflush:
@@ -210,28 +216,42 @@ class _Batch:
 
     # -- loading ------------------------------------------------------------------------------------------------
 
-    def _keys(self, session: Session, ids: Sequence[int], only: tuple[str, str] | None) -> dict[tuple[str, str], str]:
+    def _keys(
+        self, session: Session, ids: Sequence[int], only: tuple[str, str] | None
+    ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], list[int]]]:
+        """The (channel, address hash) of each pending message among `ids`: with its encrypted address, and with
+        the message ids."""
         rows = session.connection().execute(
-            select(InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc).where(
-                InboundMessage.id.in_(ids), InboundMessage.status == "pending"
-            )
+            select(
+                InboundMessage.id, InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc
+            ).where(InboundMessage.id.in_(ids), InboundMessage.status == "pending")
         ).all()
-        keys = {(channel, hashed): enc for channel, hashed, enc in rows}
-        if only is not None:
-            keys = {k: v for k, v in keys.items() if k == only}
-        return keys
+        keys: dict[tuple[str, str], str] = {}
+        by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for id_, channel, hashed, enc in rows:
+            if only is None or (channel, hashed) == only:
+                keys[(channel, hashed)] = enc
+                by_key[(channel, hashed)].append(id_)
+        return keys, by_key
 
-    def _lock_contacts(self, session: Session, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], Contact]:
-        """Find or create each contact, then lock them all in id order (no deadlocks between workers)."""
+    def _lock_contacts(
+        self, session: Session, keys: dict[tuple[str, str], str], wait: bool = False
+    ) -> dict[tuple[str, str], Contact]:
+        """Find or create each contact, then lock them in id order (no deadlocks between workers).
+
+        Contacts another worker has locked are left out (it is processing their messages), unless that is all of
+        them, or `wait`: then this batch waits for their locks.
+        """
         hashes = sorted({h for _, h in keys})
         ids = self._contact_ids(session, hashes, keys)
         missing = [k for k in keys if k not in ids]
         if missing:
             self._create_contacts(session, missing, keys)
             ids = self._contact_ids(session, hashes, keys)
-        locked = session.scalars(
-            select(Contact).where(Contact.id.in_(sorted(ids.values()))).order_by(Contact.id).with_for_update()
-        ).all()
+        query = select(Contact).where(Contact.id.in_(sorted(ids.values()))).order_by(Contact.id)
+        locked = [] if wait else session.scalars(query.with_for_update(skip_locked=True)).all()
+        if not locked:
+            locked = session.scalars(query.with_for_update()).all()
         return {(c.channel, c.address_hash): c for c in locked}
 
     def _contact_ids(self, session: Session, hashes: list[str], keys: Iterable[tuple[str, str]]):

@@ -17,11 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
-import requests
 from sqlalchemy import bindparam, select, update
 
 from bots import make_sender
-from bots._http import Client, Http
+from bots._http import Client
 from bots.base import Outgoing, SendResult
 from service import runtime as runtimes
 from service.models import Contact, OutboundMessage
@@ -36,8 +35,6 @@ DRAIN_SECONDS = 2.0
 MAX_ATTEMPTS = 6
 CONCURRENCY = 16
 _http = threading.local()
-_ENVIRONMENT = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "requests_ca_bundle", "curl_ca_bundle"}
-"""Environment variables that only requests honours: with any of them set, sends go through requests."""
 _threads: ThreadPoolExecutor | None = None
 _threads_pid = 0
 
@@ -165,19 +162,11 @@ def _pool() -> ThreadPoolExecutor:
     return _threads
 
 
-def _session() -> Http:
-    """One keep-alive HTTP client per sending thread: the lean `Client`, or a requests.Session when proxy or
-    CA-bundle variables are set (requests honours them)."""
+def _session() -> Client:
+    """One keep-alive HTTP client per sending thread."""
     session = getattr(_http, "session", None)
     if session is None:
-        if any(name.lower() in _ENVIRONMENT for name in os.environ):
-            session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=CONCURRENCY)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        else:
-            session = Client()
-        _http.session = session
+        session = _http.session = Client()
     return session
 
 

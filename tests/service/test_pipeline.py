@@ -240,3 +240,40 @@ def test_health_and_metrics(harness):
     assert 'retorno_inbound_messages{status="pending"} 1' in metrics
     assert "retorno_processing_lag_seconds" in metrics
     assert "retorno_group_commit_rows 1" in metrics.splitlines()
+
+
+def test_a_contact_another_worker_is_processing_is_left_to_it_not_waited_for(clean_postgres, providers, tmp_path):
+    """Two workers' batches touching the same respondents: the second processes the others and pushes the rest
+    back; when all it has are locked, it waits. Nothing is processed twice or out of order."""
+    import threading
+
+    from sqlalchemy import text
+
+    from service.queue import INBOX
+    from tests.support import Harness
+    from workers import inbound
+
+    h = Harness(clean_postgres, providers, tmp_path)
+    try:
+        busy, free = "+525511110000", "+525522220000"
+        for phone in (busy, free):
+            h.sms(phone, "Hola")
+        h.settle()
+        for phone in (busy, free):
+            h.sms(phone, "si")
+        ids = h.rt.dispatcher.pop(INBOX, 100)
+        other = h.rt.engine.connect()
+        other.begin()
+        contact = other.execute(text("SELECT id FROM contacts ORDER BY id LIMIT 1 FOR UPDATE")).scalar_one()
+        assert inbound.process(ids) == 1
+        assert h.rt.dispatcher.pop(INBOX, 100) == [
+            i for i in ids if h.count("SELECT contact_id FROM inbound_messages WHERE id = :i", i=i) is None]
+        threading.Timer(0.5, other.rollback).start()
+        assert inbound.process(ids) == 1  # all it has are locked: it waits for them
+        other.close()
+        assert h.count("SELECT count(*) FROM inbound_messages WHERE status = 'done'") == 4
+        assert h.count("SELECT count(*) FROM inbound_messages WHERE contact_id = :c", c=contact) == 2
+        h.settle()
+        assert len(h.texts_to(busy)) == len(h.texts_to(free)) == 2
+    finally:
+        h.close()
