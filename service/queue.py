@@ -43,6 +43,8 @@ class Dispatcher(Protocol):
 
     def ensure_drain(self, box: str) -> None: ...
 
+    def send_waiting(self) -> bool: ...
+
     def enqueue(self, function: str, *args: Any, **options: Any) -> bool: ...
 
     def depth(self) -> dict[str, int]: ...
@@ -114,6 +116,13 @@ class RedisDispatcher:
         if self.redis.set(self._key("drain", box), 1, nx=True, ex=120):
             self._enqueue_drain(box)
 
+    def send_waiting(self) -> bool:
+        """A send job is queued and no worker has taken it yet (a long drain of the inbox then hands over)."""
+        try:
+            return bool(self.redis.llen(self.send_queue.key))
+        except Exception:  # noqa: BLE001 - only a hint
+            return False
+
     def _enqueue_drain(self, box: str) -> None:
         queue = self.send_queue if box == OUTBOX else self.queue
         queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
@@ -178,6 +187,10 @@ class EmbeddedDispatcher:
             self.scheduled.add(box)
             self.jobs.append((DRAIN_JOBS[box], ()))
         self.wake.set()
+
+    def send_waiting(self) -> bool:
+        with self.lock:
+            return any(function == DRAIN_JOBS[OUTBOX] for function, _ in self.jobs)
 
     def enqueue(self, function: str, *args: Any, **options: Any) -> bool:
         with self.lock:

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 """Messages per transaction at most: per-batch costs amortized, contacts locked for a fraction of a second."""
 DRAIN_SECONDS = 2.0
-"""A drain job hands over after this long, so jobs of the send queue and periodic jobs are not kept waiting."""
+"""A drain job hands over after this long, so periodic jobs are not kept waiting (and at once to a waiting send)."""
 REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "animation", "audio", "voice")
 
 
@@ -65,6 +65,8 @@ def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
         except Exception:
             rt.dispatcher.push(INBOX, ids, wake=False)
             raise
+        if rt.dispatcher.send_waiting():
+            break  # replies waiting for a free worker go first; another drain job takes over the inbox
     rt.dispatcher.ensure_drain(INBOX)
     return done
 
