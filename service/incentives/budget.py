@@ -31,14 +31,26 @@ def room(session: Session, definition: Definition, wave: int) -> bool:
     return _fits(definition, _committed(session, definition.id, wave))
 
 
-def _committed(session: Session, survey_id: str, wave: int) -> int:
-    return session.scalar(
-        select(IncentiveBudget.committed_cents).where(IncentiveBudget.survey_id == survey_id, IncentiveBudget.wave == wave)
-    ) or 0
+def _committed(session: Session, survey_id: str, wave: int, lock: bool = False) -> int:
+    query = select(IncentiveBudget.committed_cents).where(
+        IncentiveBudget.survey_id == survey_id, IncentiveBudget.wave == wave
+    )
+    return session.scalar(query.with_for_update() if lock else query) or 0
+
+
+LOCK_MARGIN = 1000
+"""Credits left in a wave below which a deferred tally locks the wave's counter when it first reads it: concurrent
+batches then promise one after another and none has to run again because another took the last credits."""
 
 
 def _fits(definition: Definition, committed_cents: int) -> bool:
     return committed_cents + cents(definition.incentive.amount) <= cents(definition.incentive.budget)
+
+
+def _near_the_end(definition: Definition, committed_cents: int) -> bool:
+    """Fewer than LOCK_MARGIN credits left in the wave."""
+    incentive = definition.incentive
+    return committed_cents + cents(incentive.amount) * LOCK_MARGIN > cents(incentive.budget)
 
 
 def commit(session: Session, definition: Definition, wave: int, amount_cents: int) -> bool:
@@ -159,6 +171,8 @@ class Tally:
         key = (definition.id, wave)
         if key not in self.read:
             self.read[key] = _committed(self.session, definition.id, wave)
+            if _near_the_end(definition, self.read[key]):
+                self.read[key] = _committed(self.session, definition.id, wave, lock=True)
         return _fits(definition, self.read[key] + self.pending.get(key, 0))
 
     def commit(self, definition: Definition, wave: int, amount_cents: int) -> bool:

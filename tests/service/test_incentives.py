@@ -181,6 +181,25 @@ def test_consents_in_one_batch_beyond_the_budget_are_held_one_by_one(h):
     assert h.count("SELECT count(*) FROM incentive_reservations") == 2
 
 
+def test_near_the_end_of_a_budget_a_batch_takes_the_waves_counter_before_promising(h):
+    """With few credits left, concurrent batches promise one after another (none runs again for another's holds)."""
+    if h.rt.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
+    import psycopg
+
+    from service.incentives import budget
+
+    h.sms(PHONE, "hola")
+    h.sms(PHONE, "si")
+    h.settle()
+    definition = h.rt.catalog.current("corta")
+    with h.rt.sessions() as session, session.begin():
+        assert budget.Tally(session, deferred=True).room(definition, 1)
+        with psycopg.connect(h.rt.settings.database_url.replace("+psycopg", "")) as other:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("SELECT 1 FROM incentive_budgets WHERE survey_id = 'corta' FOR UPDATE NOWAIT")
+
+
 def test_whole_conversations_in_one_batch_hold_earn_and_give_back_like_separate_ones(h):
     """A backlog: new respondents consent, complete or stop within one batch (their sessions and holds are written
     together at its end); the budget still counts each credit once and never passes 2 credits."""
