@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +25,8 @@ from tests.support import create_database
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = "redis://127.0.0.1:6379/13"
+LOCK_PATH = "/tmp/retorno-bench.lock"
+_lock = None
 
 
 @dataclass
@@ -40,7 +44,22 @@ class Stack:
             stop(process)
 
 
+def exclusive() -> None:
+    """Hold the machine's benchmark lock for the rest of this process (waiting for another benchmark to finish):
+    benchmarks share a database name, a Redis database and the cores, so two must never run at once."""
+    global _lock
+    if _lock is not None:
+        return
+    _lock = open(LOCK_PATH, "w")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"waiting for the benchmark that holds {LOCK_PATH} ...", file=sys.stderr, flush=True)
+        fcntl.flock(_lock, fcntl.LOCK_EX)
+
+
 def fresh_database(name: str = "retorno_bench") -> str:
+    exclusive()
     url = create_database(name)
     upgrade(url)
     Redis.from_url(REDIS_URL).flushdb()
@@ -195,6 +214,7 @@ def _run_threads(work: Callable[[int], None], count: int) -> None:
 
 
 def machine() -> dict[str, str]:
+    exclusive()
     cpu = ""
     try:
         cpu = next(

@@ -101,6 +101,9 @@ def timed(function, repeat: int) -> tuple[list[float], object]:
 
 
 def main() -> None:
+    from bench.common import exclusive
+
+    exclusive()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--answers", type=int, default=1_000_000)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
