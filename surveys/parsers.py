@@ -413,14 +413,22 @@ def _choice_phrases(
         found += [_phrase(s, i) for synonyms in choice.synonyms.values() for s in synonyms]
         found += [_phrase(s, i) for s in (extra or {}).get(i, ())]
     found += [_phrase(s, -1) for s in _DONT_KNOW]
-    phrases = list({p: None for p in found if p is not None})
+    phrases = _Phrases({p: None for p in found if p is not None})
     if len(_PHRASES) >= 4096:
         _PHRASES.clear()
     _PHRASES[key] = (choices, phrases, extra)
     return phrases
 
 
-_PHRASES: dict[tuple, tuple[Sequence[Choice], list[_Phrase], Any]] = {}
+class _Phrases(list):
+    """A phrase list kept and searched many times: with its phrases by first word, worked out once."""
+
+    def __init__(self, phrases: Iterable[_Phrase]):
+        super().__init__(phrases)
+        self.by_first = _by_first_word(self)
+
+
+_PHRASES: dict[tuple, tuple[Sequence[Choice], _Phrases, Any]] = {}
 """Phrases of each question's choices (each entry keeps its choices alive, so their id is not reused)."""
 
 
@@ -429,19 +437,11 @@ _Hit = tuple[int, int, _Phrase]  # (start, end, phrase): where a phrase occurs i
 
 def _hits(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> list[_Hit]:
     """Where each phrase occurs in the reply, as (start, end, phrase)."""
-    index = _BY_FIRST_WORD.get(id(phrases))
-    if index is None or index[0] is not phrases:
-        by_first: dict[str, list[_Phrase]] = defaultdict(list)
-        for p in phrases:
-            by_first[p.words[0]].append(p)
-        index = (phrases, dict(by_first))
-        if len(_BY_FIRST_WORD) >= 4096:
-            _BY_FIRST_WORD.clear()
-        _BY_FIRST_WORD[id(phrases)] = index
+    by_first = phrases.by_first if isinstance(phrases, _Phrases) else _by_first_word(phrases)
     whole = tuple(tokens)
     found = []
     for i, token in enumerate(whole):
-        for p in index[1].get(token, ()):
+        for p in by_first.get(token, ()):
             n = len(p.words)
             if p.exact_only:
                 if i == 0 and whole == p.words:
@@ -451,8 +451,11 @@ def _hits(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> list[_Hit]:
     return found
 
 
-_BY_FIRST_WORD: dict[int, tuple[Sequence[_Phrase], dict[str, list[_Phrase]]]] = {}
-"""Each phrase list's phrases by their first word (each entry keeps its list alive)."""
+def _by_first_word(phrases: Iterable[_Phrase]) -> dict[str, list[_Phrase]]:
+    by_first: dict[str, list[_Phrase]] = defaultdict(list)
+    for p in phrases:
+        by_first[p.words[0]].append(p)
+    return dict(by_first)
 
 
 def _select(hits: list[_Hit]) -> list[tuple[int, int, set[int]]]:
