@@ -3,7 +3,8 @@
 The database is the source of truth. The queue only says "look at these message ids": pushes are best effort
 (a failed push is logged and counted, never raised), and the sweeper re-pushes whatever stays unprocessed.
 The ids of new messages go to a Redis list; a drain job pops them in batches, so one job handles many messages.
-A flag key makes sure one drain job is waiting whenever ids are pushed, without enqueueing one job per message.
+A flag key makes sure one drain job is waiting whenever ids are pushed, without enqueueing one job per message;
+it names that job, so the sweeper can tell a flag whose job was lost with a dying worker and schedule another.
 Sending has its own RQ queue, which workers serve first, so replies never wait behind a long inbound backlog.
 Jobs that wait on slow outside APIs (airtime top-ups) have a queue served last, so they never delay conversations.
 """
@@ -14,6 +15,7 @@ import collections
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +34,8 @@ SLOW_JOBS = ("workers.incentives.",)
 """Job paths (prefixes) that go to the slow queue."""
 INBOX, OUTBOX = "inbox", "outbox"
 DRAIN_JOBS = {INBOX: "workers.inbound.drain", OUTBOX: "workers.outbound.drain"}
+DRAIN_FLAG_TTL = 120
+"""Seconds a drain flag lives at most, should its job be lost and no sweeper notice."""
 
 
 class Dispatcher(Protocol):
@@ -41,7 +45,7 @@ class Dispatcher(Protocol):
 
     def draining(self, box: str) -> None: ...
 
-    def ensure_drain(self, box: str) -> None: ...
+    def ensure_drain(self, box: str, verify: bool = False) -> None: ...
 
     def send_waiting(self) -> bool: ...
 
@@ -91,13 +95,14 @@ class RedisDispatcher:
         if not ids:
             return True
         try:
+            job_id = uuid.uuid4().hex
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.rpush(self._key(box), *ids)
                 if wake:
-                    pipe.set(self._key("drain", box), 1, nx=True, ex=120)
+                    pipe.set(self._key("drain", box), job_id, nx=True, ex=DRAIN_FLAG_TTL)
                 flag_set = pipe.execute()[-1] if wake else False
             if flag_set:
-                self._enqueue_drain(box)
+                self._enqueue_drain(box, job_id)
             return True
         except Exception as error:  # noqa: BLE001 - Redis down must not fail a stored message
             self.failures += 1
@@ -112,9 +117,27 @@ class RedisDispatcher:
         """Called when a drain job starts: later pushes must schedule another job."""
         self.redis.delete(self._key("drain", box))
 
-    def ensure_drain(self, box: str) -> None:
-        if self.redis.set(self._key("drain", box), 1, nx=True, ex=120):
-            self._enqueue_drain(box)
+    def ensure_drain(self, box: str, verify: bool = False) -> None:
+        """Schedule a drain job unless one is waiting; with `verify`, also when the job the flag names is no longer
+        waiting (a worker died between taking it and starting it), instead of trusting the flag until it expires."""
+        flag, job_id = self._key("drain", box), uuid.uuid4().hex
+        if self.redis.set(flag, job_id, nx=True, ex=DRAIN_FLAG_TTL):
+            self._enqueue_drain(box, job_id)
+        elif verify and not self._waiting(self.redis.get(flag)):
+            self.redis.set(flag, job_id, ex=DRAIN_FLAG_TTL)
+            self._enqueue_drain(box, job_id)
+            log.warning("drain of %s: its job was lost (a worker died taking it); scheduled another", box)
+
+    def _waiting(self, job_id: bytes | None) -> bool:
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
+
+        if job_id is None:
+            return False
+        try:
+            return Job.fetch(job_id.decode(), connection=self.redis).get_status() == JobStatus.QUEUED
+        except NoSuchJobError:
+            return False
 
     def send_waiting(self) -> bool:
         """A send job is queued and no worker has taken it yet (a long drain of the inbox then hands over)."""
@@ -123,9 +146,9 @@ class RedisDispatcher:
         except Exception:  # noqa: BLE001 - only a hint
             return False
 
-    def _enqueue_drain(self, box: str) -> None:
+    def _enqueue_drain(self, box: str, job_id: str) -> None:
         queue = self.send_queue if box == OUTBOX else self.queue
-        queue.enqueue(DRAIN_JOBS[box], job_timeout=600, result_ttl=0, failure_ttl=86400)
+        queue.enqueue(DRAIN_JOBS[box], job_id=job_id, job_timeout=600, result_ttl=0, failure_ttl=86400)
 
     def enqueue(self, function: str, *args: Any, **options: Any) -> bool:
         queue = self.slow_queue if queue_for(function) == SLOW_QUEUE_NAME else self.queue
@@ -180,7 +203,7 @@ class EmbeddedDispatcher:
         with self.lock:
             self.scheduled.discard(box)
 
-    def ensure_drain(self, box: str) -> None:
+    def ensure_drain(self, box: str, verify: bool = False) -> None:
         with self.lock:
             if box in self.scheduled:
                 return

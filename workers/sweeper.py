@@ -69,8 +69,8 @@ def _depth(rt) -> dict[str, int]:
 
 
 def _ensure_drain(rt, box: str) -> None:
-    """Ids waiting with no job to drain them (a job died mid-way) get one."""
+    """Ids waiting with no job to drain them (a job died mid-way, or a worker died taking it) get one."""
     try:
-        rt.dispatcher.ensure_drain(box)
+        rt.dispatcher.ensure_drain(box, verify=True)
     except Exception:  # noqa: BLE001 - Redis down: the next sweep tries again
         log.warning("sweep: could not schedule a drain of %s", box)

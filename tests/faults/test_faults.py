@@ -46,6 +46,51 @@ def _wait_processed(database_url: str, expected: int, timeout: float = 60.0) -> 
     return counts
 
 
+def _outbound(database_url: str) -> dict[str, int]:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT status, count(*) FROM outbound_messages GROUP BY status")).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def _unsent(database_url: str) -> list[tuple]:
+    """A few replies not sent yet, with their attempts and last error (for a failing assertion's message)."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT status, attempts, error_code, error, next_attempt_at FROM outbound_messages "
+            "WHERE status <> 'sent' ORDER BY id LIMIT 3"
+        )).all()
+    engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+def _wait_sent(database_url: str, timeout: float = 60.0, settled: bool = False) -> dict[str, int]:
+    """Wait until no reply is queued or being sent (or, `settled`, until only abandoned sends remain)."""
+    deadline = time.monotonic() + timeout
+    counts, previous = {}, None
+    while time.monotonic() < deadline:
+        counts = _outbound(database_url)
+        if not counts.get("queued") and (not counts.get("sending") or (settled and counts == previous)):
+            return counts
+        previous = counts
+        time.sleep(0.5)
+    return counts
+
+
+def _sweep_after_stuck_sending(rt) -> int:
+    """Run the sweeper as if STUCK_SENDING had passed: sends a killed worker had claimed go out again."""
+    from workers import sweeper
+
+    real_clock = rt.clock
+    rt.clock = lambda: real_clock() + sweeper.STUCK_SENDING + sweeper.GRACE
+    try:
+        return sweeper.sweep()["released"]
+    finally:
+        rt.clock = real_clock
+
+
 def _replies_by_address(providers) -> dict[str, int]:
     counts: dict[str, int] = {}
     for message in providers.messages:
@@ -72,6 +117,7 @@ def test_redis_stopped_during_load_loses_nothing(clean_postgres, providers, tmp_
             flood.stop()
             acknowledged = flood.acknowledged()
             counts = _wait_processed(clean_postgres, len(acknowledged), timeout=60)
+            _wait_sent(clean_postgres, timeout=60)
     assert during and all(d.status == 200 for d in during), "webhooks keep answering 200 while Redis is down"
     assert flood.statuses() == {200}, flood.statuses()
     stored = _stored(clean_postgres)
@@ -97,7 +143,6 @@ def test_worker_killed_mid_batch_reprocesses_without_loss_or_double(clean_postgr
             batch.append(Incoming("sms", f"SMA{i:030d}", address, "hola"))
             batch.append(Incoming("sms", f"SMB{i:030d}", address, "si"))
         inbox.store(rt, batch)
-    rt.engine.dispose()
     env = service_env(clean_postgres, redis_url, providers.url, "http://127.0.0.1:9")
     log = tmp_path / "worker.log"
     victim = start_worker(env, log=log)
@@ -109,7 +154,13 @@ def test_worker_killed_mid_batch_reprocesses_without_loss_or_double(clean_postgr
     assert killed_at.get("pending", 0) > 0, f"the worker finished before it was killed: {killed_at}"
     with running(start_worker(env, log=log)):
         counts = _wait_processed(clean_postgres, 2 * respondents, timeout=90)
+        _wait_sent(clean_postgres, timeout=60, settled=True)
+        abandoned = _sweep_after_stuck_sending(rt)
+        outbound = _wait_sent(clean_postgres, timeout=60)
+        unsent = _unsent(clean_postgres)
+    rt.engine.dispose()
     assert counts == {"done": 2 * respondents}, counts
+    assert set(outbound) == {"sent"}, f"unsent replies ({abandoned} released from the killed worker): {outbound} {unsent}"
     engine = create_engine(clean_postgres)
     with engine.connect() as connection:
         answers = connection.execute(text(
