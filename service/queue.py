@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -123,21 +124,29 @@ class RedisDispatcher:
         flag, job_id = self._key("drain", box), uuid.uuid4().hex
         if self.redis.set(flag, job_id, nx=True, ex=DRAIN_FLAG_TTL):
             self._enqueue_drain(box, job_id)
-        elif verify and not self._waiting(self.redis.get(flag)):
+        elif verify and self._lost(self.redis.get(flag)):
             self.redis.set(flag, job_id, ex=DRAIN_FLAG_TTL)
             self._enqueue_drain(box, job_id)
             log.warning("drain of %s: its job was lost (a worker died taking it); scheduled another", box)
 
-    def _waiting(self, job_id: bytes | None) -> bool:
+    def _lost(self, job_id: bytes | None, grace: float = 2.0) -> bool:
+        """The flag's job will never clear it: gone, ended, popped from its queue but never started, or started
+        more than `grace` seconds ago (a live worker's drain clears the flag on its first line)."""
         from rq.exceptions import NoSuchJobError
         from rq.job import Job, JobStatus
 
         if job_id is None:
             return False
         try:
-            return Job.fetch(job_id.decode(), connection=self.redis).get_status() == JobStatus.QUEUED
+            job = Job.fetch(job_id.decode(), connection=self.redis)
         except NoSuchJobError:
-            return False
+            return True
+        status = job.get_status(refresh=False)
+        if status == JobStatus.QUEUED:
+            return job.get_position() is None
+        if status == JobStatus.STARTED and job.started_at is not None:
+            return (datetime.now(UTC) - job.started_at.replace(tzinfo=UTC)).total_seconds() > grace
+        return True
 
     def send_waiting(self) -> bool:
         """A send job is queued and no worker has taken it yet (a long drain of the inbox then hands over)."""
