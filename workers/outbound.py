@@ -99,36 +99,40 @@ class _Claim:
 def _claim(rt: Runtime, ids: Sequence[int]) -> list[_Claim]:
     """Mark the due, queued messages among `ids` as `sending` and return them with their addresses."""
     now = rt.now()
+    o, c = OutboundMessage.__table__, Contact.__table__
     with rt.sessions() as session, session.begin():
-        rows = session.execute(
-            select(OutboundMessage, Contact.address_enc, Contact.opted_out)
-            .join(Contact, Contact.id == OutboundMessage.contact_id)
+        connection = session.connection()
+        rows = connection.execute(
+            select(o.c.id, o.c.channel, o.c.kind, o.c.body, o.c.payload, o.c.attempts, o.c.contact_id,
+                   c.c.address_enc, c.c.opted_out)
+            .join(c, c.c.id == o.c.contact_id)
             .where(
-                OutboundMessage.id.in_(ids),
-                OutboundMessage.status == "queued",
-                (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
+                o.c.id.in_(ids),
+                o.c.status == "queued",
+                (o.c.next_attempt_at.is_(None)) | (o.c.next_attempt_at <= now),
             )
-            .order_by(OutboundMessage.id)
-            .with_for_update(of=OutboundMessage, skip_locked=True)
+            .order_by(o.c.id)
+            .with_for_update(of=o, skip_locked=True)
         ).all()
-        claimed: list[_Claim] = []
-        for message, address_enc, opted_out in rows:
-            if opted_out and message.kind not in ("optout", "ack"):
-                message.status = "cancelled"
-                message.error = "opted out"
-                continue
-            message.status = "sending"
-            message.attempts += 1
-            message.next_attempt_at = now
-            outgoing = Outgoing(
-                id=message.id,
-                channel=message.channel,
-                address=rt.vault.decrypt(address_enc),
-                body=message.body,
-                payload=dict(message.payload or {}),
+        cancelled = [row.id for row in rows if row.opted_out and row.kind not in ("optout", "ack")]
+        if cancelled:
+            connection.execute(update(o).where(o.c.id.in_(cancelled)).values(status="cancelled", error="opted out"))
+        sending = [row for row in rows if not (row.opted_out and row.kind not in ("optout", "ack"))]
+        if sending:
+            connection.execute(
+                update(o).where(o.c.id.in_([row.id for row in sending]))
+                .values(status="sending", attempts=o.c.attempts + 1, next_attempt_at=now)
             )
-            claimed.append(_Claim(outgoing, message.contact_id, message.attempts))
-    return claimed
+    decrypt = rt.vault.decrypt
+    return [
+        _Claim(
+            Outgoing(id=row.id, channel=row.channel, address=decrypt(row.address_enc), body=row.body,
+                     payload=dict(row.payload or {})),
+            row.contact_id,
+            row.attempts + 1,
+        )
+        for row in sending
+    ]
 
 
 def _send_in_order(rt: Runtime, queue: list[Outgoing]) -> dict[int, SendResult | None]:
