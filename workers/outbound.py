@@ -7,6 +7,7 @@ with exponential backoff; a blocked bot or an unsubscribed number marks the cont
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -17,12 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import TextClause, bindparam, select, text, update
 
 from bots import make_sender
 from bots._http import Client
 from bots.base import Outgoing, SendResult
 from service import runtime as runtimes
+from service.db import json_rows
 from service.models import Contact, OutboundMessage
 from service.queue import OUTBOX
 from service.runtime import Runtime
@@ -188,11 +190,31 @@ def _record(rt: Runtime, claimed: list[_Claim], results: dict[int, SendResult | 
         alike[tuple(sorted(values))].append({"message_id": claim.outgoing.id, **{f"new_{k}": v for k, v in values.items()}})
     table = OutboundMessage.__table__
     with rt.sessions() as session, session.begin():
-        for columns, rows in alike.items():  # one executemany per kind of outcome, not one statement per message
+        for columns, rows in alike.items():  # one statement per kind of outcome, not one per message
+            if rt.engine.dialect.name == "postgresql":
+                session.connection().execute(_recorded(columns), {"rows": json_rows(rows)})
+                continue
             statement = update(table).where(table.c.id == bindparam("message_id"))
             session.execute(statement.values({c: bindparam(f"new_{c}") for c in columns}), rows)
         if unreachable:
             session.execute(update(Contact).where(Contact.id.in_(unreachable)).values(unreachable=True))
+
+
+_OUTCOME_TYPES = {
+    "status": "text", "provider_id": "text", "sent_at": "timestamptz", "error": "text", "error_code": "text",
+    "attempts": "int", "next_attempt_at": "timestamptz",
+}
+
+
+@functools.lru_cache(maxsize=32)
+def _recorded(columns: tuple[str, ...]) -> TextClause:
+    """PostgreSQL: one UPDATE for every message with this kind of outcome, their values as one JSON document."""
+    fields = ", ".join(f"new_{c} {_OUTCOME_TYPES[c]}" for c in columns)
+    assignments = ", ".join(f"{c} = r.new_{c}" for c in columns)
+    return text(
+        f"UPDATE outbound_messages AS m SET {assignments} "
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(message_id bigint, {fields}) WHERE m.id = r.message_id"
+    )
 
 
 def _outcome(claim: _Claim, result: SendResult | None, now, held_until: dict) -> dict:
