@@ -199,6 +199,7 @@ def test_ten_thousand_contacts(clean_postgres, redis_url, providers, tmp_path):
         finally:
             for worker in workers:
                 stop(worker)
+            provider.pool.shutdown(wait=True)  # delivery reports come a second late: let them reach the web
     _check(scenario, provider, run)
 
 
@@ -334,8 +335,12 @@ def _check(scenario: Scenario, provider: Provider, run: dict) -> None:
             local = moment.astimezone(zone).time()
             assert datetime.strptime("08:00", "%H:%M").time() <= local < datetime.strptime("21:00", "%H:%M").time(), (
                 to, moment)
-    night = [(m, to) for m, to, _, _ in received[run["night"]:] if m < START.replace(day=3, hour=8, minute=0)]
-    assert night == [], "nothing between the last Tijuana invitation and 08:00"
+    # replies and STOP confirmations answer what a respondent wrote and are not held back; those a killed worker
+    # had in flight go out when the sweeper releases them, here when the clock jumps to the morning
+    night = [(m, to, body[:40]) for m, to, body, sid in received[run["night"]:]
+             if m < START.replace(day=3, hour=8, minute=0)
+             and by_sid.get(sid, "invite" if CONSENT in body else None) in ("invite", "reminder")]
+    assert night == [], "no invitation or reminder between the last Tijuana invitation and 08:00"
 
     # the rate, minute by minute, wherever there was a backlog to send
     per_minute = Counter(m.replace(second=0, microsecond=0) for m, _, _, _ in received)
