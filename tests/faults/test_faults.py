@@ -19,10 +19,11 @@ from tests.processes import free_port, running, service_env, start_web, start_wo
 pytestmark = pytest.mark.integration
 
 
-def _counts(database_url: str) -> dict[str, int]:
+def _counts(database_url: str, table: str = "inbound_messages") -> dict[str, int]:
+    """Messages by status (inbound, or `table`)."""
     engine = create_engine(database_url)
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT status, count(*) FROM inbound_messages GROUP BY status")).all()
+        rows = connection.execute(text(f"SELECT status, count(*) FROM {table} GROUP BY status")).all()
     engine.dispose()
     return dict(rows)
 
@@ -46,14 +47,6 @@ def _wait_processed(database_url: str, expected: int, timeout: float = 60.0) -> 
     return counts
 
 
-def _outbound(database_url: str) -> dict[str, int]:
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(text("SELECT status, count(*) FROM outbound_messages GROUP BY status")).all()
-    engine.dispose()
-    return dict(rows)
-
-
 def _unsent(database_url: str) -> list[tuple]:
     """A few replies not sent yet, with their attempts and last error (for a failing assertion's message)."""
     engine = create_engine(database_url)
@@ -71,7 +64,7 @@ def _wait_sent(database_url: str, timeout: float = 60.0, settled: bool = False) 
     deadline = time.monotonic() + timeout
     counts, previous = {}, None
     while time.monotonic() < deadline:
-        counts = _outbound(database_url)
+        counts = _counts(database_url, "outbound_messages")
         if not counts.get("queued") and (not counts.get("sending") or (settled and counts == previous)):
             return counts
         previous = counts
