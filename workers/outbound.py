@@ -98,33 +98,41 @@ class _Claim:
     attempts: int
 
 
+_o, _c = OutboundMessage.__table__, Contact.__table__
+_READ_DUE = (
+    select(_o.c.id, _o.c.channel, _o.c.kind, _o.c.body, _o.c.payload, _o.c.attempts, _o.c.contact_id,
+           _c.c.address_enc, _c.c.opted_out)
+    .join(_c, _c.c.id == _o.c.contact_id)
+    .where(
+        _o.c.id.in_(bindparam("ids", expanding=True)),
+        _o.c.status == "queued",
+        (_o.c.next_attempt_at.is_(None)) | (_o.c.next_attempt_at <= bindparam("now")),
+    )
+    .order_by(_o.c.id)
+    .with_for_update(of=_o, skip_locked=True)
+)
+"""Claiming's statements, built once (a statement built per batch costs more CPU than its round trip)."""
+_CANCEL = (
+    update(_o).where(_o.c.id.in_(bindparam("ids", expanding=True))).values(status="cancelled", error="opted out")
+)
+_MARK_SENDING = (
+    update(_o).where(_o.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status="sending", attempts=_o.c.attempts + 1, next_attempt_at=bindparam("now"))
+)
+
+
 def _claim(rt: Runtime, ids: Sequence[int]) -> list[_Claim]:
     """Mark the due, queued messages among `ids` as `sending` and return them with their addresses."""
     now = rt.now()
-    o, c = OutboundMessage.__table__, Contact.__table__
     with rt.sessions() as session, session.begin():
         connection = session.connection()
-        rows = connection.execute(
-            select(o.c.id, o.c.channel, o.c.kind, o.c.body, o.c.payload, o.c.attempts, o.c.contact_id,
-                   c.c.address_enc, c.c.opted_out)
-            .join(c, c.c.id == o.c.contact_id)
-            .where(
-                o.c.id.in_(ids),
-                o.c.status == "queued",
-                (o.c.next_attempt_at.is_(None)) | (o.c.next_attempt_at <= now),
-            )
-            .order_by(o.c.id)
-            .with_for_update(of=o, skip_locked=True)
-        ).all()
+        rows = connection.execute(_READ_DUE, {"ids": list(ids), "now": now}).all()
         cancelled = [row.id for row in rows if row.opted_out and row.kind not in ("optout", "ack")]
         if cancelled:
-            connection.execute(update(o).where(o.c.id.in_(cancelled)).values(status="cancelled", error="opted out"))
+            connection.execute(_CANCEL, {"ids": cancelled})
         sending = [row for row in rows if not (row.opted_out and row.kind not in ("optout", "ack"))]
         if sending:
-            connection.execute(
-                update(o).where(o.c.id.in_([row.id for row in sending]))
-                .values(status="sending", attempts=o.c.attempts + 1, next_attempt_at=now)
-            )
+            connection.execute(_MARK_SENDING, {"ids": [row.id for row in sending], "now": now})
     decrypt = rt.vault.decrypt
     return [
         _Claim(
