@@ -131,14 +131,16 @@ def _person(definition: Definition, number: int, region: str, rng: random.Random
     return person
 
 
-_cache: dict[int, tuple[list, list, list]] = {}
+_cache: dict[int, tuple[Question, tuple[list, list, list]]] = {}
 
 
 def _options(q: Question) -> tuple[list, list, list]:
-    """A question's gap values, other values and all values (cached: 400,000 answers ask)."""
-    if id(q) not in _cache:
-        _cache[id(q)] = (gap_values(q), non_gap_values(q), [c.value for c in q.choices] or ["yes", "no"])
-    return _cache[id(q)]
+    """A question's gap values, other values and all values (cached: 400,000 answers ask). The cache holds the
+    question too: an id() is reused once its object is gone, and another question must not get its values."""
+    cached = _cache.get(id(q))
+    if cached is None or cached[0] is not q:
+        cached = _cache[id(q)] = (q, (gap_values(q), non_gap_values(q), [c.value for c in q.choices] or ["yes", "no"]))
+    return cached[1]
 
 
 # -- bulk insert --------------------------------------------------------------------------------------------
