@@ -15,7 +15,6 @@ import argparse
 import time
 from datetime import UTC, datetime
 
-import orjson
 import psycopg
 from psycopg.rows import dict_row
 from redis import Redis
@@ -24,6 +23,7 @@ from bench.common import REDIS_URL, fresh_database, machine, print_json, start_s
 from bots.base import Incoming
 from service import inbox
 from service import runtime as runtimes
+from service.db import json_rows
 from service.queue import INBOX, QUEUE_NAME, RedisDispatcher
 from tests.support import drop_database, make_settings
 from tests.surveys.test_engine import RETURNEE_SCRIPT
@@ -137,10 +137,10 @@ def raw_limit(database_url: str, rows: dict[str, list], batch: int = BATCH) -> f
         last = min(first + batch, messages)
         part = {name: rows[name][round(first * share[name]):round(last * share[name])] for name in share}
         documents.append([
-            orjson.dumps(part["answers"]).decode(),
-            orjson.dumps(part["outbound"]).decode(),
-            orjson.dumps(part["states"]).decode(),
-            orjson.dumps([{"id": id_} for id_ in rows["inbound"][first:last]]).decode(),
+            json_rows(part["answers"]),
+            json_rows(part["outbound"]),
+            json_rows(part["states"]),
+            json_rows([{"id": id_} for id_ in rows["inbound"][first:last]]),
         ])
     started = time.monotonic()
     with psycopg.connect(dsn) as connection:

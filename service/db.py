@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import BindParameter, Engine, bindparam, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,6 +44,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _sqlite_begin_immediate(connection) -> None:
     """Take SQLite's write lock at BEGIN, so concurrent writers queue instead of failing to upgrade."""
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def many(name: str) -> BindParameter:
+    """A parameter holding a list, for `column.in_(many("ids"))` in a statement built once: the list is expanded
+    at execution, where `in_(a_list)` makes a statement with a bound parameter per item each time."""
+    return bindparam(name, expanding=True)
 
 
 def json_rows(rows: list[dict]) -> str:

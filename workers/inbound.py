@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from bots import render
 from service import runtime as runtimes
-from service.db import json_rows
+from service.db import json_rows, many
 from service.inbox import PHONE_CHANNELS
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
@@ -603,36 +603,30 @@ _SESSION_COLUMNS = (
 """What the batch reads of a session, in SessionRow's order."""
 
 
-def _many(name: str):
-    return bindparam(name, expanding=True)
-
-
 _READ_KEYS = select(
     InboundMessage.id, InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc
-).where(InboundMessage.id.in_(_many("ids")), InboundMessage.status == "pending")
+).where(InboundMessage.id.in_(many("ids")), InboundMessage.status == "pending")
 """The batch's reads, built once: a statement built per batch costs more CPU than its round trip in small batches."""
 _READ_CONTACT_IDS = select(Contact.channel, Contact.address_hash, Contact.id).where(
-    Contact.address_hash.in_(_many("hashes"))
+    Contact.address_hash.in_(many("hashes"))
 )
-_LOCK_CONTACTS = select(Contact).where(Contact.id.in_(_many("ids"))).order_by(Contact.id).with_for_update()
-_LOCK_CONTACTS_SKIPPING = (
-    select(Contact).where(Contact.id.in_(_many("ids"))).order_by(Contact.id).with_for_update(skip_locked=True)
-)
+_LOCK_CONTACTS = select(Contact).where(Contact.id.in_(many("ids"))).order_by(Contact.id).with_for_update()
+_LOCK_CONTACTS_SKIPPING = _LOCK_CONTACTS.with_for_update(skip_locked=True)
 _READ_PENDING = (
     select(
         InboundMessage.id, InboundMessage.channel, InboundMessage.address_hash, InboundMessage.provider_id,
         InboundMessage.body, InboundMessage.payload, InboundMessage.received_at,
     )
     .where(
-        InboundMessage.channel.in_(_many("channels")),
-        InboundMessage.address_hash.in_(_many("hashes")),
+        InboundMessage.channel.in_(many("channels")),
+        InboundMessage.address_hash.in_(many("hashes")),
         InboundMessage.status == "pending",
     )
     .order_by(InboundMessage.id)
 )
 _READ_LATEST_SESSIONS = (
     select(*_SESSION_COLUMNS)
-    .where(SurveySession.contact_id.in_(_many("contacts")))
+    .where(SurveySession.contact_id.in_(many("contacts")))
     .order_by(SurveySession.contact_id, SurveySession.id.desc())
 )
 

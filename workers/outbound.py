@@ -24,7 +24,7 @@ from bots import make_sender
 from bots._http import Client
 from bots.base import Outgoing, SendResult
 from service import runtime as runtimes
-from service.db import json_rows
+from service.db import json_rows, many
 from service.models import Contact, OutboundMessage
 from service.queue import OUTBOX
 from service.runtime import Runtime
@@ -104,7 +104,7 @@ _READ_DUE = (
            _c.c.address_enc, _c.c.opted_out)
     .join(_c, _c.c.id == _o.c.contact_id)
     .where(
-        _o.c.id.in_(bindparam("ids", expanding=True)),
+        _o.c.id.in_(many("ids")),
         _o.c.status == "queued",
         (_o.c.next_attempt_at.is_(None)) | (_o.c.next_attempt_at <= bindparam("now")),
     )
@@ -113,10 +113,10 @@ _READ_DUE = (
 )
 """Claiming's statements, built once (a statement built per batch costs more CPU than its round trip)."""
 _CANCEL = (
-    update(_o).where(_o.c.id.in_(bindparam("ids", expanding=True))).values(status="cancelled", error="opted out")
+    update(_o).where(_o.c.id.in_(many("ids"))).values(status="cancelled", error="opted out")
 )
 _MARK_SENDING = (
-    update(_o).where(_o.c.id.in_(bindparam("ids", expanding=True)))
+    update(_o).where(_o.c.id.in_(many("ids")))
     .values(status="sending", attempts=_o.c.attempts + 1, next_attempt_at=bindparam("now"))
 )
 
@@ -127,10 +127,11 @@ def _claim(rt: Runtime, ids: Sequence[int]) -> list[_Claim]:
     with rt.sessions() as session, session.begin():
         connection = session.connection()
         rows = connection.execute(_READ_DUE, {"ids": list(ids), "now": now}).all()
-        cancelled = [row.id for row in rows if row.opted_out and row.kind not in ("optout", "ack")]
+        sending, cancelled = [], []
+        for row in rows:  # an opted-out contact still gets the confirmation of their STOP, and nothing else
+            (cancelled if row.opted_out and row.kind not in ("optout", "ack") else sending).append(row)
         if cancelled:
-            connection.execute(_CANCEL, {"ids": cancelled})
-        sending = [row for row in rows if not (row.opted_out and row.kind not in ("optout", "ack"))]
+            connection.execute(_CANCEL, {"ids": [row.id for row in cancelled]})
         if sending:
             connection.execute(_MARK_SENDING, {"ids": [row.id for row in sending], "now": now})
     decrypt = rt.vault.decrypt
