@@ -26,21 +26,21 @@ from bench.common import (
     process_tree_peaks,
     start_stack,
 )
+from bench.conversations import conversation
 from bench.loopback import FakeTwilio, Loop, OpenLoop
 from tests.support import drop_database
-from tests.surveys.test_engine import RETURNEE_SCRIPT
-
-SCRIPT = ["hola", *[text for text, _, _ in RETURNEE_SCRIPT]]
 
 
 def conversation_load(rate: float, seconds: float, gap: float = 3.0) -> list[tuple[str, str, str]]:
     """(MessageSid, From, Body) offered in order: each respondent writes their next line every `gap` seconds."""
     respondents = int(rate * gap) + 1
+    scripts = [conversation(r) for r in range(respondents)]
     messages = []
     for i in range(int(rate * seconds)):
         respondent, step = i % respondents, i // respondents
+        script = scripts[respondent]
         messages.append((f"SM{respondent:016d}{step:016d}", f"+5255{50000000 + respondent:08d}",
-                         SCRIPT[step % len(SCRIPT)]))
+                         script[step % len(script)]))
     return messages
 
 

@@ -2,8 +2,8 @@
 
     python -m bench.processing [--respondents 2000] [--workers 1,2]
 
-Each respondent's whole conversation (hola, consent and 21 messy answers of the bundled survey) is stored as
-pending messages first; then the workers start on all of it at once. They serve only the message queue
+Each respondent's whole conversation (a greeting, consent and 21 answers of the bundled survey, in that
+respondent's own wording: `bench.conversations`) is stored as pending messages first; then the workers start on all of it at once. They serve only the message queue
 (`retorno worker --queue retorno`): the replies they write stay queued for senders, which `bench.lag` measures. The
 raw limit writes the same rows again (the answers, replies and session states the workers wrote, and each message's
 status), precomputed, in the same batch size, with no Python survey logic: Retorno's figure is a ratio to it.
@@ -20,13 +20,13 @@ from psycopg.rows import dict_row
 from redis import Redis
 
 from bench.common import REDIS_URL, fresh_database, machine, print_json, start_stack
+from bench.conversations import conversation
 from bots.base import Incoming
 from service import inbox
 from service import runtime as runtimes
 from service.db import json_rows
 from service.queue import INBOX, QUEUE_NAME, RedisDispatcher
 from tests.support import drop_database, make_settings
-from tests.surveys.test_engine import RETURNEE_SCRIPT
 from workers.inbound import BATCH
 
 
@@ -36,19 +36,20 @@ def store_conversations(database_url: str, respondents: int) -> tuple[list[int],
 
     settings = make_settings(database_url, "http://127.0.0.1:9", Path("/tmp"), redis_url=REDIS_URL)
     rt = runtimes.build(settings)
-    script = ["hola", *[text for text, _, _ in RETURNEE_SCRIPT]]
+    scripts = [conversation(r) for r in range(respondents)]
     ids: list[int] = []
     now = datetime.now(UTC)
-    for step, text in enumerate(script):
+    for step in range(len(scripts[0])):
         rows = [
-            inbox.row_for(rt, Incoming("sms", f"SM{step:03d}{r:029d}", f"+5255{40000000 + r:08d}", text), now)
+            inbox.row_for(rt, Incoming("sms", f"SM{step:03d}{r:029d}", f"+5255{40000000 + r:08d}", scripts[r][step]),
+                          now)
             for r in range(respondents)
         ]
         for start in range(0, len(rows), 1000):
             with rt.sessions() as session, session.begin():
                 ids.extend(i for i in inbox.insert_new(session, rows[start:start + 1000]) if i is not None)
     rt.engine.dispose()
-    return sorted(ids), respondents * (len(script) - 1)
+    return sorted(ids), respondents * (len(scripts[0]) - 1)
 
 
 def pending(database_url: str) -> int:
