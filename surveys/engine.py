@@ -13,15 +13,16 @@ the mobile number to pay (a post-completion step; the status stays "completed").
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from surveys import messages as builtin
 from surveys.definition import CONSENT_ID, Definition, Question
 from surveys.parsers import Accepted, Rejected, Unsure, parse_answer
 from surveys.phones import mobile_number
-from surveys.text import normalize
+from surveys.text import SHORT, normalize
 
 NEW, IN_PROGRESS, COMPLETED, DECLINED, OPTED_OUT, EXPIRED = (
     "new", "in_progress", "completed", "declined", "opted_out", "expired"
@@ -52,6 +53,10 @@ class State:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy that shares no list or dict with this state."""
         return {name: _copied(value) for name, value in self.__dict__.items()}
+
+    def copy(self) -> State:
+        """A copy whose answers can change without changing this state's."""
+        return State(**{**self.__dict__, "answers": dict(self.answers)})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> State:
@@ -155,23 +160,21 @@ def handle(
         raise ValueError(
             f"state is for {state.survey_id} v{state.version}, definition is {definition.id} v{definition.version}"
         )
-    turn = _Turn(
-        definition, replace(state, answers=dict(state.answers)), inbound, incentive_available, ask_phone, phone_region
-    )
+    turn = _Turn(definition, state.copy(), inbound, incentive_available, ask_phone, phone_region)
     return turn.run()
 
 
 def invite(definition: Definition, state: State | None = None, incentive_available: bool = True) -> Step:
     """Begin the survey without an inbound message (a campaign invitation): the consent question."""
     state = state or new_state(definition)
-    turn = _Turn(definition, replace(state, answers=dict(state.answers)), Inbound(), incentive_available)
+    turn = _Turn(definition, state.copy(), Inbound(), incentive_available)
     turn.start()
     return turn.step
 
 
 def remind(definition: Definition, state: State) -> Step:
     """Ask the current question again (a campaign reminder); nothing when there is nothing to ask."""
-    turn = _Turn(definition, replace(state, answers=dict(state.answers)), Inbound(), True)
+    turn = _Turn(definition, state.copy(), Inbound(), True)
     if state.status == IN_PROGRESS and state.question:
         turn.ask(definition.question(state.question))
     return turn.step
@@ -179,7 +182,7 @@ def remind(definition: Definition, state: State) -> Step:
 
 def expire(definition: Definition, state: State) -> Step:
     """Close an unfinished session: it will not be asked again."""
-    step = Step(state=replace(state, answers=dict(state.answers)))
+    step = Step(state=state.copy())
     if state.status in (NEW, IN_PROGRESS):
         step.state.status = EXPIRED
         step.events.append(Event("expired", state.question))
@@ -188,6 +191,11 @@ def expire(definition: Definition, state: State) -> Step:
 
 def keyword(text: str) -> tuple[str, str | None] | None:
     """The built-in keyword a whole message is, if any: ('opt_out'|'opt_in'|'help'|'language', argument)."""
+    return _keyword(text) if len(text) <= SHORT else _keyword.__wrapped__(text)
+
+
+@lru_cache(maxsize=8192)
+def _keyword(text: str) -> tuple[str, str | None] | None:
     word = normalize(_BOT_SUFFIX.sub(r"\1", text.strip()))
     if word in builtin.OPT_OUT_KEYWORDS:
         return ("opt_out", None)
@@ -515,25 +523,16 @@ class _Turn:
 
     def ask(self, question: Question) -> None:
         """Send a question (with what was prepared before it) and make it the current one."""
-        language = self.state.language
         if self.state.question != question.id:
             self.state.attempts = 0
         self.state.question = question.id
-        line = question.text[language]
-        if question.type == "yes_no":
-            line += " " + self.d.message("hint_yes_no", language)
-        parts = [*self.preamble, line]
-        if question.type == "multi":
-            parts.append(self.d.message("hint_multi", language))
-        if not question.required:
-            parts.append(self.d.message("hint_optional", language))
-        self.preamble = []
-        choices = tuple(
-            ReplyChoice(c.value, c.label[language], f"{question.id}={c.value}") for c in question.choices
-        )
+        text, choices = _asked(self.d, question, self.state.language)
+        if self.preamble:
+            text = "\n".join([*self.preamble, text])
+            self.preamble = []
         self.step.replies.append(
             Reply(
-                text="\n".join(parts),
+                text=text,
                 question_id=question.id,
                 choices=choices,
                 numbered=question.type in ("choice", "multi"),
@@ -602,6 +601,31 @@ class _Turn:
             return question.errors[language]
         key = _error_key(question, outcome)
         return self.d.message(key, language, **_format_detail(question, outcome))
+
+
+_ASKED: dict[tuple[int, int, str], tuple[Definition, Question, str, tuple[ReplyChoice, ...]]] = {}
+"""Each question's text with its hints and its choices, by language (entries keep their keys' objects alive)."""
+
+
+def _asked(definition: Definition, question: Question, language: str) -> tuple[str, tuple[ReplyChoice, ...]]:
+    """A question as asked in one language: its text with the hints its type needs, and its choices."""
+    key = (id(definition), id(question), language)
+    found = _ASKED.get(key)
+    if found is not None and found[0] is definition and found[1] is question:
+        return found[2], found[3]
+    line = question.text[language]
+    if question.type == "yes_no":
+        line += " " + definition.message("hint_yes_no", language)
+    parts = [line]
+    if question.type == "multi":
+        parts.append(definition.message("hint_multi", language))
+    if not question.required:
+        parts.append(definition.message("hint_optional", language))
+    choices = tuple(ReplyChoice(c.value, c.label[language], f"{question.id}={c.value}") for c in question.choices)
+    if len(_ASKED) >= 4096:
+        _ASKED.clear()
+    _ASKED[key] = (definition, question, "\n".join(parts), choices)
+    return "\n".join(parts), choices
 
 
 def _error_key(question: Question, outcome: Rejected) -> str:

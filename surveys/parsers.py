@@ -12,7 +12,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from difflib import SequenceMatcher, get_close_matches
 from functools import lru_cache
@@ -20,7 +20,7 @@ from typing import Any
 
 from surveys.definition import Choice, Question, Region
 from surveys.regions import MEXICO_STATES
-from surveys.text import contains_phrase, normalize, words
+from surveys.text import SHORT, contains_phrase, normalize, words
 
 # ----- Outcomes -------------------------------------------------------------------------------------------
 
@@ -870,7 +870,7 @@ _REGION_FILLER = frozenset(
 
 
 @lru_cache(maxsize=32)
-def _region_phrases(regions: tuple[Region, ...]) -> list[_Phrase]:
+def _region_phrases(regions: tuple[Region, ...]) -> _Phrases:
     """Names and synonyms match anywhere; abbreviations that are also common words only as the whole reply."""
     found: list[_Phrase | None] = []
     for i, region in enumerate(regions):
@@ -878,7 +878,14 @@ def _region_phrases(regions: tuple[Region, ...]) -> list[_Phrase]:
         for abbreviation in region.abbreviations:
             risky = normalize(abbreviation) in _COMMON_WORDS
             found.append(_phrase(abbreviation, i, exact_only=risky, squeeze=False))
-    return [p for p in found if p is not None]
+    return _Phrases(p for p in found if p is not None)
+
+
+@lru_cache(maxsize=32)
+def _region_phrases_split(regions: tuple[Region, ...]) -> tuple[_Phrases, _Phrases]:
+    """The regions' phrases that match anywhere, and the risky ones that match only a whole reply."""
+    phrases = _region_phrases(regions)
+    return _Phrases(p for p in phrases if not p.exact_only), _Phrases(p for p in phrases if p.exact_only)
 
 
 def _region_by_code(tokens: list[str], regions: Sequence[Region]) -> Outcome | None:
@@ -889,11 +896,11 @@ def _region_by_code(tokens: list[str], regions: Sequence[Region]) -> Outcome | N
     return Accepted(code) if code else Rejected("unknown_region")
 
 
-def _region_hits(tokens: list[str], phrases: list[_Phrase]) -> list[_Hit]:
+def _region_hits(tokens: list[str], regions: tuple[Region, ...]) -> list[_Hit]:
     """Phrase matches; risky abbreviations ('Sin', 'Son') only when nothing but filler surrounds them."""
+    anywhere, whole_only = _region_phrases_split(regions)
     core = [t for t in tokens if t not in _REGION_FILLER]
-    hits = _hits(tokens, [p for p in phrases if not p.exact_only])
-    return hits + _hits(core, [p for p in phrases if p.exact_only])
+    return _hits(tokens, anywhere) + _hits(core, whole_only)
 
 
 def parse_region(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
@@ -906,8 +913,9 @@ def parse_region(question: Question, text: str, language: str, today: date | Non
     by_code = _region_by_code([t for t in tokens if t not in _REGION_FILLER], regions)
     if by_code is not None:
         return by_code
-    phrases = _region_phrases(tuple(regions))
-    hits = _region_hits(tokens, phrases)
+    regions = tuple(regions)
+    phrases = _region_phrases(regions)
+    hits = _region_hits(tokens, regions)
     sure = [h for h in hits if " ".join(h[2].words) not in _CONFIRM]
     if sure or hits:
         picked = _resolve(_select(sure or hits))
@@ -939,9 +947,31 @@ PARSERS: dict[str, Parser] = {
 }
 
 
+UNREMEMBERED = frozenset({"date", "text"})
+"""Types whose outcomes are not remembered: dates depend on the day, free text rarely repeats."""
+_PARSED: dict[tuple[int, str, str], tuple[Question, Outcome]] = {}
+"""Outcomes of short replies, by question, text and language (entries keep their question alive)."""
+
+
 def parse_answer(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
-    """Parse a reply with the parser registered for the question's type."""
+    """Parse a reply with the parser registered for the question's type.
+
+    Short replies are parsed once per question ('1', 'si', 'no se' come back from many respondents): a parser is
+    a function of the question, the text and the language (and the day, for dates, which are not remembered).
+    """
     parser = PARSERS.get(question.type)
     if parser is None:
         return Rejected("not_understood", {"type": question.type})
-    return parser(question, text, language, today)
+    if len(text) > SHORT or question.type in UNREMEMBERED:
+        return parser(question, text, language, today)
+    key = (id(question), text, language)
+    found = _PARSED.get(key)
+    if found is None or found[0] is not question:
+        found = (question, parser(question, text, language, today))
+        if len(_PARSED) >= 16384:
+            _PARSED.clear()
+        _PARSED[key] = found
+    outcome = found[1]
+    if isinstance(outcome, Accepted | Unsure) and isinstance(outcome.value, list):
+        return replace(outcome, value=list(outcome.value))
+    return outcome

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _SPACES = re.compile(r"\s+")
 _ASCII_DROP = re.compile(r"[^a-z0-9.,]|(?<![0-9])[.,]|[.,](?![0-9])")
@@ -18,12 +19,27 @@ def strip_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+SHORT = 64
+"""Texts up to this length are normalized once per process (replies like 'si', '2', 'no se' come back often)."""
+
+
 def normalize(text: str) -> str:
     """Lowercase, accent-free words separated by single spaces; punctuation and emoji become spaces.
 
     Digits, letters and the decimal separators inside numbers are kept: '¡Sí, claro! 👍' -> 'si claro',
     '2.' -> '2', '3,5' -> '3,5', 'Nuevo León' -> 'nuevo leon'.
     """
+    if len(text) <= SHORT:
+        return _normalize_short(text)
+    return _normalize(text)
+
+
+@lru_cache(maxsize=8192)
+def _normalize_short(text: str) -> str:
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
     if text.isascii():
         return _SPACES.sub(" ", _ASCII_DROP.sub(" ", text.lower())).strip()
     return _normalize_any(text)

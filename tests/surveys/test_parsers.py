@@ -675,3 +675,17 @@ def test_ascii_text_is_normalized_as_any_text_is(text: str) -> None:
     from surveys.text import _normalize_any, normalize
 
     assert normalize(text) == _normalize_any(text)
+
+
+def test_a_remembered_outcome_is_the_parsers_own_and_not_shared() -> None:
+    first = parse_answer(NEEDS, "1 y 2", "es")
+    assert first == parse_multi(NEEDS, "1 y 2", "es")
+    first.value.append("changed")
+    assert parse_answer(NEEDS, "1 y 2", "es") == parse_multi(NEEDS, "1 y 2", "es")
+    twin = Question(NEEDS.id, "multi", NEEDS.text, choices=NEEDS.choices[::-1])
+    assert parse_answer(twin, "1", "es") == parse_multi(twin, "1", "es") != parse_answer(NEEDS, "1", "es")
+
+
+def test_dates_are_parsed_against_the_day_given_each_time() -> None:
+    assert parse_answer(RETURN_DATE, "ayer", "es", TODAY) == Accepted("2024-06-09")
+    assert parse_answer(RETURN_DATE, "ayer", "es", date(2024, 6, 20)) == Accepted("2024-06-19")
