@@ -7,8 +7,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-from sqlalchemy import BindParameter, Engine, bindparam, create_engine, event
+from sqlalchemy import Boolean, ColumnElement, Engine, any_, bindparam, create_engine, event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.visitors import InternalTraversal
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,10 +49,32 @@ def _sqlite_begin_immediate(connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def many(name: str) -> BindParameter:
-    """A parameter holding a list, for `column.in_(many("ids"))` in a statement built once: the list is expanded
-    at execution, where `in_(a_list)` makes a statement with a bound parameter per item each time."""
-    return bindparam(name, expanding=True)
+class among(ColumnElement[bool]):  # noqa: N801 - used like the SQL functions it stands for
+    """`column IN (the list passed as parameter `name`)`, for statements built once and run with lists of any length.
+
+    PostgreSQL gets one array parameter (`column = ANY(:name)`): the same SQL text whatever the list's length, so
+    neither SQLAlchemy nor the driver renders and parses a parameter per item each time. Other databases get an
+    expanding `IN`. (`column.in_(a_list)` would build a new statement, a bound parameter per item, every time.)
+    """
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("name", InternalTraversal.dp_string)]
+
+    def __init__(self, column: ColumnElement, name: str):
+        self.column = column
+        self.name = name
+
+
+@compiles(among)
+def _among(element: among, compiler, **kw) -> str:
+    return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)
+
+
+@compiles(among, "postgresql")
+def _among_postgresql(element: among, compiler, **kw) -> str:
+    values = bindparam(element.name, type_=postgresql.ARRAY(element.column.type))
+    return compiler.process(element.column == any_(values), **kw)
 
 
 def json_rows(rows: list[dict]) -> str:

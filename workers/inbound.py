@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from bots import render
 from service import runtime as runtimes
-from service.db import json_rows, many
+from service.db import among, json_rows
 from service.inbox import PHONE_CHANNELS
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
@@ -605,12 +605,12 @@ _SESSION_COLUMNS = (
 
 _READ_KEYS = select(
     InboundMessage.id, InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc
-).where(InboundMessage.id.in_(many("ids")), InboundMessage.status == "pending")
+).where(among(InboundMessage.id, "ids"), InboundMessage.status == "pending")
 """The batch's reads, built once: a statement built per batch costs more CPU than its round trip in small batches."""
 _READ_CONTACT_IDS = select(Contact.channel, Contact.address_hash, Contact.id).where(
-    Contact.address_hash.in_(many("hashes"))
+    among(Contact.address_hash, "hashes")
 )
-_LOCK_CONTACTS = select(Contact).where(Contact.id.in_(many("ids"))).order_by(Contact.id).with_for_update()
+_LOCK_CONTACTS = select(Contact).where(among(Contact.id, "ids")).order_by(Contact.id).with_for_update()
 _LOCK_CONTACTS_SKIPPING = _LOCK_CONTACTS.with_for_update(skip_locked=True)
 _READ_PENDING = (
     select(
@@ -618,15 +618,15 @@ _READ_PENDING = (
         InboundMessage.body, InboundMessage.payload, InboundMessage.received_at,
     )
     .where(
-        InboundMessage.channel.in_(many("channels")),
-        InboundMessage.address_hash.in_(many("hashes")),
+        among(InboundMessage.channel, "channels"),
+        among(InboundMessage.address_hash, "hashes"),
         InboundMessage.status == "pending",
     )
     .order_by(InboundMessage.id)
 )
 _READ_LATEST_SESSIONS = (
     select(*_SESSION_COLUMNS)
-    .where(SurveySession.contact_id.in_(many("contacts")))
+    .where(among(SurveySession.contact_id, "contacts"))
     .order_by(SurveySession.contact_id, SurveySession.id.desc())
 )
 
