@@ -6,6 +6,7 @@ to `main` with `@main.group()` / `@main.command()`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -163,6 +164,7 @@ def worker(burst: bool, fork: bool, only: tuple[str, ...]) -> None:
         raise click.ClickException("retorno worker needs REDIS_URL; on a single machine, `retorno run` has a worker")
     rt = _runtime(settings)
     rt.catalog.publish()
+    _collect_less_garbage()
     from rq import SimpleWorker
     from rq import Worker as ForkingWorker
 
@@ -184,6 +186,14 @@ def worker(burst: bool, fork: bool, only: tuple[str, ...]) -> None:
                 stop.wait(2)
     finally:
         stop.set()
+
+
+def _collect_less_garbage() -> None:
+    """Workers' batches allocate many short-lived objects: the modules, definitions and mappings loaded so far are
+    kept out of every garbage collection, and collections run after 20,000 new objects instead of 700 (in the
+    processing benchmark, collections took about 15% of a worker's CPU)."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 @main.command()
