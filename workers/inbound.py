@@ -352,7 +352,7 @@ class _Batch:
             finished = current.status in (engine.COMPLETED, engine.DECLINED, engine.EXPIRED)
             if not (finished and wanted is not None and wanted.id != current.survey_id):
                 definition = self.catalog.get(current.survey_id, current.version, session)
-                return definition, State.from_dict(current.state), current
+                return definition, current.engine_state(), current
             existing = self.created.get((contact.id, wanted.id)) or self._touched(session.connection().execute(
                 select(*_SESSION_COLUMNS).where(
                     SurveySession.contact_id == contact.id, SurveySession.survey_id == wanted.id
@@ -360,7 +360,7 @@ class _Batch:
             ).first())
             if existing is not None:
                 definition = self.catalog.get(existing.survey_id, existing.version, session)
-                return definition, State.from_dict(existing.state), existing
+                return definition, existing.engine_state(), existing
         definition = wanted or self.catalog.default(session)
         state = engine.new_state(definition, inbound)
         if contact.language in definition.languages:
@@ -383,7 +383,7 @@ class _Batch:
         row.status = state.status if state.status != engine.NEW else engine.IN_PROGRESS
         row.question = state.question
         row.language = state.language
-        row.state = state.to_dict()
+        row.live = state
         kinds = {e.kind for e in step.events}
         if "consented" in kinds:
             row.consented_at = self.now
@@ -581,6 +581,12 @@ class SessionRow:
     completed_at: datetime | None
     unwritten: bool = False
     """Created in this batch and not in the database yet."""
+    live: State | None = None
+    """The engine's state after the batch's latest message here: turned into `state` only when written."""
+
+    def engine_state(self) -> State:
+        """The state the next message starts from."""
+        return self.live if self.live is not None else State.from_dict(self.state)
 
     def columns(self) -> dict[str, Any]:
         """Every column the batch knows, for an INSERT (without `id` until it has one)."""
@@ -592,6 +598,8 @@ class SessionRow:
 
     def changes(self) -> dict[str, Any]:
         """The id and the columns a message can change, for an UPDATE."""
+        if self.live is not None:
+            self.state, self.live = self.live.to_dict(), None
         return {"id": self.id, **{name: getattr(self, name) for name in self.CHANGING}}
 
 
