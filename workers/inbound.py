@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import secrets
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -48,26 +50,46 @@ REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "anima
 def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
     """RQ job: process pushed message ids until the inbox is empty or the time is up.
 
-    While full batches keep coming, another drain job is scheduled, so idle workers join in.
+    While full batches keep coming, another drain job is scheduled, so idle workers join in. On PostgreSQL a
+    batch's writes and commit run on a second thread while the next batch is prepared (the database writes while
+    the engine runs); on SQLite, which has one writer at a time, batches run one after the other.
     """
     rt = runtimes.current()
     rt.dispatcher.draining(INBOX)
-    done = 0
+    overlap = rt.engine.dialect.name == "postgresql"
+    done, writing, emptied = 0, None, False
     deadline = time.monotonic() + max_seconds
-    while time.monotonic() < deadline:
-        ids = rt.dispatcher.pop(INBOX, batch)
-        if len(ids) == batch:
-            rt.dispatcher.ensure_drain(INBOX)
-        if not ids:
-            return done
-        try:
-            done += process(ids)
-        except Exception:
-            rt.dispatcher.push(INBOX, ids, wake=False)
-            raise
-        if rt.dispatcher.send_waiting():
-            break  # replies waiting for a free worker go first; another drain job takes over the inbox
-    rt.dispatcher.ensure_drain(INBOX)
+    try:
+        while time.monotonic() < deadline:
+            ids = rt.dispatcher.pop(INBOX, batch)
+            if len(ids) == batch:
+                rt.dispatcher.ensure_drain(INBOX)
+            if not ids:
+                emptied = True
+                break
+            prepared = None
+            try:
+                prepared = _prepare(rt, ids) if overlap else None
+                if prepared is None:
+                    done += process(ids)
+                else:
+                    done += _finished(writing)
+                    writing = None
+                    writing, prepared = _writer().submit(_write, rt, prepared), None
+            except Exception:
+                if prepared is not None:
+                    prepared.session.close()
+                rt.dispatcher.push(INBOX, ids, wake=False)
+                raise
+            if rt.dispatcher.send_waiting():
+                break  # replies waiting for a free worker go first; another drain job takes over the inbox
+    except BaseException:
+        if writing is not None:
+            wait([writing])  # the job ends with no commit in flight (its outcome is logged by _write)
+        raise
+    done += _finished(writing)
+    if not emptied:
+        rt.dispatcher.ensure_drain(INBOX)
     return done
 
 
@@ -84,10 +106,70 @@ def process(ids: Sequence[int]) -> int:
     except Exception:
         log.exception("batch of %d messages failed; retrying them one contact at a time", len(ids))
         result = _one_by_one(rt, ids)
+    _committed(rt, result)
+    return result.processed
+
+
+@dataclass
+class _Prepared:
+    """A batch the engine has run, its transaction open, its writes not yet made."""
+
+    ids: Sequence[int]
+    batch: _Batch
+    session: Session
+    result: _Result
+
+
+def _prepare(rt: Runtime, ids: Sequence[int]) -> _Prepared | None:
+    """Run a batch up to its writes; None when it did not go through (`process` then takes the ids over)."""
+    session = rt.sessions()
+    batch = _Batch(rt)
+    try:
+        session.begin()
+        return _Prepared(ids, batch, session, batch.prepare(session, ids))
+    except Exception:  # noqa: BLE001 - budget short, deadlock, a bad message: `process` knows what to do
+        session.close()
+        return None
+
+
+def _write(rt: Runtime, prepared: _Prepared) -> int:
+    """On the writer thread: write and commit a prepared batch (or process its ids again if that fails)."""
+    try:
+        with prepared.session:
+            prepared.batch.write(prepared.session, prepared.result)
+            prepared.session.commit()
+    except Exception:  # noqa: BLE001 - nothing was committed: the messages are still pending
+        log.info("writing a batch of %d messages failed; processing them again", len(prepared.ids))
+        try:
+            return process(prepared.ids)
+        except Exception:
+            log.exception("a batch of %d messages failed again; back to the inbox", len(prepared.ids))
+            rt.dispatcher.push(INBOX, prepared.ids, wake=False)
+            raise
+    _committed(rt, prepared.result)
+    return prepared.result.processed
+
+
+def _finished(writing: Future[int] | None) -> int:
+    return 0 if writing is None else writing.result()
+
+
+def _committed(rt: Runtime, result: _Result) -> None:
+    """After a batch's commit: its replies to the senders, its deferred messages back, its credits to issue."""
     rt.dispatcher.push(OUTBOX, result.outbound_ids)
     rt.dispatcher.push(INBOX, result.deferred_ids)
     incentives.wake(rt, result.incentive_ids)
-    return result.processed
+
+
+_writers: dict[int, ThreadPoolExecutor] = {}
+
+
+def _writer() -> ThreadPoolExecutor:
+    """This process's batch-writing thread (a forked child starts its own)."""
+    pid = os.getpid()
+    if pid not in _writers:
+        _writers[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbound-writer")
+    return _writers[pid]
 
 
 def retrying(work, attempts: int = 4):
@@ -187,34 +269,45 @@ class _Batch:
         self.incentive_ids: list[int] = []
 
     def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
+        with self.rt.sessions() as session, session.begin():
+            result = self.prepare(session, ids, only)
+            self.write(session, result)
+        return result
+
+    def prepare(self, session: Session, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
+        """Lock the contacts, run the engine on each pending message and settle the budget (or raise BudgetShort);
+        `write` then writes the rest."""
         result = _Result()
         self.catalog.ensure_published()
-        with self.rt.sessions() as session, session.begin():
-            self.tally = incentives.tally(session, self.strict, lambda: self._write_sessions(session, new_only=True))
-            keys, by_key = self._keys(session, ids, only)
-            if not keys:
-                return result
-            contacts = self._lock_contacts(session, keys, wait=only is not None)
-            if len(contacts) < len(keys):
-                result.deferred_ids = sorted(i for key in keys if key not in contacts for i in by_key[key])
-                keys = {key: enc for key, enc in keys.items() if key in contacts}
-            messages = self._pending(session, keys)
-            latest = self._latest_sessions(session, [c.id for c in contacts.values()])
-            with session.no_autoflush:
-                for key, queue in messages.items():
-                    contact = contacts[key]
-                    for message in queue:
-                        latest[contact.id] = self._handle(session, contact, latest.get(contact.id), message)
-                        result.processed += 1
-            self._write_sessions(session)
-            incentives.close_tally(self.tally)
-            self.incentive_ids.extend(self.tally.due)
-            session.flush()
-            self._write_handled(session)
-            self._write_answers(session)
-            result.outbound_ids = self._write_outbound(session)
-            result.incentive_ids = list(self.incentive_ids)
+        self.tally = incentives.tally(session, self.strict, lambda: self._write_sessions(session, new_only=True))
+        keys, by_key = self._keys(session, ids, only)
+        if not keys:
+            return result
+        contacts = self._lock_contacts(session, keys, wait=only is not None)
+        if len(contacts) < len(keys):
+            result.deferred_ids = sorted(i for key in keys if key not in contacts for i in by_key[key])
+            keys = {key: enc for key, enc in keys.items() if key in contacts}
+        messages = self._pending(session, keys)
+        latest = self._latest_sessions(session, [c.id for c in contacts.values()])
+        with session.no_autoflush:
+            for key, queue in messages.items():
+                contact = contacts[key]
+                for message in queue:
+                    latest[contact.id] = self._handle(session, contact, latest.get(contact.id), message)
+                    result.processed += 1
+        self._write_sessions(session, new_only=True)
+        incentives.close_tally(self.tally)
+        self.incentive_ids.extend(self.tally.due)
+        session.flush()
         return result
+
+    def write(self, session: Session, result: _Result) -> None:
+        """Write what `prepare` worked out: the sessions' changes, the messages' statuses, answers, replies."""
+        self._write_sessions(session)
+        self._write_handled(session)
+        self._write_answers(session)
+        result.outbound_ids = self._write_outbound(session)
+        result.incentive_ids = list(self.incentive_ids)
 
     # -- loading ------------------------------------------------------------------------------------------------
 

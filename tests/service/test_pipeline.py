@@ -277,3 +277,76 @@ def test_a_contact_another_worker_is_processing_is_left_to_it_not_waited_for(cle
         assert len(h.texts_to(busy)) == len(h.texts_to(free)) == 2
     finally:
         h.close()
+
+
+def _pending_to_inbox(h) -> list[int]:
+    """The harness's pushed ids, taken off its inbox (a test then drains them itself)."""
+    from service.queue import INBOX
+
+    return h.rt.dispatcher.pop(INBOX, 10_000)
+
+
+def test_drain_writes_each_batch_while_preparing_the_next_on_postgresql(clean_postgres, providers, tmp_path,
+                                                                        monkeypatch):
+    """Batches of 2 over 9 respondents: every message processed once, in order, every reply queued once (a batch
+    meeting respondents whose earlier batch is still being written pushes them back for after its commit)."""
+    from service.queue import INBOX
+    from tests.support import Harness
+    from workers import inbound
+
+    h = Harness(clean_postgres, providers, tmp_path)
+    try:
+        phones = [f"+5255333300{i:02d}" for i in range(9)]
+        for phone in phones:
+            h.sms(phone, "Hola")
+        h.settle()
+        for text, _, _ in RETURNEE_SCRIPT[:3]:
+            for phone in phones:
+                h.sms(phone, text)
+        ids = _pending_to_inbox(h)
+        h.rt.dispatcher.push(INBOX, ids, wake=False)
+        monkeypatch.setattr(h.rt.dispatcher, "send_waiting", lambda: False)
+        assert inbound.drain(max_seconds=30, batch=2) == len(ids) == 27
+        assert h.rt.dispatcher.pop(INBOX, 100) == []
+        assert h.count("SELECT count(*) FROM inbound_messages WHERE status <> 'done'") == 0
+        assert h.count("SELECT count(*) FROM answers") == 27
+        expected = {q: v for _, q, v in RETURNEE_SCRIPT[:3]}
+        assert [r["answers"] for r in h.responses()] == [expected] * 9
+        h.settle()
+        assert {len(h.texts_to(phone)) for phone in phones} == {4}
+    finally:
+        h.close()
+
+
+def test_a_batch_whose_writes_fail_is_processed_again(clean_postgres, providers, tmp_path, monkeypatch):
+    """The writer thread's batch fails once at its writes: nothing of it was committed, and its messages are
+    processed again, once."""
+    from service.queue import INBOX
+    from tests.support import Harness
+    from workers import inbound
+
+    h = Harness(clean_postgres, providers, tmp_path)
+    write = inbound._Batch.write
+    failures = []
+
+    def failing_once(batch, session, result):
+        if not failures:
+            failures.append(result.processed)
+            raise RuntimeError("disk full")
+        return write(batch, session, result)
+
+    try:
+        phones = [f"+5255444400{i:02d}" for i in range(4)]
+        for phone in phones:
+            h.sms(phone, "Hola")
+        ids = _pending_to_inbox(h)
+        monkeypatch.setattr(inbound._Batch, "write", failing_once)
+        h.rt.dispatcher.push(INBOX, ids, wake=False)
+        assert inbound.drain(max_seconds=30, batch=2) == 4
+        assert failures == [2]
+        assert h.count("SELECT count(*) FROM inbound_messages WHERE status = 'done'") == 4
+        assert h.count("SELECT count(*) FROM survey_sessions") == 4
+        h.settle()
+        assert {len(h.texts_to(phone)) for phone in phones} == {1}
+    finally:
+        h.close()
