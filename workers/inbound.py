@@ -127,7 +127,9 @@ def _prepare(rt: Runtime, ids: Sequence[int]) -> _Prepared | None:
     try:
         session.begin()
         return _Prepared(ids, batch, session, batch.prepare(session, ids))
-    except Exception:  # noqa: BLE001 - budget short, deadlock, a bad message: `process` knows what to do
+    except Exception as error:  # noqa: BLE001 - budget short, deadlock, a bad message: `process` knows what to do
+        log.info("preparing a batch of %d messages stopped (%s); processing it in one go", len(ids),
+                 type(error).__name__)
         session.close()
         return None
 
@@ -138,8 +140,9 @@ def _write(rt: Runtime, prepared: _Prepared) -> int:
         with prepared.session:
             prepared.batch.write(prepared.session, prepared.result)
             prepared.session.commit()
-    except Exception:  # noqa: BLE001 - nothing was committed: the messages are still pending
-        log.info("writing a batch of %d messages failed; processing them again", len(prepared.ids))
+    except Exception as error:  # noqa: BLE001 - nothing was committed: the messages are still pending
+        log.info("writing a batch of %d messages failed (%s); processing them again", len(prepared.ids),
+                 type(error).__name__)
         try:
             return process(prepared.ids)
         except Exception:
