@@ -20,6 +20,7 @@ from typing import Any
 
 from surveys import messages as builtin
 from surveys.definition import CONSENT_ID, Definition, Question
+from surveys.memo import IdentityMemo
 from surveys.parsers import Accepted, Rejected, Unsure, parse_answer
 from surveys.phones import mobile_number
 from surveys.text import SHORT, normalize
@@ -603,16 +604,15 @@ class _Turn:
         return self.d.message(key, language, **_format_detail(question, outcome))
 
 
-_ASKED: dict[tuple[int, int, str], tuple[Definition, Question, str, tuple[ReplyChoice, ...]]] = {}
-"""Each question's text with its hints and its choices, by language (entries keep their keys' objects alive)."""
+_ASKED: IdentityMemo[tuple[str, tuple[ReplyChoice, ...]]] = IdentityMemo(4096)
+"""Each question's text with its hints and its choices, by definition and language."""
 
 
 def _asked(definition: Definition, question: Question, language: str) -> tuple[str, tuple[ReplyChoice, ...]]:
     """A question as asked in one language: its text with the hints its type needs, and its choices."""
-    key = (id(definition), id(question), language)
-    found = _ASKED.get(key)
-    if found is not None and found[0] is definition and found[1] is question:
-        return found[2], found[3]
+    found = _ASKED.get((definition, question), language)
+    if found is not None:
+        return found
     line = question.text[language]
     if question.type == "yes_no":
         line += " " + definition.message("hint_yes_no", language)
@@ -622,10 +622,7 @@ def _asked(definition: Definition, question: Question, language: str) -> tuple[s
     if not question.required:
         parts.append(definition.message("hint_optional", language))
     choices = tuple(ReplyChoice(c.value, c.label[language], f"{question.id}={c.value}") for c in question.choices)
-    if len(_ASKED) >= 4096:
-        _ASKED.clear()
-    _ASKED[key] = (definition, question, "\n".join(parts), choices)
-    return "\n".join(parts), choices
+    return _ASKED.put((definition, question), language, ("\n".join(parts), choices))
 
 
 def _error_key(question: Question, outcome: Rejected) -> str:

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from surveys.definition import Choice, Question, Region
+from surveys.memo import IdentityMemo
 from surveys.regions import MEXICO_STATES
 from surveys.text import SHORT, contains_phrase, normalize, words
 
@@ -402,10 +403,10 @@ def _choice_phrases(
 
     Worked out once per question (definitions live as long as the process), keyed by identity.
     """
-    key = (id(choices), tuple((i, id(v)) for i, v in extra.items()) if extra else ())
-    cached = _PHRASES.get(key)
-    if cached is not None and cached[0] is choices:
-        return cached[1]
+    owners, key = (choices, *extra.values()) if extra else (choices,), tuple(extra or ())
+    cached = _PHRASES.get(owners, key)
+    if cached is not None:
+        return cached
     found: list[_Phrase | None] = []
     for i, choice in enumerate(choices):
         found.append(_phrase(choice.value, i))
@@ -413,11 +414,7 @@ def _choice_phrases(
         found += [_phrase(s, i) for synonyms in choice.synonyms.values() for s in synonyms]
         found += [_phrase(s, i) for s in (extra or {}).get(i, ())]
     found += [_phrase(s, -1) for s in _DONT_KNOW]
-    phrases = _Phrases({p: None for p in found if p is not None})
-    if len(_PHRASES) >= 4096:
-        _PHRASES.clear()
-    _PHRASES[key] = (choices, phrases, extra)
-    return phrases
+    return _PHRASES.put(owners, key, _Phrases({p: None for p in found if p is not None}))
 
 
 class _Phrases(list):
@@ -428,8 +425,8 @@ class _Phrases(list):
         self.by_first = _by_first_word(self)
 
 
-_PHRASES: dict[tuple, tuple[Sequence[Choice], _Phrases, Any]] = {}
-"""Phrases of each question's choices (each entry keeps its choices alive, so their id is not reused)."""
+_PHRASES: IdentityMemo[_Phrases] = IdentityMemo(4096)
+"""Phrases of each question's choices (and extra synonyms)."""
 
 
 _Hit = tuple[int, int, _Phrase]  # (start, end, phrase): where a phrase occurs in a reply
@@ -949,8 +946,8 @@ PARSERS: dict[str, Parser] = {
 
 UNREMEMBERED = frozenset({"date", "text"})
 """Types whose outcomes are not remembered: dates depend on the day, free text rarely repeats."""
-_PARSED: dict[tuple[int, str, str], tuple[Question, Outcome]] = {}
-"""Outcomes of short replies, by question, text and language (entries keep their question alive)."""
+_PARSED: IdentityMemo[Outcome] = IdentityMemo(16384)
+"""Outcomes of short replies, by question, text and language."""
 
 
 def parse_answer(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
@@ -964,14 +961,9 @@ def parse_answer(question: Question, text: str, language: str, today: date | Non
         return Rejected("not_understood", {"type": question.type})
     if len(text) > SHORT or question.type in UNREMEMBERED:
         return parser(question, text, language, today)
-    key = (id(question), text, language)
-    found = _PARSED.get(key)
-    if found is None or found[0] is not question:
-        found = (question, parser(question, text, language, today))
-        if len(_PARSED) >= 16384:
-            _PARSED.clear()
-        _PARSED[key] = found
-    outcome = found[1]
+    outcome = _PARSED.get((question,), (text, language))
+    if outcome is None:
+        outcome = _PARSED.put((question,), (text, language), parser(question, text, language, today))
     if isinstance(outcome, Accepted | Unsure) and isinstance(outcome.value, list):
         return replace(outcome, value=list(outcome.value))
     return outcome
