@@ -3,10 +3,11 @@
     python -m bench.processing [--respondents 2000] [--workers 1,2]
 
 Each respondent's whole conversation (a greeting, consent and 21 answers of the bundled survey, in that
-respondent's own wording: `bench.conversations`) is stored as pending messages first; then the workers start on all of it at once. They serve only the message queue
-(`retorno worker --queue retorno`): the replies they write stay queued for senders, which `bench.lag` measures. The
-raw limit writes the same rows again (the answers, replies and session states the workers wrote, and each message's
-status), precomputed, in the same batch size, with no Python survey logic: Retorno's figure is a ratio to it.
+respondent's own wording: `bench.conversations`) is stored as pending messages first; then the workers start on
+all of it at once. They serve only the message queue (`retorno worker --queue retorno`): the replies they write
+stay queued for senders, which `bench.lag` measures. The raw limit writes the same rows again (the answers,
+replies and session states the workers wrote, and each message's status), precomputed, in the same batch size,
+with no Python survey logic: Retorno's figure is a ratio to it.
 """
 
 from __future__ import annotations

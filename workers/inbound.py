@@ -74,7 +74,6 @@ def drain(max_seconds: float = DRAIN_SECONDS, batch: int = BATCH) -> int:
                     done += process(ids)
                 else:
                     done += _finished(writing)
-                    writing = None
                     writing, prepared = _writer().submit(_write, rt, prepared), None
             except Exception:
                 if prepared is not None:
@@ -694,9 +693,10 @@ class SessionRow:
 
     def changes(self) -> dict[str, Any]:
         """The id and the columns a message can change, for an UPDATE."""
+        values = {"id": self.id, **{name: getattr(self, name) for name in self.CHANGING}}
         if self.live is not None:
-            self.state, self.live = self.live.to_dict(), None
-        return {"id": self.id, **{name: getattr(self, name) for name in self.CHANGING}}
+            values["state"] = self.live.to_dict()
+        return values
 
 
 _SESSION_COLUMNS = (
