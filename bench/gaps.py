@@ -114,7 +114,7 @@ def main() -> None:
 
     from service.db import upgrade
     from service.gaps import aggregate, disclosure
-    from service.gaps.snapshot import compute
+    from service.gaps.snapshot import release
 
     definition = load_text(bundled_files()[0].read_text(encoding="utf-8"), "bundled")
     name = f"retorno_bench_{uuid.uuid4().hex[:8]}"
@@ -150,7 +150,7 @@ def main() -> None:
                 return datetime.now(UTC)
 
         rt = _Runtime()
-        snapshot_times, _ = timed(lambda: compute(rt, definition), args.repeat)
+        snapshot_times, _ = timed(lambda: release(rt, definition, force=True), args.repeat)
         print(f"cells: {len(counts.cells):,}; suppressed by disclosure control: {len(decision.suppressed):,}")
         print(f"machine: {platform.machine()}, {_cores()} cores, Python {platform.python_version()}, "
               f"PostgreSQL {_server_version(url)}; load average {os.getloadavg()[0]:.1f} (other work on the machine)")

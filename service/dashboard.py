@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, make_response, redirect, ren
 from markupsafe import Markup
 
 from service.auth import role_of
+from service.campaigns.timing import format_duration
 from service.catalog import UnknownSurvey
 from service.gaps import aggregate, maps, snapshot, views
 from service.gaps.exports import FORMATS, geography_for, render
@@ -41,8 +42,11 @@ WORDS = {
         "gap_rate": "personas en brecha", "index": "índice de reintegración", "difference": "retornados − comunidad",
         "region": "Región", "group_value": "Grupo", "n": "n", "gap_n": "en brecha", "rate": "% en brecha",
         "ci": "IC 95 %", "index_mean": "índice medio", "diff": "retornados − comunidad", "pattern": "lectura",
-        "suppressed": "suprimido", "computed": "calculado", "respondents": "respuestas completas",
-        "suppression_note": "Celdas con menos de {min_cell} respuestas, y las que permitirían deducirlas, se suprimen.",
+        "suppressed": "menos de {min_cell}, o protegido", "computed": "calculado",
+        "respondents": "respuestas completas", "fewer_than": "menos de {min_cell}",
+        "suppression_note": "Celdas con menos de {min_cell} respuestas, y las que permitirían deducirlas, se suprimen. "
+                            "Las cifras cambian sólo al publicarse (como mucho una vez cada {interval}), y una celda "
+                            "sólo cuando al menos {min_cell} personas más respondieron.",
         "downloads": "Descargar", "national": "Nacional", "overall": "general",
         "returnees_behind": "retornados rezagados", "returnees_ahead": "retornados mejor", "shared": "compartida",
         "no_surveys": "No hay encuestas publicadas.", "rows": "celdas",
@@ -57,8 +61,11 @@ WORDS = {
         "gap_rate": "people in gap", "index": "reintegration index", "difference": "returnees − community",
         "region": "Region", "group_value": "Group", "n": "n", "gap_n": "in gap", "rate": "% in gap",
         "ci": "95% CI", "index_mean": "mean index", "diff": "returnees − community", "pattern": "reading",
-        "suppressed": "suppressed", "computed": "computed", "respondents": "completed responses",
-        "suppression_note": "Cells with fewer than {min_cell} responses, and those that would reveal them, are suppressed.",
+        "suppressed": "fewer than {min_cell}, or protected", "computed": "computed",
+        "respondents": "completed responses", "fewer_than": "fewer than {min_cell}",
+        "suppression_note": "Cells with fewer than {min_cell} responses, and those that would reveal them, are "
+                            "suppressed. Figures change only when released (at most once every {interval}), and a "
+                            "cell only once at least {min_cell} more people answered.",
         "downloads": "Download", "national": "National", "overall": "overall",
         "returnees_behind": "returnees left behind", "returnees_ahead": "returnees better off", "shared": "shared",
         "no_surveys": "No survey is published.", "rows": "cells",
@@ -191,6 +198,7 @@ def _page(runtime, role: str, language: str) -> Response:
         "metrics": views.METRICS,
         "payload": payload,
         "generated": str(payload["generated_at"])[:16].replace("T", " "),
+        "interval": format_duration(definition.release_interval),
         "map_svg": Markup(maps.to_svg(drawing)),  # built from escaped parts only (maps.to_svg escapes all text)
         "rows": rows,
         "formats": [f for f in FORMATS if f != "json"] + ["json"],

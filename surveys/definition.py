@@ -83,6 +83,7 @@ class Definition:
     start_keywords: tuple[str, ...] = ()
     incentive: Incentive | None = None
     min_cell: int = 10
+    release_interval: int = 86400  # seconds between releases of gap figures
     weights: dict[str, float] = field(default_factory=dict)
     messages: dict[str, dict[str, str]] = field(default_factory=dict)
     skip_words: dict[str, tuple[str, ...]] = field(default_factory=dict)

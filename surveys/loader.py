@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,10 @@ from surveys.text import normalize
 BUNDLED_DIR = Path(__file__).parent / "definitions"
 CHOICE_TYPES = ("choice", "multi", "yes_no")
 MAX_CALLBACK_BYTES = 64
+LOWEST_MIN_CELL = 5  # below this, a published cell may describe one or two identifiable people
+SHORTEST_RELEASE = 3600  # seconds; more frequent releases give an observer more moments to compare
+_INTERVAL = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
+_INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
 _KNOWN_KEYS = sorted(
     {
         name
@@ -192,6 +197,7 @@ class _Checker:
                 yield from self._translated(labels, ("consent", key), f"consent {key} label")
         yield from self._messages()
         yield from self._keywords()
+        yield from self._disclosure()
         yield from self._questions()
 
     def at(self, *path: Any) -> int:
@@ -238,6 +244,21 @@ class _Checker:
                     self.at("languages"),
                     f"language '{lang}' has no built-in messages: add messages.<name>.{lang} for {', '.join(missing)}",
                 )
+
+    def _disclosure(self) -> Iterator[Problem]:
+        """Settings that protect respondents in published gap figures (see docs/disclosure.md)."""
+        if self.spec.min_cell < LOWEST_MIN_CELL:
+            yield Problem(self.at("min_cell"), f"min_cell: {self.spec.min_cell} is below {LOWEST_MIN_CELL}: "
+                                               f"so small a cell can single people out; use {LOWEST_MIN_CELL} or more "
+                                               "(10 by default)")
+        seconds = release_seconds(self.spec.release_interval)
+        if seconds is None:
+            yield Problem(self.at("release_interval"), f"release_interval: {self.spec.release_interval!r} is not a "
+                                                       "duration: write a number and a unit, like 1d, 12h or 90m")
+        elif seconds < SHORTEST_RELEASE:
+            yield Problem(self.at("release_interval"), f"release_interval: {self.spec.release_interval} is shorter "
+                                                       "than 1h: each release is one more moment to compare; use 1h "
+                                                       "or more (1d by default)")
 
     def _keywords(self) -> Iterator[Problem]:
         for i, keyword in enumerate(self.spec.start_keywords):
@@ -425,6 +446,12 @@ class _QuestionChecker:
                 )
 
 
+def release_seconds(text: str) -> int | None:
+    """Seconds in a release interval such as '1d', '12h' or '90m'; None when it is not one."""
+    match = _INTERVAL.match(str(text))
+    return int(match[1]) * _INTERVAL_UNITS[match[2]] if match else None
+
+
 def _index_of(spec: SurveySpec, question_id: str) -> int | None:
     return next((i for i, q in enumerate(spec.questions) if q.id == question_id), None)
 
@@ -467,6 +494,7 @@ def _build(spec: SurveySpec) -> Definition:
         start_keywords=tuple(k.upper() for k in spec.start_keywords),
         incentive=Incentive(incentive.amount, incentive.currency, incentive.budget) if incentive else None,
         min_cell=spec.min_cell,
+        release_interval=release_seconds(spec.release_interval) or 86400,
         weights={d: float(spec.weights.get(d, 1.0)) for d in ("economic", "social", "psychosocial")},
         messages=messages,
         skip_words=skip_words,

@@ -87,7 +87,8 @@ class SurveySpec(Spec):
     default_language: str
     start_keywords: list[str] = []
     incentive: IncentiveSpec | None = None
-    min_cell: int = Field(default=10, ge=1)
+    min_cell: int = 10
+    release_interval: str | int = "1d"
     weights: dict[Literal["economic", "social", "psychosocial"], float] = {}
     max_reprompts: int = Field(default=3, ge=0, le=10)
     resume_after_minutes: int = Field(default=360, ge=1)

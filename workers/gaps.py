@@ -1,4 +1,4 @@
-"""Gap snapshots as RQ jobs: every survey whose completed sessions changed, on a schedule; one survey on demand."""
+"""Gap releases as RQ jobs: every survey whose release is due, on a schedule; one survey on demand."""
 
 from __future__ import annotations
 
@@ -11,20 +11,23 @@ log = logging.getLogger(__name__)
 
 
 def refresh_all() -> dict[str, int]:
-    """Periodic job: a new snapshot (all waves) of each survey whose completed sessions or definition changed."""
+    """Periodic job: a release of each survey that has none yet, a new definition, or new completions once its
+    `release_interval` has passed. Returns the all-waves snapshot id of each survey released."""
     rt = runtimes.current()
-    computed = {}
+    released = {}
     for definition in rt.catalog.all_current():
         try:
-            latest = snapshot.latest(rt, definition.id)
-            if snapshot.stale(rt, latest, definition):
-                computed[definition.id] = snapshot.compute(rt, definition).id
+            if snapshot.due(rt, snapshot.latest(rt, definition.id), definition):
+                released[definition.id] = snapshot.release(rt, definition)[None].id
         except Exception:  # noqa: BLE001 - one survey's failure must not stop the others
-            log.exception("gap snapshot of %s failed", definition.id)
-    return computed
+            log.exception("gap release of %s failed", definition.id)
+    return released
 
 
 def refresh(survey_id: str, wave: int | None = None) -> int:
-    """On-demand job: a new snapshot of one survey (one wave, or all); returns its id."""
-    rt = runtimes.current()
-    return snapshot.compute(rt, rt.catalog.current(survey_id), wave).id
+    """On-demand job (staff, erasure): a release of one survey now; returns the snapshot id of `wave`'s table.
+
+    Every table is released together, whatever `wave` asks; a wave without completed sessions returns the all-waves id.
+    """
+    tables = snapshot.recompute(runtimes.current(), survey_id)
+    return (tables.get(wave) or tables[None]).id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 
 from service.api import ANALYST, STAFF, ApiError, api
 from service.api import runtime as _runtime
@@ -26,10 +26,13 @@ def gaps(survey_id: str):
     if output_format not in FORMATS:
         raise ApiError(400, "bad_request", f"format must be one of {', '.join(FORMATS)}")
     wave = _wave(args.get("wave"))
+    refresh = args.get("refresh", "").lower() in TRUE
+    if refresh and g.role != STAFF:
+        raise ApiError(403, "forbidden", "refresh is for staff: analysts see the latest release")
     try:
         selection = views.select(definition, args.get("group"), args.get("dimension"), args.get("indicator"),
                                  args.get("metric"))
-        found = snapshot.current(rt, definition, wave, refresh=args.get("refresh", "").lower() in TRUE)
+        found = snapshot.current(rt, definition, wave, refresh=refresh)
         if output_format == "json":
             response = jsonify(views.response(found.payload, selection))
         else:
@@ -45,8 +48,9 @@ def gaps(survey_id: str):
 
 
 @api.post("/surveys/<survey_id>/gaps/refresh")
-@require(STAFF, ANALYST)
+@require(STAFF)
 def refresh(survey_id: str):
+    """Queue a release now (figures still change only where enough new people answered)."""
     rt = _runtime()
     rt.catalog.current(survey_id)
     wave = _wave(request.args.get("wave"))

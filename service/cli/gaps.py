@@ -26,7 +26,9 @@ from service.gaps.views import METRICS
               help="Your own regions as GeoJSON, for a true choropleth (default: the tile grid).")
 @click.option("--code-property", default=None, help="The GeoJSON property holding the region code.")
 @click.option("--language", type=click.Choice(["es", "en"]), default=None, help="Map labels (default: the survey's).")
-@click.option("--refresh", is_flag=True, help="Compute now instead of using a recent snapshot.")
+@click.option("--refresh", is_flag=True,
+              help="Release now instead of serving the latest release (a cell still changes only once min_cell "
+                   "more people answered).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write to FILE (default: stdout).")
 def gaps(survey_id: str, output_format: str, dimension: str | None, indicator: str | None, grouping: str | None,
          metric: str | None, wave: int | None, geojson: Path | None, code_property: str | None,

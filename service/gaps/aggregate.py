@@ -8,13 +8,14 @@ Driven by the survey definition: its indicators (questions with `dimension` and 
 - the *overall* measure when any indicator was answered (in gap when any indicator is), and
 
 every measure carries the respondent's reintegration index: the weighted mean over dimensions of the share of
-the dimension's answered indicators not in gap. Figures are grouped by region and by each group question's value
-(and nationally) in one pass: `GROUPING SETS` on PostgreSQL, one `GROUP BY` per set on SQLite.
+the dimension's answered indicators not in gap. Figures are grouped by wave, and within it by region and by each
+group question's value (and nationally), in one pass: `GROUPING SETS` on PostgreSQL, one `GROUP BY` per set on
+SQLite. All waves together are the sum of the waves (`total`): a session belongs to one wave.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -79,35 +80,71 @@ def group_questions(definition: Definition) -> list[Question]:
     return [q for q in definition.questions if q.group]
 
 
+def measures(definition: Definition) -> list[str]:
+    """Every measure of the survey, in the order figures are computed: indicators, dimensions, overall."""
+    measured = indicators(definition)
+    dimensions = sorted({q.dimension for q in measured if q.dimension})
+    return [*(indicator_measure(q.id) for q in measured), *(dimension_measure(d) for d in dimensions), OVERALL]
+
+
 def fingerprint(connection: Connection, survey_id: str, wave: int | None = None) -> tuple[int, datetime | None]:
     """How many sessions are completed and the latest completion: when it changes, figures are stale."""
-    row = connection.execute(
+    waves = fingerprints(connection, survey_id)
+    if wave is not None:
+        return waves.get(wave, (0, None))
+    return sum(n for n, _ in waves.values()), max((t for _, t in waves.values() if t is not None), default=None)
+
+
+def fingerprints(connection: Connection, survey_id: str) -> dict[int, tuple[int, datetime | None]]:
+    """`fingerprint` of each wave that has a completed session."""
+    rows = connection.execute(
         text(
-            "SELECT count(*), max(completed_at) FROM survey_sessions "
-            "WHERE survey_id = :survey AND status = 'completed'" + (" AND wave = :wave" if wave is not None else "")
+            "SELECT wave, count(*), max(completed_at) FROM survey_sessions "
+            "WHERE survey_id = :survey AND status = 'completed' GROUP BY wave"
         ),
-        {"survey": survey_id, "wave": wave},
-    ).one()
-    return int(row[0]), _aware(row[1])
+        {"survey": survey_id},
+    ).all()
+    return {int(row[0]): (int(row[1]), _aware(row[2])) for row in rows}
 
 
 def count(connection: Connection, definition: Definition, wave: int | None = None) -> Counts:
     """Every raw cell of `definition`'s survey, from its completed sessions (of one wave, or all)."""
-    respondents, latest = fingerprint(connection, definition.id, wave)
+    waves = count_waves(connection, definition)
+    if wave is not None:
+        return waves.get(wave, Counts({}, 0, None))
+    return total(waves.values())
+
+
+def total(tables: Iterable[Counts]) -> Counts:
+    """Several waves' counts as one: every cell is the sum of the waves' cells (a session belongs to one wave)."""
+    cells: dict[Key, Figures] = {}
+    respondents, latest = 0, None
+    for counts in tables:
+        for key, figures in counts.cells.items():
+            cells[key] = cells[key] + figures if key in cells else figures
+        respondents += counts.respondents
+        if counts.latest_completion is not None and (latest is None or counts.latest_completion > latest):
+            latest = counts.latest_completion
+    return Counts(cells, respondents, latest)
+
+
+def count_waves(connection: Connection, definition: Definition) -> dict[int, Counts]:
+    """Every raw cell of `definition`'s survey for each wave, from its completed sessions, in one statement."""
+    waves = fingerprints(connection, definition.id)
     measured = indicators(definition)
-    if not measured or respondents == 0:
-        return Counts({}, respondents, latest)
+    found = {wave: Counts({}, respondents, latest) for wave, (respondents, latest) in waves.items()}
+    if not measured or not waves:
+        return found
     groups = group_questions(definition)
-    plan = _Plan(connection.dialect.name, definition, measured, groups, wave)
+    plan = _Plan(connection.dialect.name, definition, measured, groups)
     if connection.dialect.name == "postgresql":
         # one analytical pass over the survey's answers: hash joins and aggregates in memory always win, even
         # when statistics lag behind a bulk load (the planner would pick nested loops); JIT costs more than it saves
         for setting in ("work_mem = '64MB'", "jit = off", "enable_nestloop = off"):
             connection.execute(text(f"SET LOCAL {setting}"))
-    cells: dict[Key, Figures] = {}
     k = len(groups)
     for row in connection.execute(text(plan.sql), plan.params):
-        region, codes, rolled = row[0], row[1 : 1 + k], row[1 + k]
+        wave, region, codes, rolled = row[0], row[1], row[2 : 2 + k], row[2 + k]
         national, grouping = _decode(rolled, k)
         if not national and region is None:
             continue  # sessions without a region only count nationally
@@ -116,8 +153,9 @@ def count(connection: Connection, definition: Definition, wave: int | None = Non
             value = plan.value(grouping, codes[grouping])
             if value is None:
                 continue  # respondents without this group's answer: the remainder, never published
-        figures = row[2 + k :]
+        figures = row[3 + k :]
         width = plan.width
+        cells = found.setdefault(int(wave), Counts({}, 0, None)).cells
         for position, measure in enumerate(plan.measures):
             n, gap_n, index_sum, *rest = figures[width * position : width * position + width]
             index_n = rest[0] if rest else n
@@ -126,7 +164,7 @@ def count(connection: Connection, definition: Definition, wave: int | None = Non
             grouping_id = groups[grouping].id if grouping is not None else None
             key = Key(grouping_id, measure, None if national else region, value)
             cells[key] = Figures(int(n), int(gap_n or 0), float(index_sum or 0.0), int(index_n or 0))
-    return Counts(cells, respondents, latest)
+    return found
 
 
 def _text(value: Any) -> str | None:
@@ -184,16 +222,15 @@ class _Plan:
     1. `resp`: one row per completed session from one scan of its answers: the region; `p0`.. the answers to the
        group questions as one mixed-radix integer (0: not answered); `m0`.. a bit per indicator answered and
        `x0`.. a bit per indicator in gap.
-    2. `fine`: per region and profile, for every measure (each indicator, each dimension, overall): respondents,
+    2. `fine`: per wave, region and profile, for every measure (each indicator, each dimension, overall): respondents,
        those in gap, the sum and count of their reintegration indices.
-    3. Those sums by region and one group question, by region, by group value and nationally: `GROUPING SETS`
-       on PostgreSQL, one `GROUP BY` per set on SQLite.
+    3. Those sums, within each wave, by region and one group question, by region, by group value and nationally:
+       `GROUPING SETS` on PostgreSQL, one `GROUP BY` per set on SQLite.
     """
 
-    def __init__(self, dialect: str, definition: Definition, measured: list[Question], groups: list[Question],
-                 wave: int | None):
+    def __init__(self, dialect: str, definition: Definition, measured: list[Question], groups: list[Question]):
         pg = dialect == "postgresql"
-        self.params: dict[str, Any] = {"survey": definition.id, "wave": wave}
+        self.params: dict[str, Any] = {"survey": definition.id}
         self.choices = [group_values(q) for q in groups]
         # group answers -> codes (a mixed-radix number per respondent); indicators -> bits
         radix_of, profile_of, place = [], [], []
@@ -209,12 +246,11 @@ class _Plan:
         profiles = column + 1 if groups else 0
         masks = (len(measured) + MASK_BITS - 1) // MASK_BITS
         dimensions = sorted({q.dimension for q in measured if q.dimension})
-        wave_filter = " AND s.wave = :wave" if wave is not None else ""
         if pg:
             lookups, join, resp_columns = self._postgresql(groups, measured, profile_of, place)
         else:
             lookups, join, resp_columns = self._sqlite(groups, measured, profile_of, place)
-        resp_columns = ["s.region", *resp_columns]
+        resp_columns = ["s.wave", "s.region", *resp_columns]
         resp_columns += [f"CAST(COALESCE(sum(qs.bit) FILTER (WHERE qs.part = {m} AND a.in_gap IS NOT NULL), 0) AS BIGINT)"
                          f" AS m{m}" for m in range(masks)]
         resp_columns += [f"CAST(COALESCE(sum(qs.bit) FILTER (WHERE qs.part = {m} AND a.in_gap), 0) AS BIGINT) AS x{m}"
@@ -234,7 +270,7 @@ class _Plan:
             members = [i for i, q in enumerate(measured) if q.dimension == dimension]
             per_counts.append(" + ".join(f"(CASE WHEN {has(i, 'm')} THEN 1 ELSE 0 END)" for i in members) + f" AS k{d}")
             per_counts.append(" + ".join(f"(CASE WHEN {has(i, 'x')} THEN 1 ELSE 0 END)" for i in members) + f" AS kg{d}")
-        per_columns = ["region", *(f"p{p}" for p in range(profiles))]
+        per_columns = ["wave", "region", *(f"p{p}" for p in range(profiles))]
         per_columns += [f"{indicator(i)} AS y{i}" for i in range(len(measured))]
         per_columns += per_counts
         for d in range(len(dimensions)):
@@ -248,11 +284,7 @@ class _Plan:
             f"({' + '.join(shares)}) / NULLIF({' + '.join(weights)}, 0) AS idx",
         ]
         measure_columns += [*(f"z{d}" for d in range(len(dimensions))), "o"]
-        self.measures = [
-            *(indicator_measure(q.id) for q in measured),
-            *(dimension_measure(dimension) for dimension in dimensions),
-            OVERALL,
-        ]
+        self.measures = measures(definition)
         profile_columns = [f"p{p}" for p in range(profiles)]
         # with every weight positive, a respondent with any indicator has an index: no separate count is needed
         counted = any(float(definition.weights.get(d, 1.0)) <= 0 for d in dimensions)
@@ -275,18 +307,18 @@ resp AS MATERIALIZED (
   FROM survey_sessions s
   JOIN answers a ON a.session_id = s.id
   {join}
-  WHERE s.survey_id = :survey AND s.status = 'completed'{wave_filter}
-  GROUP BY s.id, s.region
+  WHERE s.survey_id = :survey AND s.status = 'completed'
+  GROUP BY s.id, s.wave, s.region
 ),
 per AS MATERIALIZED (
   SELECT {', '.join(per_columns)} FROM resp
 ),
 scored AS MATERIALIZED (
-  SELECT {', '.join(["region", *profile_columns, *(f"y{i}" for i in range(len(measured))), *derived])} FROM per
+  SELECT {', '.join(["wave", "region", *profile_columns, *(f"y{i}" for i in range(len(measured))), *derived])} FROM per
 ),
 fine AS MATERIALIZED (
-  SELECT {', '.join(["region", *profile_columns, *fine_sums])}
-  FROM scored GROUP BY {', '.join(["region", *profile_columns])}
+  SELECT {', '.join(["wave", "region", *profile_columns, *fine_sums])}
+  FROM scored GROUP BY {', '.join(["wave", "region", *profile_columns])}
 ),
 grouped AS (
   SELECT {', '.join(["fine.*", *group_columns])} FROM fine
@@ -299,19 +331,18 @@ grouped AS (
         kept = ["region", *(f"v{j}" for j in range(k))]
         if pg:
             sets = ", ".join(
-                "(" + ", ".join([*(["region"] if region else []), *([f"v{g}"] if g is not None else [])]) + ")"
+                "(" + ", ".join(["wave", *(["region"] if region else []), *([f"v{g}"] if g is not None else [])]) + ")"
                 for region, g in _sets(k)
             )
-            self.sql += f"SELECT {', '.join(kept)}, GROUPING({', '.join(kept)}), {totals} FROM grouped GROUP BY GROUPING SETS ({sets})"
+            self.sql += (f"SELECT wave, {', '.join(kept)}, GROUPING({', '.join(kept)}), {totals} FROM grouped "
+                         f"GROUP BY GROUPING SETS ({sets})")
         else:
             branches = []
             for region, g in _sets(k):
-                shown = ["region" if region else "NULL", *((f"v{j}" if g == j else "NULL") for j in range(k))]
-                by = [*(["region"] if region else []), *([f"v{g}"] if g is not None else [])]
-                branches.append(
-                    f"SELECT {', '.join(shown)}, {_mask(region, g, k)}, {totals} FROM grouped"
-                    + (f" GROUP BY {', '.join(by)}" if by else "")
-                )
+                shown = ["wave", "region" if region else "NULL", *((f"v{j}" if g == j else "NULL") for j in range(k))]
+                by = ["wave", *(["region"] if region else []), *([f"v{g}"] if g is not None else [])]
+                branches.append(f"SELECT {', '.join(shown)}, {_mask(region, g, k)}, {totals} FROM grouped "
+                                f"GROUP BY {', '.join(by)}")
             self.sql += "\nUNION ALL\n".join(branches)
 
     def _postgresql(self, groups: list[Question], measured: list[Question], profile_of: list[int],

@@ -1,4 +1,7 @@
-"""Gap maps as SVG and PNG: one measure, a sequential colour scale with a legend, suppressed regions hatched.
+"""Gap maps as SVG and PNG: one measure, a sequential colour scale with a legend, withheld regions hatched.
+
+A region without published figures looks the same whether nobody answered there or its figures are suppressed
+("fewer than N, or protected"): telling the two apart would show where the few respondents are.
 
 A map is first laid out as a `Scene` (areas, rectangles and texts in pixels), then written as SVG (each region
 with a <title>: hover shows its figures and n) or painted as PNG with Pillow (n in each tile's label).
@@ -49,10 +52,11 @@ TEXTS = {
         "difference": "brecha de retornados menos la de la comunidad",
         "overall": "Reintegración en general", "dimension": "Dimensión", "indicator": "Indicador",
         "economic": "económica", "social": "social", "psychosocial": "psicosocial",
-        "suppressed": "suprimido (n < {min_cell} o protección)", "no_data": "sin datos",
+        "suppressed": "menos de {min_cell} respuestas, o protegido", "no_data": "sin datos",
         "version": "versión", "computed": "calculado", "respondents": "respuestas completas",
         "all": "Todos", "n": "n", "ci": "IC 95 %", "in_gap": "en brecha", "index_mean": "índice medio",
-        "suppressed_title": "suprimido: muy pocas respuestas, o protección de otra celda",
+        "suppressed_title": "suprimido: menos de {min_cell} respuestas, o protegido para no revelar otra cifra",
+        "fewer_than": "menos de {min_cell}", "released": "cifra publicada el {date}",
         "returnees": "retornados", "community": "comunidad",
         "returnees_behind": "retornados rezagados", "returnees_ahead": "retornados mejor",
         "shared": "sin diferencia clara: toda la comunidad",
@@ -63,10 +67,11 @@ TEXTS = {
         "difference": "returnees' gap minus the community's",
         "overall": "Overall reintegration", "dimension": "Dimension", "indicator": "Indicator",
         "economic": "economic", "social": "social", "psychosocial": "psychosocial",
-        "suppressed": "suppressed (n < {min_cell} or protection)", "no_data": "no data",
+        "suppressed": "fewer than {min_cell} responses, or protected", "no_data": "no data",
         "version": "version", "computed": "computed", "respondents": "completed responses",
         "all": "All", "n": "n", "ci": "95% CI", "in_gap": "in gap", "index_mean": "mean index",
-        "suppressed_title": "suppressed: too few responses, or protecting another cell",
+        "suppressed_title": "suppressed: fewer than {min_cell} responses, or protected so as not to reveal another figure",
+        "fewer_than": "fewer than {min_cell}", "released": "figure released on {date}",
         "returnees": "returnees", "community": "community",
         "returnees_behind": "returnees left behind", "returnees_ahead": "returnees better off",
         "shared": "no clear difference: the whole community",
@@ -156,11 +161,9 @@ def _format(value: float | None, metric: str) -> str:
     return f"{value:.2f}"
 
 
-def _tooltip(name: str, cell: dict[str, Any] | None, metric: str, words: dict[str, str]) -> str:
-    if cell is None:
-        return f"{name}: {words['no_data']}"
-    if cell.get("suppressed"):
-        return f"{name}: {words['suppressed_title']}"
+def _tooltip(name: str, cell: dict[str, Any] | None, metric: str, words: dict[str, str], min_cell: int) -> str:
+    if cell is None or cell.get("suppressed"):
+        return f"{name}: {words['suppressed_title'].format(min_cell=min_cell)}"
     parts = [f"{name}: {_format(_value(cell, metric), metric)}"]
     if metric == "difference":
         parts.append(f"{words['returnees']} {_format(cell['returnee_gap_rate'], 'gap_rate')}, "
@@ -174,6 +177,8 @@ def _tooltip(name: str, cell: dict[str, Any] | None, metric: str, words: dict[st
         if cell.get("index_mean") is not None:
             parts.append(f"{words['index_mean']} {cell['index_mean']:.2f}")
     parts.append(f"{words['n']} = {cell['n']}")
+    if cell.get("released_at"):
+        parts.append(words["released"].format(date=str(cell["released_at"])[:10]))
     return " · ".join(p for p in parts if p)
 
 
@@ -203,11 +208,13 @@ def scene(payload: dict[str, Any], definition: Definition, selection: Selection,
     result = Scene(width=WIDTH, height=round(height), title=title_line)
     survey_title = definition.title.get(language) or definition.id
     generated = str(payload["generated_at"])[:16].replace("T", " ")
+    respondents = payload.get("respondents", 0)
+    counted = f"{respondents:,}" if respondents is not None else words["fewer_than"].format(min_cell=payload["min_cell"])
     result.texts.append(Text(MARGIN, 30, title_line, size=18, bold=True))
     result.texts.append(Text(
         MARGIN, 52,
         f"{survey_title} ({payload['survey_id']}) · {words['version']} {payload['version']} · "
-        f"{words['computed']} {generated} UTC · {payload.get('respondents', 0):,} {words['respondents']}",
+        f"{words['computed']} {generated} UTC · {counted} {words['respondents']}",
         size=12, fill=GREY,
     ))
     scale = panel_width / geography.width if geography.width else 1.0
@@ -221,13 +228,13 @@ def scene(payload: dict[str, Any], definition: Definition, selection: Selection,
         for shape in geography.shapes:
             cell = cells.get(shape.code)
             shown = _value(cell, metric)
-            suppressed = bool(cell and cell.get("suppressed"))
+            suppressed = cell is None or bool(cell.get("suppressed"))  # empty and suppressed alike
             rings = [
                 [(left + x * scale, top + title_space + y * scale) for x, y in ring]
                 for polygon in shape.polygons for ring in polygon
             ]
             area = Area(rings, colour(shown, metric) if not suppressed else SUPPRESSED, suppressed,
-                        _tooltip(shape.name, cell, metric, words), code=shape.code)
+                        _tooltip(shape.name, cell, metric, words, payload["min_cell"]), code=shape.code)
             if geography.tiles:
                 xs = [p[0] for p in rings[0]]
                 ys = [p[1] for p in rings[0]]
@@ -264,8 +271,9 @@ def _legend(result: Scene, metric: str, words: dict[str, str], min_cell: int, to
     result.boxes.append(Box(x, top + 18, 22, 16, SUPPRESSED, hatched=True))
     result.texts.append(Text(x + 28, top + 31, suppressed, size=11))
     x += _advance(suppressed)
-    result.boxes.append(Box(x, top + 18, 22, 16, NO_DATA))
-    result.texts.append(Text(x + 28, top + 31, words["no_data"], size=11))
+    if any(area.fill == NO_DATA and not area.hatched for area in result.areas):  # published, but nothing to draw
+        result.boxes.append(Box(x, top + 18, 22, 16, NO_DATA))
+        result.texts.append(Text(x + 28, top + 31, words["no_data"], size=11))
 
 
 def _advance(label: str) -> float:

@@ -1,38 +1,44 @@
-"""Computing, storing and serving gap snapshots.
+"""Releases of gap figures: computing, storing and serving what analysts may see.
 
-A snapshot is what may be published about one survey (one wave, or all waves) at one time: every cell after
-disclosure control, suppressed ones nulled. Workers compute one every minute for each survey whose completed
-sessions changed (`workers.gaps.refresh_all`), and on demand (`workers.gaps.refresh`, `retorno gaps --refresh`).
+A release publishes every table of a survey at once (all waves together and each wave) after disclosure control
+across all of them and against what earlier releases showed (service.gaps.disclosure). It is stored as one
+`GapSnapshot` row per table, the rows sharing `computed_at` (the release time, `generated_at` in the payload).
 
-Serving (`current`): the latest snapshot, unless there is none, the survey's definition changed, or sessions
-completed since and the snapshot is older than `STALE_AFTER`: then it is computed in the request (about a second
-for a million answers on PostgreSQL). So figures are at most `STALE_AFTER` old while the scheduler is down, and
-a snapshot is never recomputed for nothing.
+Releases happen at most once per the survey's `release_interval` (one day unless its YAML says otherwise), and only
+when completed sessions changed: from the periodic job (`workers.gaps.refresh_all`), or when figures are asked for
+and the release is due (so a bare machine without the scheduler still moves). The first request computes the first
+release; a new survey version releases at once. Staff can release at once (`POST .../gaps/refresh`,
+`?refresh=true`, `retorno gaps --refresh`), and so does erasure (`recompute`); whoever releases, a cell's figures
+change only when its `n` has moved by `min_cell` or more, so a release right after one person completed, or was
+erased, shows nothing about them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select, text
+from sqlalchemy.orm import Session
 
 from service.gaps import aggregate, disclosure
-from service.gaps.aggregate import OVERALL, Counts, Figures, Key
+from service.gaps.aggregate import OVERALL, Counts, Key
+from service.gaps.disclosure import KEPT, NEW, RESPONDENTS, Cell, Shown, Table
 from service.gaps.stats import newcombe, wilson
 from service.models import GapSnapshot
 from surveys.definition import Definition, Question
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER = timedelta(seconds=120)
 KEEP = 10
 RETURNEE, COMMUNITY = "returnee", "community"
 COLUMNS = ("grouping", "region", "region_name", "group", "dimension", "indicator", "overall", "n", "gap_n",
            "gap_rate", "ci_low", "ci_high", "index_mean", "suppressed", "returnee_gap_rate", "community_gap_rate",
-           "gap_difference", "difference_ci_low", "difference_ci_high", "pattern")
+           "gap_difference", "difference_ci_low", "difference_ci_high", "pattern", "released_at")
 
 
 def comparison_question(definition: Definition) -> Question | None:
@@ -44,34 +50,104 @@ def comparison_question(definition: Definition) -> Question | None:
     return next((q for q in candidates if q.id == "returned"), candidates[0] if candidates else None)
 
 
-def publish(counts: Counts, definition: Definition, computed_at: datetime, wave: int | None = None) -> dict[str, Any]:
-    """The publishable payload: every cell after disclosure control (see service.gaps.disclosure)."""
-    decision = disclosure.protect(counts, definition)
+def publish(tables: Mapping[Table, Counts], definition: Definition, released_at: datetime,
+            previous: Mapping[Cell, Shown] | None = None,
+            hidden_before: set[Cell] | None = None) -> dict[Table, dict[str, Any]]:
+    """The publishable payload of each table: every cell after disclosure control (see service.gaps.disclosure),
+    following a release that showed `previous` and hid `hidden_before`."""
+    previous = previous or {}
+    release = disclosure.decide(tables, definition, previous, hidden_before)
+    regions = disclosure.regions_of(definition, tables.values())
+    keys = sorted(disclosure.grid(definition, regions), key=_order)
+    moment = released_at.isoformat()
+    shown_before = {table for table, _ in previous}
+    return {
+        # all waves of a survey nobody completed yet, never released: nothing to show
+        table: _payload(table, counts, [] if table is None and not counts.respondents and None not in shown_before
+                        else keys, release, previous, definition, released_at, moment)
+        for table, counts in tables.items()
+    }
+
+
+def _payload(table: Table, counts: Counts, keys: list[Key], release: disclosure.Release,
+             previous: Mapping[Cell, Shown], definition: Definition, released_at: datetime,
+             moment: str) -> dict[str, Any]:
     region_names = _region_names(definition)
+    shown: dict[Key, Shown] = {}
+    held = []
+    for key in [*keys, RESPONDENTS]:
+        cell = (table, key)
+        state = release.state(cell)
+        if state == NEW:
+            figures = counts.cells.get(key) if key != RESPONDENTS else None
+            n = figures.n if figures else counts.respondents
+            mean = figures.index_sum / figures.index_n if figures and figures.index_n else None
+            shown[key] = Shown(n, figures.gap_n if figures else 0, mean, moment)
+        elif state == KEPT:
+            shown[key] = previous[cell]
+        elif cell in previous:
+            before = previous[cell]
+            held.append([key.grouping, key.measure, key.region, key.value, before.n, before.gap_n,
+                         before.index_mean, before.released_at])
     compare = comparison_question(definition)
     rows = []
-    for key in sorted(counts.cells, key=_order):
-        cell = _cell(key, counts.cells[key], key in decision.suppressed, definition, region_names)
+    for key in keys:
+        row = _cell(key, shown.get(key), definition, region_names)
         if key.grouping is None:
-            cell.update(_difference(key, counts, decision, compare))
-        rows.append([cell.get(column) for column in COLUMNS])
+            row.update(_difference(key, shown, compare))
+        rows.append([row.get(column) for column in COLUMNS])
+    respondents = shown.get(RESPONDENTS)
+    interval = definition.release_interval
     return {
         "survey_id": definition.id,
         "version": definition.version,
-        "wave": wave,
-        "generated_at": computed_at.isoformat(),
+        "wave": table,
+        "generated_at": moment,
         "min_cell": definition.min_cell,
-        "respondents": counts.respondents,
+        "respondents": respondents.n if respondents else 0 if not keys else None,
+        "respondents_released_at": respondents.released_at if respondents else None,
+        "release": {"interval_seconds": interval,
+                    "next_release_after": (released_at + timedelta(seconds=interval)).isoformat()},
         "comparison": {"question": compare.id, "returnee": RETURNEE, "community": COMMUNITY} if compare else None,
         "columns": list(COLUMNS),
         "rows": rows,
+        # figures an earlier release showed and this one hides: kept to decide later releases, never served
+        "held": held,
     }
 
 
 def cells(payload: dict[str, Any]) -> list[dict[str, Any]]:
     """A payload's cells as dicts (stored as rows under `columns`, a third of the size)."""
     columns = payload["columns"]
-    return [dict(zip(columns, row, strict=True)) for row in payload["rows"]]
+    return [dict(zip(columns, row, strict=False)) for row in payload["rows"]]
+
+
+def shown_of(payload: dict[str, Any]) -> tuple[dict[Key, Shown], set[Key]]:
+    """The figures a table's payload showed, or held back after showing them, by cell, and the cells it hid (to
+    decide the next release)."""
+    moment = payload["generated_at"]
+    found: dict[Key, Shown] = {}
+    hidden: set[Key] = set()
+    for cell in cells(payload):
+        key = Key(cell["grouping"], _measure(cell), cell["region"], cell["group"])
+        if cell["suppressed"] or cell["n"] is None:
+            hidden.add(key)
+            continue
+        found[key] = Shown(cell["n"], cell["gap_n"], cell["index_mean"], cell.get("released_at") or moment)
+    for grouping, measure, region, value, n, gap_n, index_mean, released_at in payload.get("held", ()):
+        found[Key(grouping, measure, region, value)] = Shown(n, gap_n, index_mean, released_at)
+    if payload.get("respondents"):
+        found[RESPONDENTS] = Shown(payload["respondents"], 0, None,
+                                   payload.get("respondents_released_at") or moment)
+    else:
+        hidden.add(RESPONDENTS)
+    return found, hidden
+
+
+def _measure(cell: dict[str, Any]) -> str:
+    if cell["indicator"]:
+        return aggregate.indicator_measure(cell["indicator"])
+    return OVERALL if cell["overall"] else aggregate.dimension_measure(cell["dimension"])
 
 
 def _order(key: Key) -> tuple:
@@ -93,8 +169,7 @@ def measure_fields(measure: str, definition: Definition) -> tuple[str | None, st
     return definition.question(name).dimension if definition.has_question(name) else None, name
 
 
-def _cell(key: Key, figures: Figures, suppressed: bool, definition: Definition,
-          region_names: dict[str, str]) -> dict[str, Any]:
+def _cell(key: Key, shown: Shown | None, definition: Definition, region_names: dict[str, str]) -> dict[str, Any]:
     dimension, indicator = measure_fields(key.measure, definition)
     cell: dict[str, Any] = {
         "grouping": key.grouping,
@@ -105,88 +180,136 @@ def _cell(key: Key, figures: Figures, suppressed: bool, definition: Definition,
         "indicator": indicator,
         "overall": key.measure == OVERALL,
         "n": None, "gap_n": None, "gap_rate": None, "ci_low": None, "ci_high": None, "index_mean": None,
-        "suppressed": suppressed,
+        "suppressed": shown is None,
+        "released_at": None,
     }
-    if not suppressed:
-        low, high = wilson(figures.gap_n, figures.n)
-        cell.update(
-            n=figures.n,
-            gap_n=figures.gap_n,
-            gap_rate=figures.gap_n / figures.n,
-            ci_low=low,
-            ci_high=high,
-            index_mean=figures.index_sum / figures.index_n if figures.index_n else None,
-        )
+    if shown is not None:
+        low, high = wilson(shown.gap_n, shown.n)
+        cell.update(n=shown.n, gap_n=shown.gap_n, gap_rate=shown.gap_n / shown.n, ci_low=low, ci_high=high,
+                    index_mean=shown.index_mean, released_at=shown.released_at)
     return cell
 
 
-def _difference(key: Key, counts: Counts, decision: disclosure.Decision, compare: Question | None) -> dict[str, Any]:
-    """Returnees' gap rate minus community members' in the same place, when both cells are published."""
+def _difference(key: Key, shown: dict[Key, Shown], compare: Question | None) -> dict[str, Any]:
+    """Returnees' gap rate minus community members' in the same place, from their published figures."""
     empty = {"returnee_gap_rate": None, "community_gap_rate": None, "gap_difference": None,
              "difference_ci_low": None, "difference_ci_high": None, "pattern": None}
     if compare is None:
         return empty
-    returnees = Key(compare.id, key.measure, key.region, RETURNEE)
-    community = Key(compare.id, key.measure, key.region, COMMUNITY)
-    if any(k not in counts.cells or k in decision.suppressed for k in (returnees, community)):
+    r = shown.get(Key(compare.id, key.measure, key.region, RETURNEE))
+    c = shown.get(Key(compare.id, key.measure, key.region, COMMUNITY))
+    if r is None or c is None:
         return empty
-    r, c = counts.cells[returnees], counts.cells[community]
     difference, low, high = newcombe(r.gap_n, r.n, c.gap_n, c.n)
     pattern = "returnees_behind" if low > 0 else "returnees_ahead" if high < 0 else "shared"
     return {"returnee_gap_rate": r.gap_n / r.n, "community_gap_rate": c.gap_n / c.n, "gap_difference": difference,
             "difference_ci_low": low, "difference_ci_high": high, "pattern": pattern}
 
 
-# -- storing and serving ------------------------------------------------------------------------------------
+# -- releasing, storing and serving --------------------------------------------------------------------------
 
 
-def compute(rt, definition: Definition, wave: int | None = None) -> GapSnapshot:
-    """Aggregate, protect and store a new snapshot of `definition`'s survey."""
+def release(rt, definition: Definition, force: bool = False) -> dict[Table, GapSnapshot]:
+    """A new release of every table of `definition`'s survey, unless another one made it unnecessary meanwhile.
+
+    Releases of one survey never run side by side (an advisory lock on PostgreSQL, SQLite's write lock): each one
+    decides against the one before it. Without `force`, a release that is no longer due (another process released
+    while this one waited) returns that release instead.
+    """
     started = time.perf_counter()
-    with rt.engine.connect() as connection:
-        counts = aggregate.count(connection, definition, wave)
-        connection.rollback()
-    computed_at = rt.now()
-    payload = publish(counts, definition, computed_at, wave)
-    row = GapSnapshot(
-        survey_id=definition.id,
-        version=definition.version,
-        digest=definition.digest,
-        wave=wave,
-        computed_at=computed_at,
-        duration_ms=round((time.perf_counter() - started) * 1000),
-        respondents=counts.respondents,
-        latest_completion=counts.latest_completion,
-        payload=payload,
-    )
     with rt.sessions() as session, session.begin():
-        session.add(row)
+        connection = session.connection()
+        _lock(connection, definition.id)
+        latest = _latest(session, definition.id, None)
+        if not force and latest is not None and not _due(rt, connection, latest, definition):
+            return _release_rows(session, latest)
+        previous, hidden_before, known_tables = _previous(session, definition.id)
+        waves = aggregate.count_waves(connection, definition)
+        tables: dict[Table, Counts] = {None: aggregate.total(waves.values()), **dict(sorted(waves.items()))}
+        for table in sorted(t for t in known_tables if t is not None and t not in tables):
+            tables[table] = Counts({}, 0, None)  # a wave emptied by erasure: its cells were shown before
+        released_at = rt.now()
+        payloads = publish(tables, definition, released_at, previous, hidden_before)
+        duration = round((time.perf_counter() - started) * 1000)
+        rows = {}
+        for table, payload in payloads.items():
+            counts = tables[table]
+            rows[table] = GapSnapshot(
+                survey_id=definition.id, version=definition.version, digest=definition.digest, wave=table,
+                computed_at=released_at, duration_ms=duration, respondents=counts.respondents,
+                latest_completion=counts.latest_completion, payload=payload,
+            )
+            session.add(rows[table])
         session.flush()
-        old = session.scalars(
-            select(GapSnapshot.id)
-            .where(GapSnapshot.survey_id == definition.id, _wave_is(wave))
-            .order_by(GapSnapshot.computed_at.desc(), GapSnapshot.id.desc())
-            .offset(KEEP)
-        ).all()
-        if old:
-            session.execute(delete(GapSnapshot).where(GapSnapshot.id.in_(old)))
-    log.info("gap snapshot of %s%s: %d respondents, %d cells in %d ms", definition.id,
-             f" wave {wave}" if wave is not None else "", counts.respondents, len(counts.cells), row.duration_ms)
-    return row
+        for table in tables:
+            old = session.scalars(
+                select(GapSnapshot.id)
+                .where(GapSnapshot.survey_id == definition.id, _wave_is(table))
+                .order_by(GapSnapshot.computed_at.desc(), GapSnapshot.id.desc())
+                .offset(KEEP)
+            ).all()
+            if old:
+                session.execute(delete(GapSnapshot).where(GapSnapshot.id.in_(old)))
+    everything = tables[None]
+    log.info("gap release of %s: %d tables, %d respondents, %d cells in %d ms", definition.id, len(tables),
+             everything.respondents, len(everything.cells), duration)
+    return rows
 
 
-def _wave_is(wave: int | None):
+def recompute(rt, survey_id: str) -> dict[Table, GapSnapshot]:
+    """A release now, whatever the interval: after an erasure, or when staff ask. The per-cell rule still holds."""
+    return release(rt, rt.catalog.current(survey_id), force=True)
+
+
+def _lock(connection: Connection, survey_id: str) -> None:
+    """One release of a survey at a time (SQLite's BEGIN IMMEDIATE already serializes writers)."""
+    if connection.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"gaps:{survey_id}".encode()).digest()[:8], "big", signed=True)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _previous(session: Session, survey_id: str) -> tuple[dict[Cell, Shown], set[Cell], set[Table]]:
+    """What the latest release of each table showed (or held back after showing) and hid, by cell."""
+    newest: dict[Table, int] = {}
+    for snapshot_id, wave in session.execute(
+        select(GapSnapshot.id, GapSnapshot.wave).where(GapSnapshot.survey_id == survey_id)
+        .order_by(GapSnapshot.computed_at.desc(), GapSnapshot.id.desc())
+    ):
+        newest.setdefault(wave, snapshot_id)
+    found: dict[Cell, Shown] = {}
+    hidden: set[Cell] = set()
+    for row in session.scalars(select(GapSnapshot).where(GapSnapshot.id.in_(list(newest.values())))):
+        shown, withheld = shown_of(row.payload)
+        found.update(((row.wave, key), figures) for key, figures in shown.items())
+        hidden.update((row.wave, key) for key in withheld)
+    return found, hidden, set(newest)
+
+
+def _release_rows(session: Session, latest: GapSnapshot) -> dict[Table, GapSnapshot]:
+    rows = session.scalars(
+        select(GapSnapshot).where(GapSnapshot.survey_id == latest.survey_id,
+                                  GapSnapshot.computed_at == latest.computed_at)
+        .order_by(GapSnapshot.id)
+    ).all()
+    return {row.wave: row for row in rows} | {None: latest}
+
+
+def _wave_is(wave: Table):
     return GapSnapshot.wave.is_(None) if wave is None else GapSnapshot.wave == wave
 
 
-def latest(rt, survey_id: str, wave: int | None = None) -> GapSnapshot | None:
+def _latest(session: Session, survey_id: str, wave: Table) -> GapSnapshot | None:
+    return session.scalars(
+        select(GapSnapshot)
+        .where(GapSnapshot.survey_id == survey_id, _wave_is(wave))
+        .order_by(GapSnapshot.computed_at.desc(), GapSnapshot.id.desc())
+        .limit(1)
+    ).first()
+
+
+def latest(rt, survey_id: str, wave: Table = None) -> GapSnapshot | None:
     with rt.sessions() as session:
-        return session.scalars(
-            select(GapSnapshot)
-            .where(GapSnapshot.survey_id == survey_id, _wave_is(wave))
-            .order_by(GapSnapshot.computed_at.desc(), GapSnapshot.id.desc())
-            .limit(1)
-        ).first()
+        return _latest(session, survey_id, wave)
 
 
 def stale(rt, snapshot: GapSnapshot | None, definition: Definition) -> bool:
@@ -194,19 +317,54 @@ def stale(rt, snapshot: GapSnapshot | None, definition: Definition) -> bool:
     if snapshot is None or snapshot.digest != definition.digest:
         return True
     with rt.engine.connect() as connection:
-        respondents, latest_completion = aggregate.fingerprint(connection, definition.id, snapshot.wave)
+        changed = _changed(connection, snapshot)
         connection.rollback()
+    return changed
+
+
+def _changed(connection: Connection, snapshot: GapSnapshot) -> bool:
+    respondents, latest_completion = aggregate.fingerprint(connection, snapshot.survey_id, snapshot.wave)
     return (respondents, latest_completion) != (snapshot.respondents, aware(snapshot.latest_completion))
 
 
-def current(rt, definition: Definition, wave: int | None = None, refresh: bool = False) -> GapSnapshot:
-    """The snapshot to serve now (see the module's docstring)."""
-    snapshot = None if refresh else latest(rt, definition.id, wave)
+def _due(rt, connection: Connection, latest: GapSnapshot, definition: Definition) -> bool:
+    if latest.digest != definition.digest:
+        return True
+    waited = rt.now() - aware(latest.computed_at) >= timedelta(seconds=definition.release_interval)
+    return waited and _changed(connection, latest)
+
+
+def due(rt, snapshot: GapSnapshot | None, definition: Definition) -> bool:
+    """Whether a release should happen now: none yet, a new definition, or the interval passed and data changed."""
     if snapshot is None or snapshot.digest != definition.digest:
-        return compute(rt, definition, wave)
-    if rt.now() - aware(snapshot.computed_at) >= STALE_AFTER and stale(rt, snapshot, definition):
-        return compute(rt, definition, wave)
-    return snapshot
+        return True
+    if rt.now() - aware(snapshot.computed_at) < timedelta(seconds=definition.release_interval):
+        return False
+    return stale(rt, snapshot, definition)
+
+
+def current(rt, definition: Definition, wave: Table = None, refresh: bool = False) -> GapSnapshot:
+    """The release to serve now (see the module's docstring); `refresh` (staff) releases at once."""
+    newest = latest(rt, definition.id)
+    if refresh or due(rt, newest, definition):
+        newest = release(rt, definition, force=refresh)[None]
+    if wave is None:
+        return newest
+    with rt.sessions() as session:
+        row = session.scalars(
+            select(GapSnapshot).where(GapSnapshot.survey_id == definition.id, GapSnapshot.wave == wave,
+                                      GapSnapshot.computed_at == newest.computed_at)
+            .order_by(GapSnapshot.id.desc())
+        ).first()
+    return row if row is not None else _empty(newest, definition, wave)
+
+
+def _empty(newest: GapSnapshot, definition: Definition, wave: int) -> GapSnapshot:
+    """A wave without completed sessions: every cell as "fewer than min_cell", like any other small table."""
+    payload = publish({wave: Counts({}, 0, None)}, definition, aware(newest.computed_at))[wave]
+    return GapSnapshot(survey_id=definition.id, version=definition.version, digest=definition.digest, wave=wave,
+                       computed_at=newest.computed_at, duration_ms=0, respondents=0, latest_completion=None,
+                       payload=payload)
 
 
 def aware(moment: datetime | None) -> datetime | None:

@@ -14,7 +14,7 @@ from service.gaps.snapshot import cells
 from surveys.definition import DIMENSIONS, Definition
 
 CELL_FIELDS = ("region", "region_name", "group", "dimension", "indicator", "n", "gap_n", "gap_rate", "ci_low",
-               "ci_high", "index_mean", "suppressed")
+               "ci_high", "index_mean", "suppressed", "released_at")
 DIFFERENCE_FIELDS = ("returnee_gap_rate", "community_gap_rate", "gap_difference", "difference_ci_low",
                      "difference_ci_high", "pattern")
 METRICS = ("gap_rate", "index", "difference")
@@ -88,6 +88,7 @@ def response(payload: dict[str, Any], selection: Selection) -> dict[str, Any]:
         "group_question": selection.grouping,
         "wave": payload.get("wave"),
         "respondents": payload.get("respondents"),
+        "release": payload.get("release"),
         "comparison": payload.get("comparison"),
         "cells": [_public(c, ungrouped) for c in chosen if c["region"] is not None and not c["overall"]],
         "overall": [_public(c, ungrouped) for c in chosen if c["region"] is not None and c["overall"]],

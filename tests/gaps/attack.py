@@ -1,81 +1,142 @@
-"""An attacker with every published table: recover suppressed cells by subtraction, chaining what it learns.
+"""An attacker with every published table: recover hidden figures by subtraction, chaining what it learns.
 
-It knows the additive structure (a region is the sum of its group cells; the nation is the sum of its regions)
-and the survey's logic: an unconditional group question is answered by everyone, so its cells sum exactly to the
-total; a question asked only of returnees leaves the community members (the `returned` table's community
-cell) as its remainder. Respondents without a region are unknown to it. Whatever it recovers becomes known and
-is used again, until nothing more comes out.
+It knows the additive structure (a region is the sum of its group cells; the nation is the sum of its regions;
+a cell of all waves is the sum of the same cell in each wave) and the survey's logic: an unconditional group
+question is answered by everyone, so its cells sum exactly to the total; a question asked only of returnees leaves
+the community members (the `returned` table's community cell) as its remainder. Respondents without a region are
+unknown to it (unless told that everyone has one). Whatever it works out becomes known and is used again, until
+nothing more comes out. It works on pairs (n, gap_n): a group's size and how many of them are in gap.
+
+- `recover`: one release's tables; which suppressed cells it computes back.
+- `learn_over_time`: two releases; what it learns about the people who completed between them, from the figures
+  that changed (a figure it sees unchanged it takes as "nobody new", the strongest assumption it can make).
+
+Tables are `{wave (None: all waves): {cell: published cell}}` with cells keyed as
+tests.gaps.synthetic.published_cells keys them: (grouping, region, value, dimension, indicator, overall).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from surveys.definition import Definition
 
 Cell = tuple  # (grouping, region, value, dimension, indicator, overall)
+Var = tuple  # (wave, *cell), or ("rest", ...) for the unpublished remainder of one sum
+Value = tuple[int, int]  # (n, gap_n)
 
 
 def recover(definition: Definition, published: dict[Cell, dict], truth: dict[Cell, dict],
             everyone_has_a_region: bool = False) -> dict[Cell, int]:
-    """Suppressed cells whose n the attacker can compute, with the value it computes.
+    """Suppressed cells of one table (all waves) whose n the attacker computes, with that n.
 
+    Only cells somebody is in count: working out that an empty cell is empty is not a disclosure.
     With `everyone_has_a_region` the attacker also knows that the regions add up to the nation exactly.
     """
-    known: dict[Cell, int] = {key: cell["n"] for key, cell in published.items() if not cell["suppressed"]}
-    secret = {key for key, cell in published.items() if cell["suppressed"]}
+    found = recover_tables(definition, {None: published}, {None: truth}, everyone_has_a_region)
+    return {cell[1:]: value for cell, value in found.items()}
+
+
+def recover_tables(definition: Definition, tables: Mapping[int | None, dict[Cell, dict]],
+                   truths: Mapping[int | None, dict[Cell, dict]], everyone_has_a_region: bool = False) -> dict[Var, int]:
+    """`recover` over several tables at once (all waves and each wave): {(wave, *cell): n}."""
+    known: dict[Var, Value] = {}
+    secret: set[Var] = set()
+    for wave, published in tables.items():
+        for cell, figures in published.items():
+            if figures["suppressed"]:
+                secret.add((wave, *cell))
+            else:
+                known[(wave, *cell)] = (figures["n"], figures["gap_n"])
+    derived = _solve(_equations(definition, tables, everyone_has_a_region), known, secret)
+    return {var: value[0] for var, value in derived.items()
+            if var in secret and truths.get(var[0], {}).get(var[1:], {}).get("n", 0) > 0}
+
+
+def learn_over_time(definition: Definition, before: Mapping[int | None, dict[Cell, dict]],
+                    after: Mapping[int | None, dict[Cell, dict]],
+                    everyone_has_a_region: bool = False) -> dict[Var, Value]:
+    """Every change (n, gap_n) between two releases that the attacker sees or works out, for any cell or remainder.
+
+    A change of 1 .. min_cell - 1 people is a small group whose answers it has learnt.
+    """
+    known: dict[Var, Value] = {}
+    hidden: set[Var] = set()
+    for wave, published in after.items():
+        for cell, now in published.items():
+            then = before.get(wave, {}).get(cell)
+            var = (wave, *cell)
+            if now["suppressed"] or then is None or then["suppressed"]:
+                hidden.add(var)
+            else:
+                known[var] = (now["n"] - then["n"], now["gap_n"] - then["gap_n"])
+    seen = dict(known)
+    seen.update(_solve(_equations(definition, after, everyone_has_a_region), known, hidden))
+    return seen
+
+
+def _equations(definition: Definition, tables: Mapping[int | None, dict[Cell, dict]],
+               everyone_has_a_region: bool) -> list[tuple[Var, list[Var], Var | None]]:
+    """(total, parts, remainder): total = sum(parts) + remainder (None: nothing)."""
     groups = {q.id: ([c.value for c in q.choices] or ["yes", "no"], q.when) for q in definition.questions if q.group}
     regions = [r.code for r in definition.region_question.regions]
-    measures = {(key[3], key[4], key[5]) for key in truth}
+    measures = {(key[3], key[4], key[5]) for published in tables.values() for key in published}
+    found: list[tuple[Var, list[Var], Var | None]] = []
+    for wave in tables:
+        for dimension, indicator, overall in measures:
+            for place in [*regions, None]:
+                total = (wave, None, place, None, dimension, indicator, overall)
+                for question_id, (values, when) in groups.items():
+                    parts = [(wave, question_id, place, v, dimension, indicator, overall) for v in values]
+                    if when is None:
+                        remainder = None
+                    elif "returnee" in when:
+                        remainder = (wave, "returned", place, "community", dimension, indicator, overall)
+                    else:
+                        continue
+                    found.append((total, parts, remainder))
+            for question_id, (values, _) in [(None, ([None], None)), *groups.items()]:
+                for v in values:
+                    total = (wave, question_id, None, v, dimension, indicator, overall)
+                    parts = [(wave, question_id, place, v, dimension, indicator, overall) for place in regions]
+                    found.append((total, parts, None if everyone_has_a_region else ("rest", *total)))
+    waves = [wave for wave in tables if wave is not None]
+    if None in tables and waves:
+        for cell in tables[None]:
+            found.append(((None, *cell), [(wave, *cell) for wave in waves], None))
+    return found
 
-    def value(key: Cell) -> int | None:
-        if key in known:
-            return known[key]
-        if key not in published and key not in secret:
-            return 0  # not published at all: nobody there
+
+def _solve(equations, known: dict[Var, Value], unknown: set[Var]) -> dict[Var, Value]:
+    """Values of unknowns (and remainders) that single-unknown equations give, chained until nothing more comes."""
+    values = dict(known)
+    derived: dict[Var, Value] = {}
+
+    def value(var: Var) -> Value | None:
+        if var in values:
+            return values[var]
+        if var[0] != "rest" and var not in unknown:
+            return (0, 0)  # not published at all: nobody there
         return None
 
-    equations: list[tuple[Cell, list[Cell], object]] = []
-    for dimension, indicator, overall in measures:
-        for place in [*regions, None]:
-            total = (None, place, None, dimension, indicator, overall)
-            for question_id, (values, when) in groups.items():
-                parts = [(question_id, place, v, dimension, indicator, overall) for v in values]
-                if when is None:
-                    remainder = 0
-                elif "returnee" in when:
-                    remainder = ("returned", place, "community", dimension, indicator, overall)
-                else:
-                    continue
-                equations.append((total, parts, remainder))
-        for question_id, (values, _) in [(None, ([None], None)), *groups.items()]:
-            for v in values:
-                total = (question_id, None, v, dimension, indicator, overall)
-                parts = [(question_id, place, v, dimension, indicator, overall) for place in regions]
-                equations.append((total, parts, "no_region"))
-    recovered: dict[Cell, int] = {}
     progress = True
     while progress:
         progress = False
         for total, parts, remainder in equations:
-            if remainder == "no_region":
-                if not everyone_has_a_region:
-                    continue  # unknown to the attacker (see the docstring)
-                remainder = 0
-            rest = remainder if isinstance(remainder, int) else value(remainder)
-            terms = [total, *parts]
-            if remainder is not None and not isinstance(remainder, int):
-                terms.append(remainder)
-            unknown = [t for t in terms if value(t) is None]
-            if len(unknown) != 1:
+            terms = [total, *parts, *([remainder] if remainder is not None else [])]
+            missing = [t for t in terms if value(t) is None]
+            if len(missing) != 1:
                 continue
-            missing = unknown[0]
-            if missing == total:
-                found = sum(value(p) for p in parts) + (rest if rest is not None else 0)
-            elif missing == remainder:
-                found = value(total) - sum(value(p) for p in parts)
-            else:
-                found = value(total) - sum(value(p) for p in parts if p != missing) - (rest or 0)
-            known[missing] = found
-            if missing in secret:
-                recovered[missing] = found
+            target = missing[0]
+            n = gap = 0
+            for term in terms:
+                if term == target:
+                    continue
+                sign = 1 if term != total else -1
+                term_n, term_gap = value(term)
+                n, gap = n + sign * term_n, gap + sign * term_gap
+            if target != total:
+                n, gap = -n, -gap
+            values[target] = derived[target] = (n, gap)
             progress = True
-    return recovered
+    return derived

@@ -289,3 +289,13 @@ def published_cells(responses: dict[str | None, dict[str, Any]]) -> dict[tuple, 
                 assert key not in found, f"cell published twice: {key}"
                 found[key] = cell
     return found
+
+
+def assert_every_cell(published: dict[tuple, dict[str, Any]], expected: dict[tuple, dict[str, Any]]) -> None:
+    """Every cell somebody is in is published, and every other one (nobody there) looks like a suppressed one."""
+    missing = set(expected) - set(published)
+    assert not missing, f"cells missing: {sorted(missing, key=str)[:5]}"
+    for key in set(published) - set(expected):
+        cell = published[key]
+        assert cell["suppressed"] and cell["n"] is None and cell["gap_rate"] is None, key
+

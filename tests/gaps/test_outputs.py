@@ -106,50 +106,74 @@ def test_groups_and_the_returnee_community_difference(h):
     assert {c["group"] for c in grouped["cells"]} == {"returnee", "community"}
     assert "gap_difference" not in grouped["cells"][0]
     ungrouped = h.api(base, token=h.analyst_token).get_json()
-    nuevo_leon = next(c for c in ungrouped["overall"] if c["region"] == "19")
-    returnees = next(c for c in grouped["overall"] if c["region"] == "19" and c["group"] == "returnee")
-    community = next(c for c in grouped["overall"] if c["region"] == "19" and c["group"] == "community")
-    assert nuevo_leon["gap_difference"] == pytest.approx(returnees["gap_rate"] - community["gap_rate"])
-    assert nuevo_leon["pattern"] in ("returnees_behind", "returnees_ahead", "shared")
+    # a state where both groups are published (others protect Jalisco's 6 returnees)
+    state = next(c for c in ungrouped["overall"] if c["gap_difference"] is not None)
+    returnees = next(c for c in grouped["overall"] if c["region"] == state["region"] and c["group"] == "returnee")
+    community = next(c for c in grouped["overall"] if c["region"] == state["region"] and c["group"] == "community")
+    assert state["gap_difference"] == pytest.approx(returnees["gap_rate"] - community["gap_rate"])
+    assert state["pattern"] in ("returnees_behind", "returnees_ahead", "shared")
     svg = h.api(base + "?metric=difference&format=svg", token=h.analyst_token).get_data(as_text=True)
     assert "retornados" in svg and "pp" in svg
     panels = h.api(base + "?group=sex&indicator=work&format=svg", token=h.analyst_token).get_data(as_text=True)
     assert panels.count('class="region"') == 32 * 3  # one panel per value
 
 
-def test_snapshots_are_reused_until_stale_and_refreshed_by_the_schedule(h):
+def test_releases_come_at_most_once_a_day_and_refresh_is_for_staff(h):
+    """Figures change only on a release: at most once per release_interval (1d), and a cell only once min_cell
+    (10) more people answered in it; analysts cannot force one (issue 15)."""
     from service import schedule
-    from service.models import GapSnapshot
     from workers.gaps import refresh_all
 
     assert ("workers.gaps.refresh_all", 60) in schedule.PERIODIC
     path = f"/api/v1/surveys/{SURVEY}/gaps"
+    releases = "SELECT count(*) FROM gap_snapshots WHERE wave IS NULL"
     first = h.api(path, token=h.analyst_token).get_json()
-    assert h.count("SELECT count(*) FROM gap_snapshots") == 1
+    assert h.count(releases) == 1
+    assert first["release"]["interval_seconds"] == 86400
     assert h.api(path, token=h.analyst_token).get_json()["generated_at"] == first["generated_at"]
-    # a new completion: served as is for a while, then recomputed
-    definition = h.rt.catalog.current(SURVEY)
-    extra = synthetic.crowd(definition, [("19", True, 1)], seed=9)
-    synthetic.insert(h.rt.engine, definition, extra, first_id=10_000)
-    h.clock.advance(seconds=30)
-    assert h.api(path, token=h.analyst_token).get_json()["generated_at"] == first["generated_at"]
-    h.clock.advance(seconds=120)
-    again = h.api(path, token=h.analyst_token).get_json()
-    assert again["generated_at"] != first["generated_at"] and again["respondents"] == first["respondents"] + 1
-    # the periodic job recomputes only what changed
     assert refresh_all() == {}
-    synthetic.insert(h.rt.engine, definition, synthetic.crowd(definition, [("01", False, 1)], seed=3), first_id=10_001)
-    computed = refresh_all()
-    assert list(computed) == [SURVEY]
-    with h.rt.sessions() as session:
-        newest = session.get(GapSnapshot, computed[SURVEY])
-        assert newest.respondents == first["respondents"] + 2 and newest.duration_ms >= 0
-    # on demand
-    assert h.api(path.replace("/gaps", "/gaps/refresh"), token=h.analyst_token).status_code == 405
-    response = h.client.post(path + "/refresh", headers={"Authorization": f"Bearer {h.analyst_token}"})
-    assert response.status_code == 202
+
+    def overall(body, region):
+        return next(c for c in body["overall"] if c["region"] == region)
+
+    # one more person in Nuevo León: nothing moves for a day, and then still not their state's figures
+    definition = h.rt.catalog.current(SURVEY)
+    synthetic.insert(h.rt.engine, definition, synthetic.crowd(definition, [("19", True, 1)], seed=9), first_id=10_000)
+    h.clock.advance(hours=23)
+    assert h.api(path, token=h.analyst_token).get_json()["generated_at"] == first["generated_at"]
+    assert refresh_all() == {}
+    h.clock.advance(hours=2)
+    assert list(refresh_all()) == [SURVEY]
+    second = h.api(path, token=h.analyst_token).get_json()
+    assert second["generated_at"] != first["generated_at"] and h.count(releases) == 2
+    assert overall(second, "19") == overall(first, "19")  # n 52 -> 53: kept, with its first release date
+    assert overall(second, "19")["released_at"] == first["generated_at"]
+    assert second["respondents"] == first["respondents"] == 133
+    assert second["national"] == first["national"]
+
+    # ten more there: at the next release, the state's figures (and the nation's) move
+    synthetic.insert(h.rt.engine, definition, synthetic.crowd(definition, [("19", True, 10)], seed=4), first_id=10_001)
+    h.clock.advance(hours=12)
+    assert refresh_all() == {}  # not a day yet
+    h.clock.advance(hours=12)
+    assert list(refresh_all()) == [SURVEY]
+    third = h.api(path, token=h.analyst_token).get_json()
+    assert overall(third, "19")["n"] == 63 and overall(third, "19")["released_at"] == third["generated_at"]
+    assert third["respondents"] == 144
+    assert overall(third, "01") == overall(first, "01")  # nobody new in Aguascalientes
+
+    # refresh is for staff: analysts get 403, staff a release at once (the per-cell rule still holds)
+    refresh = path + "/refresh"
+    assert h.api(refresh, token=h.staff_token).status_code == 405
+    assert h.client.post(refresh, headers={"Authorization": f"Bearer {h.analyst_token}"}).status_code == 403
+    assert h.api(path + "?refresh=true", token=h.analyst_token).status_code == 403
+    assert h.count(releases) == 3
+    assert h.client.post(refresh, headers={"Authorization": f"Bearer {h.staff_token}"}).status_code == 202
     h.settle()
-    assert h.count("SELECT count(*) FROM gap_snapshots") == 4
+    assert h.count(releases) == 4
+    forced = h.api(path + "?refresh=true", token=h.staff_token).get_json()
+    assert h.count(releases) == 5
+    assert forced["cells"] == third["cells"] and forced["national"] == third["national"]
 
 
 def test_cli_writes_every_format(h, tmp_path, monkeypatch):
