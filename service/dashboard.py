@@ -49,7 +49,8 @@ WORDS = {
                             "sólo cuando al menos {min_cell} personas más respondieron.",
         "downloads": "Descargar", "national": "Nacional", "overall": "general",
         "returnees_behind": "retornados rezagados", "returnees_ahead": "retornados mejor", "shared": "compartida",
-        "no_surveys": "No hay encuestas publicadas.", "rows": "celdas",
+        "no_surveys": "No hay encuestas publicadas.", "rows": "celdas publicadas",
+        "withheld": "Las regiones y grupos que faltan tienen menos de {min_cell} respuestas o están protegidos.",
         "automatic": "automático (brecha; índice en general)",
     },
     "en": {
@@ -68,7 +69,8 @@ WORDS = {
                             "cell only once at least {min_cell} more people answered.",
         "downloads": "Download", "national": "National", "overall": "overall",
         "returnees_behind": "returnees left behind", "returnees_ahead": "returnees better off", "shared": "shared",
-        "no_surveys": "No survey is published.", "rows": "cells",
+        "no_surveys": "No survey is published.", "rows": "published cells",
+        "withheld": "Regions and groups not listed have fewer than {min_cell} responses or are protected.",
         "automatic": "automatic (gap; index overall)",
     },
 }
@@ -211,10 +213,11 @@ def _page(runtime, role: str, language: str) -> Response:
 
 def _rows(payload: dict[str, Any], definition, selection: views.Selection, words: dict[str, str],
           language: str) -> list[dict[str, Any]]:
-    """Table rows: every published cell of the selection, regional and national."""
+    """Table rows: every published cell of the selection, regional and national (withheld ones, empty or
+    suppressed alike, are left out: the note above the table says so)."""
     rows = []
     for cell in snapshot.cells(payload):
-        if cell["grouping"] != selection.grouping:
+        if cell["grouping"] != selection.grouping or cell["suppressed"]:
             continue
         if selection.indicator and cell["indicator"] != selection.indicator:
             continue

@@ -189,10 +189,12 @@ class ApiToken(Base):
 
 
 class GapSnapshot(Base):
-    """Published gap figures of one survey (one wave, or all), after disclosure control, as computed at a time.
+    """Published gap figures of one survey (one wave, or all) in one release, after disclosure control.
 
     `respondents` and `latest_completion` fingerprint the completed sessions it was computed from: when they
     change, the snapshot is stale. `payload` holds only publishable figures (suppressed cells are nulled).
+    `basis` is never served: what the next release must know (figures held back, the size of hidden cells when
+    they were hidden; see service.gaps.disclosure).
     """
 
     __tablename__ = "gap_snapshots"
@@ -208,6 +210,7 @@ class GapSnapshot(Base):
     respondents: Mapped[int] = mapped_column(Integer, default=0)
     latest_completion: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]]
+    basis: Mapped[dict[str, Any] | None]
 
 
 # -- Incentives ---------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ Rules, in the order they are applied:
 
 1. *Primary suppression.* A cell counting fewer than `min_cell` respondents (empty ones too) is suppressed.
 2. *Release rule.* A cell shown before keeps those figures until its `n` has moved by at least `min_cell` from
-   them: between two releases an observer only ever sees a cell change by `min_cell` people or more.
+   them: between two releases an observer only ever sees a cell change by `min_cell` people or more. Likewise a
+   cell hidden by the previous release stays suppressed until its `n` has moved by `min_cell` from what it was when
+   it was hidden, so that showing it does not tell what it hid (its earlier value stays uncertain by `min_cell`).
 3. *Complementary protection.* Published figures add up: a region is the sum of its group cells (plus the
    respondents who did not answer the group question), the nation the sum of its regions (plus respondents without
    a region), and every cell of all waves the sum of the same cell in each wave. What an observer does not see of a
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.gaps.aggregate import ZERO, Counts, Figures, Key, group_questions, group_values, measures
 from surveys.definition import Definition
@@ -58,6 +60,14 @@ class Shown:
     released_at: str
 
 
+@dataclass
+class History:
+    """What the previous release of each table did, cell by cell (empty before the first release)."""
+
+    shown: dict[Cell, Shown] = field(default_factory=dict)  # last figures shown: on show, or held back since
+    hidden: dict[Cell, int] = field(default_factory=dict)  # cells it suppressed: their n when they were hidden
+
+
 @dataclass(frozen=True, slots=True)
 class Relation:
     """`total` = sum of `parts` (+ an unpublished remainder, unless `exact`)."""
@@ -69,10 +79,12 @@ class Relation:
 
 @dataclass
 class Release:
-    """The state of every cell in one release (cells not listed are empty, hence suppressed)."""
+    """The state of every cell in one release (cells not listed are empty, hence suppressed), and what the next
+    release must know of the suppressed ones (`history`)."""
 
     states: dict[Cell, str]
     primary: set[Cell]
+    history: History
 
     def state(self, cell: Cell) -> str:
         return self.states.get(cell, SUPPRESSED)
@@ -139,16 +151,20 @@ def figures_of(tables: Mapping[Table, Counts]) -> dict[Cell, Figures]:
     return cells
 
 
-def decide(tables: Mapping[Table, Counts], definition: Definition, previous: Mapping[Cell, Shown] | None = None,
-           hidden_before: set[Cell] | None = None) -> Release:
-    """The state of every cell of `tables` (None: all waves; each wave) in a release following one that showed
-    `previous` (figures by cell, including ones shown earlier and hidden since) and hid `hidden_before`."""
+def decide(tables: Mapping[Table, Counts], definition: Definition, history: History | None = None) -> Release:
+    """The state of every cell of `tables` (None: all waves; each wave) in a release following `history`."""
+    history = history or History()
     regions = regions_of(definition, tables.values())
     found = relations(definition, tables, regions)
     cells = figures_of(tables)
-    solver = _Solver(cells, dict(previous or {}), found, definition.min_cell, hidden_before or set())
+    solver = _Solver(cells, history, found, definition.min_cell)
     solver.run()
-    return Release(states=solver.state, primary=solver.primary)
+    hidden = {
+        cell: history.hidden.get(cell, cells[cell].n)  # a cell hidden again keeps its size when first hidden
+        for cell, state in solver.state.items()
+        if state == SUPPRESSED and cell not in history.shown and cell in cells
+    }
+    return Release(states=solver.state, primary=solver.primary, history=History(dict(history.shown), hidden))
 
 
 def protect(counts: Counts, definition: Definition) -> Release:
@@ -168,16 +184,15 @@ class _Solver:
     Relations are re-examined from a work list whenever a class they contain is hidden.
     """
 
-    def __init__(self, cells: dict[Cell, Figures], previous: dict[Cell, Shown], found: list[Relation],
-                 min_cell: int, hidden_before: set[Cell]):
+    def __init__(self, cells: dict[Cell, Figures], history: History, found: list[Relation], min_cell: int):
         self.cells = cells
-        self.previous = previous
-        self.hidden_before = hidden_before
+        self.previous = history.shown
+        self.hidden_before = history.hidden
         self.relations = found
         self.min_cell = min_cell
         self.state: dict[Cell, str] = {}
         self.primary: set[Cell] = set()
-        everything = set(cells) | set(previous) | {c for r in found for c in (r.total, *r.parts)}
+        everything = set(cells) | set(self.previous) | {c for r in found for c in (r.total, *r.parts)}
         for cell in sorted(everything, key=_cell_order):
             self.state[cell] = self._initial(cell)
         # twins
@@ -234,6 +249,8 @@ class _Solver:
             return SUPPRESSED
         if before is not None and before.n >= self.min_cell and abs(now.n - before.n) < self.min_cell:
             return KEPT
+        if before is None and cell in self.hidden_before and abs(now.n - self.hidden_before[cell]) < self.min_cell:
+            return SUPPRESSED
         return NEW
 
     def _unknown(self, cell: Cell, state: str) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from service.gaps import aggregate, disclosure
 from service.gaps.aggregate import OVERALL, Counts, Key
-from service.gaps.disclosure import KEPT, NEW, RESPONDENTS, Cell, Shown, Table
+from service.gaps.disclosure import KEPT, NEW, RESPONDENTS, History, Shown, Table
 from service.gaps.stats import newcombe, wilson
 from service.models import GapSnapshot
 from surveys.definition import Definition, Question
@@ -51,30 +51,28 @@ def comparison_question(definition: Definition) -> Question | None:
 
 
 def publish(tables: Mapping[Table, Counts], definition: Definition, released_at: datetime,
-            previous: Mapping[Cell, Shown] | None = None,
-            hidden_before: set[Cell] | None = None) -> dict[Table, dict[str, Any]]:
-    """The publishable payload of each table: every cell after disclosure control (see service.gaps.disclosure),
-    following a release that showed `previous` and hid `hidden_before`."""
-    previous = previous or {}
-    release = disclosure.decide(tables, definition, previous, hidden_before)
+            history: History | None = None) -> dict[Table, tuple[dict[str, Any], dict[str, Any]]]:
+    """(payload, basis) of each table: the publishable payload, every cell after disclosure control (see
+    service.gaps.disclosure) following `history`, and what the next release must know but nobody may see."""
+    history = history or History()
+    release = disclosure.decide(tables, definition, history)
     regions = disclosure.regions_of(definition, tables.values())
     keys = sorted(disclosure.grid(definition, regions), key=_order)
     moment = released_at.isoformat()
-    shown_before = {table for table, _ in previous}
+    released_before = {table for table, _ in history.shown} | {table for table, _ in history.hidden}
     return {
         # all waves of a survey nobody completed yet, never released: nothing to show
-        table: _payload(table, counts, [] if table is None and not counts.respondents and None not in shown_before
-                        else keys, release, previous, definition, released_at, moment)
+        table: _payload(table, counts, [] if table is None and not counts.respondents and None not in released_before
+                        else keys, release, history, definition, released_at, moment)
         for table, counts in tables.items()
     }
 
 
-def _payload(table: Table, counts: Counts, keys: list[Key], release: disclosure.Release,
-             previous: Mapping[Cell, Shown], definition: Definition, released_at: datetime,
-             moment: str) -> dict[str, Any]:
+def _payload(table: Table, counts: Counts, keys: list[Key], release: disclosure.Release, history: History,
+             definition: Definition, released_at: datetime, moment: str) -> tuple[dict[str, Any], dict[str, Any]]:
     region_names = _region_names(definition)
     shown: dict[Key, Shown] = {}
-    held = []
+    held, hidden = [], []
     for key in [*keys, RESPONDENTS]:
         cell = (table, key)
         state = release.state(cell)
@@ -84,11 +82,13 @@ def _payload(table: Table, counts: Counts, keys: list[Key], release: disclosure.
             mean = figures.index_sum / figures.index_n if figures and figures.index_n else None
             shown[key] = Shown(n, figures.gap_n if figures else 0, mean, moment)
         elif state == KEPT:
-            shown[key] = previous[cell]
-        elif cell in previous:
-            before = previous[cell]
+            shown[key] = history.shown[cell]
+        elif cell in history.shown:
+            before = history.shown[cell]
             held.append([key.grouping, key.measure, key.region, key.value, before.n, before.gap_n,
                          before.index_mean, before.released_at])
+        elif cell in release.history.hidden:
+            hidden.append([key.grouping, key.measure, key.region, key.value, release.history.hidden[cell]])
     compare = comparison_question(definition)
     rows = []
     for key in keys:
@@ -98,7 +98,7 @@ def _payload(table: Table, counts: Counts, keys: list[Key], release: disclosure.
         rows.append([row.get(column) for column in COLUMNS])
     respondents = shown.get(RESPONDENTS)
     interval = definition.release_interval
-    return {
+    payload = {
         "survey_id": definition.id,
         "version": definition.version,
         "wave": table,
@@ -111,9 +111,9 @@ def _payload(table: Table, counts: Counts, keys: list[Key], release: disclosure.
         "comparison": {"question": compare.id, "returnee": RETURNEE, "community": COMMUNITY} if compare else None,
         "columns": list(COLUMNS),
         "rows": rows,
-        # figures an earlier release showed and this one hides: kept to decide later releases, never served
-        "held": held,
     }
+    # figures an earlier release showed and this one hides; hidden cells' sizes when they were hidden
+    return payload, {"held": held, "hidden": hidden}
 
 
 def cells(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -122,26 +122,28 @@ def cells(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=False)) for row in payload["rows"]]
 
 
-def shown_of(payload: dict[str, Any]) -> tuple[dict[Key, Shown], set[Key]]:
-    """The figures a table's payload showed, or held back after showing them, by cell, and the cells it hid (to
-    decide the next release)."""
+def history_of(payload: dict[str, Any], basis: dict[str, Any] | None) -> tuple[dict[Key, Shown], dict[Key, int]]:
+    """What one table's release showed (or held back after showing), and the cells it hid with their size when
+    they were hidden (0 when not known), by cell: what the next release decides from."""
     moment = payload["generated_at"]
-    found: dict[Key, Shown] = {}
-    hidden: set[Key] = set()
+    basis = basis or {}
+    shown: dict[Key, Shown] = {}
+    hidden: dict[Key, int] = {}
     for cell in cells(payload):
         key = Key(cell["grouping"], _measure(cell), cell["region"], cell["group"])
         if cell["suppressed"] or cell["n"] is None:
-            hidden.add(key)
-            continue
-        found[key] = Shown(cell["n"], cell["gap_n"], cell["index_mean"], cell.get("released_at") or moment)
-    for grouping, measure, region, value, n, gap_n, index_mean, released_at in payload.get("held", ()):
-        found[Key(grouping, measure, region, value)] = Shown(n, gap_n, index_mean, released_at)
+            hidden[key] = 0
+        else:
+            shown[key] = Shown(cell["n"], cell["gap_n"], cell["index_mean"], cell.get("released_at") or moment)
     if payload.get("respondents"):
-        found[RESPONDENTS] = Shown(payload["respondents"], 0, None,
-                                   payload.get("respondents_released_at") or moment)
+        shown[RESPONDENTS] = Shown(payload["respondents"], 0, None, payload.get("respondents_released_at") or moment)
     else:
-        hidden.add(RESPONDENTS)
-    return found, hidden
+        hidden[RESPONDENTS] = 0
+    for grouping, measure, region, value, n, gap_n, index_mean, released_at in basis.get("held", ()):
+        shown[Key(grouping, measure, region, value)] = Shown(n, gap_n, index_mean, released_at)
+    for grouping, measure, region, value, n in basis.get("hidden", ()):
+        hidden[Key(grouping, measure, region, value)] = n
+    return shown, hidden
 
 
 def _measure(cell: dict[str, Any]) -> str:
@@ -223,21 +225,21 @@ def release(rt, definition: Definition, force: bool = False) -> dict[Table, GapS
         latest = _latest(session, definition.id, None)
         if not force and latest is not None and not _due(rt, connection, latest, definition):
             return _release_rows(session, latest)
-        previous, hidden_before, known_tables = _previous(session, definition.id)
+        history, known_tables = _history(session, definition.id)
         waves = aggregate.count_waves(connection, definition)
         tables: dict[Table, Counts] = {None: aggregate.total(waves.values()), **dict(sorted(waves.items()))}
         for table in sorted(t for t in known_tables if t is not None and t not in tables):
             tables[table] = Counts({}, 0, None)  # a wave emptied by erasure: its cells were shown before
         released_at = rt.now()
-        payloads = publish(tables, definition, released_at, previous, hidden_before)
+        published = publish(tables, definition, released_at, history)
         duration = round((time.perf_counter() - started) * 1000)
         rows = {}
-        for table, payload in payloads.items():
+        for table, (payload, basis) in published.items():
             counts = tables[table]
             rows[table] = GapSnapshot(
                 survey_id=definition.id, version=definition.version, digest=definition.digest, wave=table,
                 computed_at=released_at, duration_ms=duration, respondents=counts.respondents,
-                latest_completion=counts.latest_completion, payload=payload,
+                latest_completion=counts.latest_completion, payload=payload, basis=basis,
             )
             session.add(rows[table])
         session.flush()
@@ -268,21 +270,20 @@ def _lock(connection: Connection, survey_id: str) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def _previous(session: Session, survey_id: str) -> tuple[dict[Cell, Shown], set[Cell], set[Table]]:
-    """What the latest release of each table showed (or held back after showing) and hid, by cell."""
+def _history(session: Session, survey_id: str) -> tuple[History, set[Table]]:
+    """What the latest release of each table did, and which tables were released."""
     newest: dict[Table, int] = {}
     for snapshot_id, wave in session.execute(
         select(GapSnapshot.id, GapSnapshot.wave).where(GapSnapshot.survey_id == survey_id)
         .order_by(GapSnapshot.computed_at.desc(), GapSnapshot.id.desc())
     ):
         newest.setdefault(wave, snapshot_id)
-    found: dict[Cell, Shown] = {}
-    hidden: set[Cell] = set()
+    history = History()
     for row in session.scalars(select(GapSnapshot).where(GapSnapshot.id.in_(list(newest.values())))):
-        shown, withheld = shown_of(row.payload)
-        found.update(((row.wave, key), figures) for key, figures in shown.items())
-        hidden.update((row.wave, key) for key in withheld)
-    return found, hidden, set(newest)
+        shown, hidden = history_of(row.payload, row.basis)
+        history.shown.update(((row.wave, key), figures) for key, figures in shown.items())
+        history.hidden.update(((row.wave, key), n) for key, n in hidden.items())
+    return history, set(newest)
 
 
 def _release_rows(session: Session, latest: GapSnapshot) -> dict[Table, GapSnapshot]:
@@ -361,7 +362,7 @@ def current(rt, definition: Definition, wave: Table = None, refresh: bool = Fals
 
 def _empty(newest: GapSnapshot, definition: Definition, wave: int) -> GapSnapshot:
     """A wave without completed sessions: every cell as "fewer than min_cell", like any other small table."""
-    payload = publish({wave: Counts({}, 0, None)}, definition, aware(newest.computed_at))[wave]
+    payload, _ = publish({wave: Counts({}, 0, None)}, definition, aware(newest.computed_at))[wave]
     return GapSnapshot(survey_id=definition.id, version=definition.version, digest=definition.digest, wave=wave,
                        computed_at=newest.computed_at, duration_ms=0, respondents=0, latest_completion=None,
                        payload=payload)

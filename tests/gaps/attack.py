@@ -28,9 +28,10 @@ Value = tuple[int, int]  # (n, gap_n)
 
 def recover(definition: Definition, published: dict[Cell, dict], truth: dict[Cell, dict],
             everyone_has_a_region: bool = False) -> dict[Cell, int]:
-    """Suppressed cells of one table (all waves) whose n the attacker computes, with that n.
+    """Suppressed cells of one table (all waves) whose figures (n and gap_n) the attacker computes, with that n.
 
-    Only cells somebody is in count: working out that an empty cell is empty is not a disclosure.
+    Only cells somebody is in count (working out that an empty cell is empty is not a disclosure), and only right
+    answers (figures kept from an earlier release can lead it to wrong ones).
     With `everyone_has_a_region` the attacker also knows that the regions add up to the nation exactly.
     """
     found = recover_tables(definition, {None: published}, {None: truth}, everyone_has_a_region)
@@ -49,8 +50,12 @@ def recover_tables(definition: Definition, tables: Mapping[int | None, dict[Cell
             else:
                 known[(wave, *cell)] = (figures["n"], figures["gap_n"])
     derived = _solve(_equations(definition, tables, everyone_has_a_region), known, secret)
-    return {var: value[0] for var, value in derived.items()
-            if var in secret and truths.get(var[0], {}).get(var[1:], {}).get("n", 0) > 0}
+    found = {}
+    for var, value in derived.items():
+        truth = truths.get(var[0], {}).get(var[1:], {})
+        if var in secret and truth.get("n", 0) > 0 and value == (truth["n"], truth["gap_n"]):
+            found[var] = value[0]
+    return found
 
 
 def learn_over_time(definition: Definition, before: Mapping[int | None, dict[Cell, dict]],

@@ -34,6 +34,7 @@ class Person:
     in_gap: dict[str, bool | None] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
     truth: dict[str, float] = field(default_factory=dict)
+    wave: int = 1
 
 
 def gap_values(q: Question) -> list[Any]:
@@ -92,13 +93,14 @@ def population(definition: Definition, people: int, seed: int = 7, region_sizes:
     return everyone
 
 
-def crowd(definition: Definition, plan: list[tuple[str, bool, int]], seed: int = 1) -> list[Person]:
+def crowd(definition: Definition, plan: list[tuple[str, bool, int]], seed: int = 1, wave: int = 1) -> list[Person]:
     """Exactly the completed respondents asked for: (region, returnee?, how many); nobody skips an indicator."""
     rng = random.Random(seed)
     people = []
     for region, returnee, count in plan:
         for _ in range(count):
             people.append(_person(definition, len(people) + 1, region, rng, set(), returnee=returnee, skip_rate=0.0))
+            people[-1].wave = wave
     return people
 
 
@@ -154,7 +156,7 @@ def insert(engine: Engine, definition: Definition, people: list[Person], first_i
         i = first_id + offset
         done = START + timedelta(seconds=i)
         contacts.append((i, f"syn{i:012d}", "sms", f"{i:064x}", "not-a-real-address", "[]", False, False, START, START))
-        sessions.append((i, i, person.survey_id, definition.version, 1, person.status, "es", person.region, "{}",
+        sessions.append((i, i, person.survey_id, definition.version, person.wave, person.status, "es", person.region, "{}",
                          START, done if person.status == "completed" else None, done, 0, done))
         for question_id, value in person.answers.items():
             key = tuple(value) if isinstance(value, list) else value
