@@ -40,7 +40,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from service.gaps.aggregate import ZERO, Counts, Figures, Key, group_questions, group_values, measures
+from service.gaps.aggregate import Counts, Key, group_questions, group_values, measures
 from surveys.definition import Definition
 
 NEW, KEPT, SUPPRESSED = "new", "kept", "suppressed"
@@ -70,11 +70,29 @@ class History:
 
 @dataclass(frozen=True, slots=True)
 class Relation:
-    """`total` = sum of `parts` (+ an unpublished remainder, unless `exact`)."""
+    """`total` = sum of `parts` (+ an unpublished remainder, unless `exact`); cells by number (see `Layout`)."""
 
-    total: Cell
-    parts: tuple[Cell, ...]
+    total: int
+    parts: tuple[int, ...]
     exact: bool = False
+
+
+class Layout:
+    """Every cell of every table, numbered: a table's position times the number of keys, plus the key's position."""
+
+    def __init__(self, tables: Iterable[Table], keys: list[Key]):
+        self.tables = list(tables)
+        self.keys = keys
+        self.width = len(keys)
+        self.key_at = {key: number for number, key in enumerate(keys)}
+        self.table_at = {table: number for number, table in enumerate(self.tables)}
+        self.cells: list[Cell] = [(table, key) for table in self.tables for key in keys]
+
+    def number(self, cell: Cell) -> int | None:
+        table, key = cell
+        if table not in self.table_at or key not in self.key_at:
+            return None
+        return self.table_at[table] * self.width + self.key_at[key]
 
 
 @dataclass
@@ -118,53 +136,47 @@ def regions_of(definition: Definition, tables: Iterable[Counts] = ()) -> list[st
     return listed + sorted(seen - set(listed))
 
 
-def relations(definition: Definition, tables: Iterable[Table], regions: list[str]) -> list[Relation]:
+def relations(definition: Definition, layout: Layout, regions: list[str]) -> list[Relation]:
     """Every additive relation among the cells of the tables (see the module's docstring)."""
     groups = {q.id: group_values(q) for q in group_questions(definition)}
-    tables = list(tables)
+    at = layout.key_at
+    within: list[tuple[int, tuple[int, ...]]] = []  # one table's relations, by key position
+    for measure in measures(definition):
+        for grouping, values in groups.items():
+            for region in [*regions, None]:
+                within.append((at[Key(None, measure, region, None)],
+                               tuple(at[Key(grouping, measure, region, v)] for v in values)))
+        for grouping, values in [(None, [None]), *groups.items()]:
+            for value in values:
+                within.append((at[Key(grouping, measure, None, value)],
+                               tuple(at[Key(grouping, measure, region, value)] for region in regions)))
     found: list[Relation] = []
-    for table in tables:
-        for measure in measures(definition):
-            for grouping, values in groups.items():
-                for region in [*regions, None]:
-                    found.append(Relation((table, Key(None, measure, region, None)),
-                                          tuple((table, Key(grouping, measure, region, v)) for v in values)))
-            for grouping, values in [(None, [None]), *groups.items()]:
-                for value in values:
-                    found.append(Relation((table, Key(grouping, measure, None, value)),
-                                          tuple((table, Key(grouping, measure, region, value)) for region in regions)))
-    waves = [table for table in tables if table is not None]
-    if None in tables and waves:
-        for key in [*grid(definition, regions), RESPONDENTS]:
-            found.append(Relation((None, key), tuple((wave, key) for wave in waves), exact=True))
+    for position in range(len(layout.tables)):
+        offset = position * layout.width
+        found.extend(Relation(offset + total, tuple(offset + p for p in parts)) for total, parts in within)
+    waves = [layout.table_at[table] * layout.width for table in layout.tables if table is not None]
+    if None in layout.table_at and waves:
+        everything = layout.table_at[None] * layout.width
+        found.extend(Relation(everything + k, tuple(w + k for w in waves), exact=True) for k in range(layout.width))
     return found
-
-
-def figures_of(tables: Mapping[Table, Counts]) -> dict[Cell, Figures]:
-    """Every raw cell of the tables, with each table's respondents as the RESPONDENTS cell."""
-    cells: dict[Cell, Figures] = {}
-    for table, counts in tables.items():
-        for key, figures in counts.cells.items():
-            cells[(table, key)] = figures
-        if counts.respondents:
-            cells[(table, RESPONDENTS)] = Figures(counts.respondents, 0, 0.0, 0)
-    return cells
 
 
 def decide(tables: Mapping[Table, Counts], definition: Definition, history: History | None = None) -> Release:
     """The state of every cell of `tables` (None: all waves; each wave) in a release following `history`."""
     history = history or History()
     regions = regions_of(definition, tables.values())
-    found = relations(definition, tables, regions)
-    cells = figures_of(tables)
-    solver = _Solver(cells, history, found, definition.min_cell)
+    layout = Layout(tables, [*grid(definition, regions), RESPONDENTS])
+    solver = _Solver(layout, tables, history, relations(definition, layout, regions), definition.min_cell)
     solver.run()
-    hidden = {
-        cell: history.hidden.get(cell, cells[cell].n)  # a cell hidden again keeps its size when first hidden
-        for cell, state in solver.state.items()
-        if state == SUPPRESSED and cell not in history.shown and cell in cells
-    }
-    return Release(states=solver.state, primary=solver.primary, history=History(dict(history.shown), hidden))
+    names = (NEW, KEPT, SUPPRESSED)
+    states = dict(zip(layout.cells, (names[state] for state in solver.state), strict=True))
+    primary = {layout.cells[number] for number, flag in enumerate(solver.primary) if flag}
+    hidden = {}
+    for number, state in enumerate(solver.state):
+        if state == _SUPPRESSED and solver.n[number] > 0 and solver.before_n[number] < 0:
+            cell = layout.cells[number]
+            hidden[cell] = history.hidden.get(cell, solver.n[number])  # hidden again: its size when first hidden
+    return Release(states=states, primary=primary, history=History(dict(history.shown), hidden))
 
 
 def protect(counts: Counts, definition: Definition) -> Release:
@@ -172,169 +184,183 @@ def protect(counts: Counts, definition: Definition) -> Release:
     return decide({None: counts}, definition)
 
 
-def _signature(figures: Figures) -> tuple[int, int, float]:
-    return figures.n, figures.gap_n, round(figures.index_sum, 6)
+_NEW, _KEPT, _SUPPRESSED = 0, 1, 2
 
 
 class _Solver:
-    """Rules 1 to 3 of the module's docstring, on every cell and relation at once.
+    """Rules 1 to 3 of the module's docstring, on every cell and relation at once, cells by number.
 
     Twins (same figures, same place, same table) form a class that is hidden or shown as one. A class's unknown is
     the smallest unknown of its members (an observer uses the twin that tells most), 0 while any member is new.
     Relations are re-examined from a work list whenever a class they contain is hidden.
     """
 
-    def __init__(self, cells: dict[Cell, Figures], history: History, found: list[Relation], min_cell: int):
-        self.cells = cells
-        self.previous = history.shown
-        self.hidden_before = history.hidden
-        self.relations = found
+    def __init__(self, layout: Layout, tables: Mapping[Table, Counts], history: History, found: list[Relation],
+                 min_cell: int):
         self.min_cell = min_cell
-        self.state: dict[Cell, str] = {}
-        self.primary: set[Cell] = set()
-        everything = set(cells) | set(self.previous) | {c for r in found for c in (r.total, *r.parts)}
-        for cell in sorted(everything, key=_cell_order):
-            self.state[cell] = self._initial(cell)
+        self.relations = found
+        size = len(layout.cells)
+        self.n = [0] * size
+        gap = [0] * size
+        index = [0.0] * size
+        respondents = layout.key_at[RESPONDENTS]
+        for position, table in enumerate(layout.tables):
+            offset = position * layout.width
+            counts = tables[table]
+            for key, figures in counts.cells.items():
+                number = offset + layout.key_at[key]
+                self.n[number], gap[number], index[number] = figures.n, figures.gap_n, figures.index_sum
+            self.n[offset + respondents] = counts.respondents
+        self.before_n = [-1] * size  # n of the figures last shown (-1: none)
+        self.showable = bytearray(size)  # those figures may be shown again
+        for cell, shown in history.shown.items():
+            number = layout.number(cell)
+            if number is not None:
+                self.before_n[number] = shown.n
+                self.showable[number] = shown.n >= min_cell
+        self.basis: dict[int, int] = {}  # cells the previous release hid, never shown: their n when hidden
+        self.hidden_before = bytearray(size)
+        for cell, n in history.hidden.items():
+            number = layout.number(cell)
+            if number is not None:
+                self.hidden_before[number] = 1
+                self.basis[number] = n
+        self.primary = bytearray(size)
+        self.state = [self._initial(number) for number in range(size)]
         # twins
-        buckets: dict[tuple, list[Cell]] = defaultdict(list)
-        for cell, figures in cells.items():
-            if figures.n > 0 and cell[1] != RESPONDENTS:
-                buckets[(cell[0], cell[1].region, _signature(figures))].append(cell)
-        self.class_of: dict[Cell, int] = {}
-        self.members: list[list[Cell]] = []
-        self.twin_at: dict[tuple, int] = {}
+        buckets: dict[tuple, list[int]] = defaultdict(list)
+        regions = [key.region for key in layout.keys]
+        for number in range(size):
+            if self.n[number] > 0 and number % layout.width != respondents:
+                position, k = divmod(number, layout.width)
+                buckets[(position, regions[k], self.n[number], gap[number], round(index[number], 6))].append(number)
+        self.class_of = [-1] * size
+        self.members: list[list[int]] = []
+        twin_at: dict[tuple, int] = {}
         for place, members in buckets.items():
-            self._add_class(sorted(members, key=_cell_order), place)
-        for cell, figures in cells.items():
-            if cell not in self.class_of and figures.n > 0:
-                self._add_class([cell], None)
+            twin_at[place] = self._add_class(members)
+        for number in range(size):
+            if self.class_of[number] < 0 and self.n[number] > 0:
+                self._add_class([number])
         self.mass = [self._class_mass(c) for c in range(len(self.members))]
-        # relations
+        # relations: by class, and their remainders
         self.by_class: list[list[int]] = [[] for _ in self.members]
-        self.remainders: list[Figures] = []
-        self.remainder_class: list[int | None] = []
-        for number, relation in enumerate(found):
-            for cell in (relation.total, *relation.parts):
-                c = self.class_of.get(cell)
-                if c is not None:
-                    self.by_class[c].append(number)
-            remainder = ZERO
+        self.remainder_n: list[int] = []
+        self.remainder_class: list[int] = []
+        for r, relation in enumerate(found):
+            for number in (relation.total, *relation.parts):
+                c = self.class_of[number]
+                if c >= 0:
+                    self.by_class[c].append(r)
+            twin = -1
+            rest = 0
             if not relation.exact:
-                remainder = self._figures(relation.total) - sum((self._figures(p) for p in relation.parts), ZERO)
-            self.remainders.append(remainder)
-            twin = None
-            if remainder.n >= min_cell:
-                table, key = relation.total
-                twin = self.twin_at.get((table, key.region, _signature(remainder)))
-                if twin is not None:
-                    self.by_class[twin].append(number)
+                rest = self.n[relation.total] - sum(self.n[p] for p in relation.parts)
+                if rest >= min_cell:
+                    position, k = divmod(relation.total, layout.width)
+                    twin = twin_at.get((position, regions[k], rest,
+                                        gap[relation.total] - sum(gap[p] for p in relation.parts),
+                                        round(index[relation.total] - sum(index[p] for p in relation.parts), 6)), -1)
+                    if twin >= 0:
+                        self.by_class[twin].append(r)
+            self.remainder_n.append(rest)
             self.remainder_class.append(twin)
 
-    def _add_class(self, members: list[Cell], place: tuple | None) -> None:
-        number = len(self.members)
+    def _add_class(self, members: list[int]) -> int:
+        c = len(self.members)
         self.members.append(members)
-        for cell in members:
-            self.class_of[cell] = number
-        if place is not None:
-            self.twin_at[place] = number
+        for number in members:
+            self.class_of[number] = c
+        return c
 
-    def _figures(self, cell: Cell) -> Figures:
-        return self.cells.get(cell, ZERO)
+    def _initial(self, number: int) -> int:
+        now, before = self.n[number], self.before_n[number]
+        if now < self.min_cell:
+            if now > 0:
+                self.primary[number] = 1
+            return _SUPPRESSED
+        if self.showable[number] and abs(now - before) < self.min_cell:
+            return _KEPT
+        if before < 0 and self.hidden_before[number] and abs(now - self.basis[number]) < self.min_cell:
+            return _SUPPRESSED
+        return _NEW
 
-    def _initial(self, cell: Cell) -> str:
-        now, before = self._figures(cell), self.previous.get(cell)
-        if now.n < self.min_cell:
-            if now.n > 0:
-                self.primary.add(cell)
-            return SUPPRESSED
-        if before is not None and before.n >= self.min_cell and abs(now.n - before.n) < self.min_cell:
-            return KEPT
-        if before is None and cell in self.hidden_before and abs(now.n - self.hidden_before[cell]) < self.min_cell:
-            return SUPPRESSED
-        return NEW
-
-    def _unknown(self, cell: Cell, state: str) -> int:
-        """How many people an observer does not see of `cell` in `state`."""
-        now = self._figures(cell)
-        if state == NEW or now.n == 0:
+    def _unknown(self, number: int, state: int) -> int:
+        """How many people an observer does not see of cell `number` in `state`."""
+        now = self.n[number]
+        if state == _NEW or now == 0:
             return 0
-        before = self.previous.get(cell)
-        if cell in self.primary or before is None:
-            return now.n
-        return abs(now.n - before.n)
+        before = self.before_n[number]
+        if self.primary[number] or before < 0:
+            return now
+        return abs(now - before)
 
-    def _hiding(self, cell: Cell) -> str:
-        before = self.previous.get(cell)
-        return KEPT if before is not None and before.n >= self.min_cell else SUPPRESSED
+    def _hiding(self, number: int) -> int:
+        return _KEPT if self.showable[number] else _SUPPRESSED
 
     def _class_mass(self, c: int) -> int:
-        states = [(cell, self.state[cell]) for cell in self.members[c]]
-        if any(state == NEW for _, state in states):
+        members = self.members[c]
+        if any(self.state[number] == _NEW for number in members):
             return 0
-        return min(self._unknown(cell, state) for cell, state in states)
+        return min(self._unknown(number, self.state[number]) for number in members)
 
     def _would_hide(self, c: int) -> int:
         """The class's unknown if it were hidden now."""
-        return min(self._unknown(cell, self._hiding(cell) if self.state[cell] == NEW else self.state[cell])
-                   for cell in self.members[c])
+        return min(self._unknown(number, self._hiding(number) if self.state[number] == _NEW else self.state[number])
+                   for number in self.members[c])
 
     def run(self) -> None:
-        queue: deque[int] = deque()
-        queued = [False] * len(self.relations)
         for c, members in enumerate(self.members):
             # twins: one member hidden with something to hide hides them all
-            if any(self.state[cell] != NEW and self._unknown(cell, self.state[cell]) > 0 for cell in members) \
-                    and any(self.state[cell] == NEW for cell in members):
+            if len(members) > 1 and any(self.state[m] == _NEW for m in members) \
+                    and any(self.state[m] != _NEW and self._unknown(m, self.state[m]) > 0 for m in members):
                 self._hide(c)
-        for number in range(len(self.relations)):
-            queue.append(number)
-            queued[number] = True
+        queue: deque[int] = deque(range(len(self.relations)))
+        queued = bytearray(b"\x01" * len(self.relations))
         while queue:
-            number = queue.popleft()
-            queued[number] = False
-            for c in self._examine(number):
+            r = queue.popleft()
+            queued[r] = 0
+            for c in self._examine(r):
                 for other in self.by_class[c]:
                     if not queued[other]:
-                        queued[other] = True
+                        queued[other] = 1
                         queue.append(other)
 
     def _hide(self, c: int) -> None:
-        for cell in self.members[c]:
-            if self.state[cell] == NEW:
-                self.state[cell] = self._hiding(cell)
-        if hasattr(self, "mass"):
-            self.mass[c] = self._class_mass(c)
+        for number in self.members[c]:
+            if self.state[number] == _NEW:
+                self.state[number] = self._hiding(number)
+        self.mass[c] = self._class_mass(c)
 
-    def _term_mass(self, cell: Cell) -> int:
-        c = self.class_of.get(cell)
-        return self.mass[c] if c is not None else 0
-
-    def _remainder_mass(self, number: int) -> int:
-        remainder = self.remainders[number]
-        if self.relations[number].exact or remainder.n <= 0:
+    def _remainder_mass(self, r: int) -> int:
+        rest = self.remainder_n[r]
+        if rest <= 0:
             return 0
-        if remainder.n < self.min_cell:
-            return remainder.n
-        twin = self.remainder_class[number]
-        return self.mass[twin] if twin is not None else 0
+        if rest < self.min_cell:
+            return rest
+        twin = self.remainder_class[r]
+        return self.mass[twin] if twin >= 0 else 0
 
-    def _examine(self, number: int) -> list[int]:
-        """Hide terms of relation `number` while exactly one is unknown or the unknown ones are too few people."""
-        relation = self.relations[number]
+    def _examine(self, r: int) -> list[int]:
+        """Hide terms of relation `r` while exactly one is unknown or the unknown ones are too few people."""
+        relation = self.relations[r]
+        terms = (relation.total, *relation.parts)
         hidden: list[int] = []
         while True:
-            classes = {}
-            for cell in (relation.total, *relation.parts):
-                c = self.class_of.get(cell)
-                if c is not None and self.mass[c] > 0:
-                    classes[c] = self.mass[c]
-            remainder = self._remainder_mass(number)
-            terms = sum(1 for cell in (relation.total, *relation.parts) if self._term_mass(cell) > 0)
-            count = terms + (1 if remainder > 0 else 0)
-            if count == 0:
-                return hidden
-            mass = sum(classes.values()) + (remainder if self.remainder_class[number] not in classes else 0)
-            if count > 1 and mass >= self.min_cell:
+            count, mass, seen = 0, 0, set()
+            for number in terms:
+                c = self.class_of[number]
+                if c >= 0 and self.mass[c] > 0:
+                    count += 1
+                    if c not in seen:
+                        seen.add(c)
+                        mass += self.mass[c]
+            remainder = self._remainder_mass(r)
+            if remainder > 0:
+                count += 1
+                if self.remainder_class[r] not in seen:
+                    mass += remainder
+            if count == 0 or (count > 1 and mass >= self.min_cell):
                 return hidden
             c = self._candidate(relation)
             if c is None:
@@ -346,22 +372,19 @@ class _Solver:
         """A part the previous release hid, else the part whose hiding adds the smallest unknown (ties: the first);
         the total when no part can be hidden."""
         best, best_cost = None, (0, 0)
-        for cell in relation.parts:
-            c = self.class_of.get(cell)
-            if c is None or self.mass[c] > 0:
+        for number in relation.parts:
+            c = self.class_of[number]
+            if c < 0 or self.mass[c] > 0:
                 continue
             would = self._would_hide(c)
-            cost = (0 if all(m in self.hidden_before for m in self.members[c]) else 1, would)
-            if would > 0 and (best is None or cost < best_cost):
+            if would <= 0:
+                continue
+            cost = (0 if all(self.hidden_before[m] for m in self.members[c]) else 1, would)
+            if best is None or cost < best_cost:
                 best, best_cost = c, cost
         if best is not None:
             return best
-        c = self.class_of.get(relation.total)
-        if c is not None and self.mass[c] == 0 and self._would_hide(c) > 0:
+        c = self.class_of[relation.total]
+        if c >= 0 and self.mass[c] == 0 and self._would_hide(c) > 0:
             return c
         return None
-
-
-def _cell_order(cell: Cell) -> tuple:
-    table, key = cell
-    return (-1 if table is None else table, key.grouping or "", key.region or "", key.value or "", key.measure)

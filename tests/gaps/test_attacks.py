@@ -95,7 +95,7 @@ def test_each_wave_protected_alone_leaks_the_small_wave(h, monkeypatch):
     definition = h.rt.catalog.current(SURVEY)
     original = disclosure.relations
     monkeypatch.setattr(disclosure, "relations",
-                        lambda definition, tables, regions: [r for r in original(definition, tables, regions)
+                        lambda definition, layout, regions: [r for r in original(definition, layout, regions)
                                                              if not r.exact])
     people = _load(h, WAVES_PLAN)
     waves = (None, 1, 2)
@@ -231,8 +231,8 @@ def test_a_crowd_then_one_more_between_releases_learns_only_groups_of_ten(h):
 def test_without_the_release_rule_the_time_attack_reads_the_person(h, monkeypatch):
     """Recomputing every cell at each release (the old behaviour) gives the target's answers away."""
     monkeypatch.setattr(disclosure._Solver, "_initial",
-                        lambda self, cell: disclosure.SUPPRESSED if self._figures(cell).n < self.min_cell
-                        else disclosure.NEW)
+                        lambda self, number: disclosure._SUPPRESSED if self.n[number] < self.min_cell
+                        else disclosure._NEW)
     definition = h.rt.catalog.current(SURVEY)
     _load(h, BASE)
     before = _tables(h)

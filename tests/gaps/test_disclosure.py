@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from service.gaps import disclosure
+from service.gaps.aggregate import ZERO, Figures
 from tests.gaps import attack, synthetic
 
 SURVEY = "reintegracion-mx"
@@ -119,8 +120,8 @@ def test_the_attacker_is_real_without_complementary_suppression(h, monkeypatch):
     assert ("returned", "05", "community", None, None, True) in recovered
 
 
-def _figures(n: int, gap_n: int) -> disclosure.Figures:
-    return disclosure.Figures(n, gap_n, n * 0.75, n)
+def _figures(n: int, gap_n: int) -> Figures:
+    return Figures(n, gap_n, n * 0.75, n)
 
 
 def test_a_returnee_only_question_cannot_give_away_a_protected_community_cell(monkeypatch):
@@ -146,7 +147,7 @@ def test_a_returnee_only_question_cannot_give_away_a_protected_community_cell(mo
     regional = list(cells.items())
     for key, figures in regional:  # national cells: the sum of the two states
         national = Key(key.grouping, "*", None, key.value)
-        cells[national] = cells.get(national, disclosure.ZERO) + figures
+        cells[national] = cells.get(national, ZERO) + figures
     counts = Counts(cells, respondents=169, latest_completion=None)
 
     decided = {key for _, key in disclosure.protect(counts, definition).suppressed}
@@ -159,9 +160,9 @@ def test_a_returnee_only_question_cannot_give_away_a_protected_community_cell(mo
     assert not any(Key(None, "*", region, None) in decided for region in ("01", "02", "03"))
 
     # without the twin rule, that last cell would stay published and the community would be computable
-    def small_only(self, number):
-        remainder = self.remainders[number]
-        return remainder.n if 0 < remainder.n < 10 else 0
+    def small_only(self, r):
+        rest = self.remainder_n[r]
+        return rest if 0 < rest < 10 else 0
 
     monkeypatch.setattr(disclosure._Solver, "_remainder_mass", small_only)
     weaker = {key for _, key in disclosure.protect(counts, definition).suppressed}

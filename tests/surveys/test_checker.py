@@ -79,3 +79,25 @@ def test_every_bundled_question_fits_one_sms_segment():
             state = engine.State(survey.id, survey.version, language, status="in_progress", question=question.id)
             body = engine.remind(survey, state).replies[0].plain()
             assert sms_segments(body) == 1, f"{question.id} ({language}) takes {sms_segments(body)} segments: {body!r}"
+
+
+def test_disclosure_settings_are_checked_and_loaded():
+    """min_cell below 5 and release intervals that are not durations (or under an hour) are refused (issue 15)."""
+    from surveys.loader import SurveyError, load_text
+
+    text = bundled_files()[0].read_text(encoding="utf-8")
+    assert load_file(bundled_files()[0]).release_interval == 86400
+    assert load_text(text.replace("release_interval: 1d", "release_interval: 12h")).release_interval == 43200
+    assert load_text(text.replace("min_cell: 10", "min_cell: 5")).min_cell == 5
+    for setting, fragment in (("min_cell: 4", "min_cell: 4 is below 5"),
+                              ("min_cell: 0", "min_cell: 0 is below 5"),
+                              ("release_interval: soon", "release_interval: 'soon' is not a duration"),
+                              ("release_interval: 12", "release_interval: 12 is not a duration"),
+                              ("release_interval: 59m", "release_interval: 59m is shorter than 1h")):
+        changed = text.replace("min_cell: 10", setting) if setting.startswith("min_cell") \
+            else text.replace("release_interval: 1d", setting)
+        problems = check_text(changed)
+        assert len(problems) == 1 and fragment in problems[0].message, (setting, problems)
+        assert problems[0].line == changed.splitlines().index(setting) + 1
+        with pytest.raises(SurveyError, match=fragment):
+            load_text(changed, "survey.yaml")
