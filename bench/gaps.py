@@ -4,7 +4,7 @@
 
 Creates a throwaway database, fills it with completed sessions of the bundled survey (COPY, realistic answer
 mix: 21 answers per returnee, 18 per community member, 32 states), then times the aggregation (the one SQL
-statement), disclosure control and a whole snapshot (aggregate + suppress + store), each several times, and
+statement), disclosure control and a whole release (aggregate, protect, store), each several times, and
 prints the figures. The database is dropped at the end.
 """
 
@@ -139,7 +139,7 @@ def main() -> None:
         count_times, counts = timed(run_count, args.repeat)
         suppress_times, decision = timed(lambda: disclosure.protect(counts, definition), args.repeat)
 
-        class _Runtime:  # the part of Runtime that compute() uses
+        class _Runtime:  # the part of Runtime that release() uses
             def __init__(self):
                 from service.db import session_factory
 
@@ -155,7 +155,7 @@ def main() -> None:
         print(f"machine: {platform.machine()}, {_cores()} cores, Python {platform.python_version()}, "
               f"PostgreSQL {_server_version(url)}; load average {os.getloadavg()[0]:.1f} (other work on the machine)")
         for label, times in (("aggregation (SQL)", count_times), ("disclosure control", suppress_times),
-                             ("whole snapshot (aggregate + suppress + store)", snapshot_times)):
+                             ("whole release (aggregate, protect every table, store)", snapshot_times)):
             print(f"{label}: median {statistics.median(times):.3f} s, best {min(times):.3f} s "
                   f"over {len(times)} runs")
         engine.dispose()
