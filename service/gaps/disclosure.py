@@ -18,13 +18,12 @@ Rules, in the order they are applied:
 3. *Complementary protection.* Published figures add up: a region is the sum of its group cells (plus the
    respondents who did not answer the group question), the nation the sum of its regions (plus respondents without
    a region), and every cell of all waves the sum of the same cell in each wave. What an observer does not see of a
-   cell is its *unknown*: all of it when suppressed (its growth since then when it was shown before, since the
-   earlier figures may have been kept), its growth since the kept figures when kept, nothing when new. Wherever
-   such a sum has exactly one unknown term, or unknown terms adding up to fewer than `min_cell` people, more of its
-   terms are hidden (kept when they were shown before, else suppressed): preferably a part the previous release
-   hid already (analysts lose nothing they had), else the part whose unknown would be smallest; the total only when
-   no part can be. Hiding one term can make another sum need it, so sums are re-examined until
-   none does.
+   cell is its *unknown*: all of it when suppressed (only its growth since, when it was shown before: an observer
+   may have kept the earlier figures), its growth since the kept figures when kept, nothing when new. Wherever such
+   a sum has exactly one unknown term, or unknown terms adding up to fewer than `min_cell` people, more of its terms
+   are hidden (kept when they were shown before, else suppressed): preferably a part the previous release hid
+   already (analysts lose nothing they had), else the part whose unknown would be smallest; the total only when no
+   part can be. Hiding one term can make another sum need it, so sums are re-examined until none does.
 
 The unpublished remainder of a sum counts as unknown when it is itself small (1 .. `min_cell` - 1), or when its
 figures equal those of a hidden cell: a group question asked only of returnees has the community members as its
@@ -110,11 +109,6 @@ class Release:
     @property
     def suppressed(self) -> set[Cell]:
         return {cell for cell, state in self.states.items() if state == SUPPRESSED}
-
-    @property
-    def hidden(self) -> set[Cell]:
-        """Cells that do not show their current figures (suppressed or kept)."""
-        return {cell for cell, state in self.states.items() if state != NEW}
 
 
 def grid(definition: Definition, regions: Iterable[str]) -> list[Key]:
