@@ -248,3 +248,27 @@ def test_a_survey_with_no_completed_responses_yet(sqlite_url, providers, tmp_pat
         assert h.client.get("/dashboard", headers={"Authorization": f"Bearer {h.analyst_token}"}).status_code == 200
     finally:
         h.close()
+
+
+def test_two_processes_releasing_at_once_make_one_release(harness):
+    """Releases of a survey never run side by side (an advisory lock on PostgreSQL, SQLite's write lock): the one
+    that waited finds the release made and returns it, instead of a second one decided against the same history."""
+    import threading
+
+    from service.gaps import snapshot
+
+    definition = harness.rt.catalog.current(SURVEY)
+    synthetic.insert(harness.rt.engine, definition, synthetic.crowd(definition, PLAN))
+    found, start = [], threading.Barrier(2)
+
+    def release():
+        start.wait()
+        found.append(snapshot.aware(snapshot.release(harness.rt, definition)[None].computed_at))
+
+    threads = [threading.Thread(target=release) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 2 and found[0] == found[1]
+    assert harness.count("SELECT count(*) FROM gap_snapshots WHERE wave IS NULL") == 1
