@@ -57,6 +57,11 @@ def check_text(text: str) -> list[Problem]:
     return _compile(text)[1]
 
 
+def check_source(text: str) -> tuple[Definition | None, list[Problem]]:
+    """The survey in a YAML source and its problems: (definition, []) when valid, (None, problems) otherwise."""
+    return _compile(text)
+
+
 def load_text(text: str, name: str = "<survey>") -> Definition:
     definition, problems = _compile(text)
     if problems or definition is None:
