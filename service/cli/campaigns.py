@@ -85,7 +85,7 @@ def start(campaign_id: int) -> None:
     except service.UnknownCampaign:
         _fail(click.ClickException(f"there is no campaign {campaign_id}"))
     campaign = started.campaign
-    click.echo(f"campaign {campaign_id} is running: {started.audience:,} contacts tagged {campaign.tag}"
+    click.echo(f"campaign {campaign_id} is running: {plural(started.audience, 'contact')} tagged {campaign.tag}"
                + (f" ({started.added:,} new)" if started.added != started.audience else ""))
     if started.skipped:
         click.echo(f"  {started.skipped:,} will not be invited: they opted out or cannot be reached")
