@@ -32,7 +32,6 @@ from service.incentives.currencies import can_top_up
 from service.models import Contact
 from service.privacy import InvalidAddress, normalize_phone
 
-COLUMNS = ("phone", "telegram_chat_id", "language", "tags", "timezone", "channel")
 HEADERS = {
     # a mobile column first: when a list has both a mobile and another phone column, the mobile is used
     "phone": ("celular", "cel", "movil", "mobile", "cell", "cellphone", "phone", "telefono", "tel",
@@ -43,6 +42,7 @@ HEADERS = {
     "timezone": ("timezone", "time_zone", "zona_horaria", "huso_horario"),
     "channel": ("channel", "canal"),
 }
+COLUMNS = tuple(HEADERS)
 _CANONICAL = {alias: column for column, aliases in HEADERS.items() for alias in aliases}
 LANGUAGES = {
     "es": "es", "spa": "es", "espanol": "es", "español": "es", "spanish": "es",
