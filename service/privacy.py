@@ -47,6 +47,14 @@ def _derive(material: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"retorno", info=info).derive(material)
 
 
+_PARSE_REASONS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "not a phone number: no country has that code",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short for a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short for a phone number",
+    phonenumbers.NumberParseException.TOO_LONG: "too long for a phone number",
+}
+
+
 def normalize_phone(raw: str, default_region: str = "MX") -> str:
     """A phone number in E.164 ('+525512345678'); raises InvalidAddress with the reason."""
     text = (raw or "").strip()
@@ -66,7 +74,7 @@ def normalize_phone(raw: str, default_region: str = "MX") -> str:
     try:
         number = phonenumbers.parse(digits, default_region)
     except phonenumbers.NumberParseException as error:
-        raise InvalidAddress(f"not a phone number ({error})") from None
+        raise InvalidAddress(_PARSE_REASONS.get(error.error_type, "not a phone number")) from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidAddress("not a valid phone number for its country")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

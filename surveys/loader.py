@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from surveys import messages as builtin
+from surveys import yamlsource
 from surveys.definition import CONSENT_ID, Choice, Definition, Incentive, Question, Region
 from surveys.expressions import ExpressionError, compile_expression
 from surveys.regions import REGION_SETS
@@ -58,6 +57,11 @@ def check_text(text: str) -> list[Problem]:
     return _compile(text)[1]
 
 
+def check_source(text: str) -> tuple[Definition | None, list[Problem]]:
+    """The survey in a YAML source and its problems: (definition, []) when valid, (None, problems) otherwise."""
+    return _compile(text)
+
+
 def load_text(text: str, name: str = "<survey>") -> Definition:
     definition, problems = _compile(text)
     if problems or definition is None:
@@ -92,16 +96,9 @@ def _compile(text: str) -> tuple[Definition | None, list[Problem]]:
 
 def _parse_yaml(text: str) -> tuple[Any, list[Problem]]:
     try:
-        return YAML(typ="rt").load(text), []
-    except MarkedYAMLError as error:
-        mark = error.context_mark or error.problem_mark
-        line = mark.line + 1 if mark else 1
-        message = " ".join(part for part in (error.context, error.problem) if part)
-        if error.context_mark and error.problem_mark and error.problem_mark.line != error.context_mark.line:
-            message += f" (line {error.problem_mark.line + 1})"
-        return None, [Problem(line, f"YAML: {message}")]
-    except YAMLError as error:
-        return None, [Problem(1, f"YAML: {error}")]
+        return yamlsource.load(text), []
+    except yamlsource.YamlProblem as problem:
+        return None, [Problem(problem.line, problem.message)]
 
 
 def _plain(node: Any) -> Any:

@@ -26,6 +26,10 @@ def gaps(survey_id: str):
     if output_format not in FORMATS:
         raise ApiError(400, "bad_request", f"format must be one of {', '.join(FORMATS)}")
     wave = _wave(args.get("wave"))
+    language = args.get("language") or None
+    if language is not None and language not in definition.languages:
+        raise ApiError(400, "bad_request", f"language {language!r} is not one of the languages of {survey_id}: "
+                                           f"{', '.join(definition.languages)}")
     try:
         selection = views.select(definition, args.get("group"), args.get("dimension"), args.get("indicator"),
                                  args.get("metric"))
@@ -34,7 +38,7 @@ def gaps(survey_id: str):
             response = jsonify(views.response(found.payload, selection))
         else:
             output = render(found.payload, definition, selection, output_format, geography_for(definition),
-                            args.get("language"))
+                            language)
             response = Response(output.body, mimetype=output.mimetype)
             if output_format in ("csv", "geojson"):
                 response.headers["Content-Disposition"] = f'attachment; filename="{output.filename}"'

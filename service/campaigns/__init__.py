@@ -72,8 +72,8 @@ class Plan:
             raise CampaignError(str(error)) from None
 
 
-def create(rt, plan: Plan) -> Campaign:
-    """A draft campaign; its survey must exist."""
+def create(rt, plan: Plan, allow_empty: bool = True) -> Campaign:
+    """A draft campaign; its survey must exist, and unless `allow_empty`, a contact must have its tag."""
     from service.catalog import UnknownSurvey
 
     try:
@@ -81,6 +81,10 @@ def create(rt, plan: Plan) -> Campaign:
     except UnknownSurvey:
         known = ", ".join(d.id for d in rt.catalog.all_current())
         raise CampaignError(f"there is no survey {plan.survey_id!r} (known: {known})") from None
+    if not allow_empty and audience_size(rt, plan.tag) == 0:
+        tag = normalize_tag(plan.tag)
+        raise CampaignError(f"no contact has the tag {tag!r}: import them first (retorno contacts import FILE "
+                            f"--tag {tag}), or create it anyway with --allow-empty")
     quiet = plan.quiet_hours
     campaign = Campaign(
         survey_id=plan.survey_id,

@@ -17,7 +17,8 @@ import click
 
 from service.config import ConfigError, Settings
 from service.queue import QUEUE_NAMES
-from surveys.loader import check_text
+from surveys.definition import Definition
+from surveys.loader import check_source
 
 log = logging.getLogger("retorno")
 
@@ -48,7 +49,13 @@ def _runtime(settings: Settings):
     return runtimes.install(runtimes.build(settings))
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 row', '2 rows', '1,000 rows'."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="retorno", prog_name="retorno", message="%(prog)s %(version)s")
 def main() -> None:
     """Retorno: SMS and Telegram surveys of returnees, turned into reintegration gap maps."""
 
@@ -243,7 +250,8 @@ def tokens_create(role: str, name: str) -> None:
 
     upgrade(settings.database_url)
     token = create_token(_runtime(settings), role, name)
-    click.echo(f"created a {role} token{' for ' + name if name else ''}; keep it secret:", err=True)
+    article = "an" if role[0] in "aeiou" else "a"
+    click.echo(f"created {article} {role} token{' for ' + name if name else ''}; keep it secret:", err=True)
     click.echo(token)
 
 
@@ -260,9 +268,11 @@ def surveys() -> None:
 def surveys_check(paths: tuple[Path, ...]) -> None:
     """Validate survey YAML files (or folders of them): one FILE:LINE: message line per problem."""
     failed = False
-    for path in _survey_files(paths):
+    checked: list[Definition] = []
+    files = _survey_files(paths)
+    for path in files:
         try:
-            problems = check_text(path.read_text(encoding="utf-8"))
+            definition, problems = check_source(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
             click.echo(f"{path}:1: cannot read the file: {getattr(error, 'strerror', None) or error}")
             failed = True
@@ -270,7 +280,20 @@ def surveys_check(paths: tuple[Path, ...]) -> None:
         for problem in problems:
             click.echo(f"{path}:{problem.line}: {problem.message}")
         failed = failed or bool(problems)
+        if definition is not None:
+            checked.append(definition)
+    if not files:
+        click.echo(f"{paths[0]}:1: no survey files here (*.yaml, *.yml)")
+        failed = True
+    if not failed:
+        click.echo(_checked_summary(checked))
     sys.exit(1 if failed else 0)
+
+
+def _checked_summary(checked: list[Definition]) -> str:
+    """What a clean check covered: '2 surveys, 43 questions, no problems'."""
+    questions = sum(len(definition.questions) - 1 for definition in checked)  # the consent question aside
+    return f"{plural(len(checked), 'survey')}, {plural(questions, 'question')}, no problems"
 
 
 def _survey_files(paths: tuple[Path, ...]) -> list[Path]:

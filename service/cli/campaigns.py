@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from service.cli import _runtime, _settings, main
+from service.cli import _runtime, _settings, main, plural
 
 
 @main.group()
@@ -44,8 +44,10 @@ def _fail(error: Exception):
 @click.option("--max-reminders", default=1, show_default=True, type=int, help="At most this many reminders (0: none).")
 @click.option("--expire-after", default="7d", show_default=True,
               help="A session not finished this long after its invitation is expired ('none': never).")
+@click.option("--allow-empty", is_flag=True,
+              help="Create it even though no contact has the tag yet (contacts tagged later join at start).")
 def create(survey_id: str, tag: str, wave: int, rate: float | None, quiet_hours: str, timezone: str,
-           remind_after: str, max_reminders: int, expire_after: str) -> None:
+           remind_after: str, max_reminders: int, expire_after: str, allow_empty: bool) -> None:
     """Create a campaign (not sending yet: see `campaigns start`); prints its id alone on the last line."""
     from service import campaigns as service
     from service.campaigns.timing import OFF, QuietHours, TimingError, parse_duration
@@ -58,13 +60,13 @@ def create(survey_id: str, tag: str, wave: int, rate: float | None, quiet_hours:
             expire_after=None if expire_after.strip().lower() in OFF else parse_duration(expire_after),
         )
         rt = _rt()
-        campaign = service.create(rt, plan)
+        campaign = service.create(rt, plan, allow_empty=allow_empty)
     except (service.CampaignError, TimingError) as error:
         _fail(error)
     audience = service.audience_size(rt, campaign.tag)
     click.echo(f"created campaign {campaign.id}: survey {campaign.survey_id} wave {campaign.wave} for the "
-               f"{audience:,} contacts tagged {campaign.tag}; start it with: retorno campaigns start {campaign.id}",
-               err=True)
+               f"{plural(audience, 'contact')} tagged {campaign.tag}; start it with: retorno campaigns start "
+               f"{campaign.id}", err=True)
     if audience == 0:
         click.echo(f"warning: no contact has the tag {campaign.tag!r} yet (retorno contacts import FILE --tag "
                    f"{campaign.tag})", err=True)
@@ -83,7 +85,7 @@ def start(campaign_id: int) -> None:
     except service.UnknownCampaign:
         _fail(click.ClickException(f"there is no campaign {campaign_id}"))
     campaign = started.campaign
-    click.echo(f"campaign {campaign_id} is running: {started.audience:,} contacts tagged {campaign.tag}"
+    click.echo(f"campaign {campaign_id} is running: {plural(started.audience, 'contact')} tagged {campaign.tag}"
                + (f" ({started.added:,} new)" if started.added != started.audience else ""))
     if started.skipped:
         click.echo(f"  {started.skipped:,} will not be invited: they opted out or cannot be reached")
@@ -130,13 +132,18 @@ def status(campaign_id: int, as_json: bool) -> None:
 def list_campaigns() -> None:
     """Every campaign with its status and how many were invited."""
     from service.campaigns import all_campaigns
+    from service.campaigns.funnel import invited_counts
 
-    rows = all_campaigns(_rt())
+    rt = _rt()
+    rows = all_campaigns(rt)
     if not rows:
         click.echo("no campaigns yet: retorno campaigns create --survey ID --tag TAG")
         return
+    counts = invited_counts(rt)
     for c in rows:
-        click.echo(f"{c.id:>4}  {c.status:<9} {c.survey_id} wave {c.wave}, tag {c.tag}")
+        invited, audience = counts.get(c.id, (0, 0))
+        click.echo(f"{c.id:>4}  {c.status:<9} {c.survey_id} wave {c.wave}, tag {c.tag}: "
+                   f"{invited:,} invited of {plural(audience, 'contact')}")
 
 
 def _print_status(data: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
-from service.cli import _runtime, _settings, main
+from service.cli import _runtime, _settings, main, plural
 from service.incentives import FAILED, PENDING, STATUSES, amount, ledger
 from service.models import Contact, Incentive, IncentiveBudget
 from service.queue import OUTBOX
@@ -136,7 +136,7 @@ def export(survey_id: str | None, wave: int | None, statuses: tuple[str, ...], o
         if output:
             handle.close()
     total = sum(record.amount_cents for record, _ in rows)
-    click.echo(f"exported {len(rows)} incentives ({amount(total):g} in total)"
+    click.echo(f"exported {plural(len(rows), 'incentive')} ({amount(total):g} in total)"
                f"{' to ' + str(output) if output else ''}", err=True)
 
 
@@ -198,7 +198,8 @@ def reconcile(survey_id: str | None, everything: bool) -> None:
     if rt.settings.incentive_provider == "ledger":
         with rt.sessions() as session:
             owed = session.scalar(select(func.count()).where(Incentive.status.in_((PENDING, FAILED)))) or 0
-        click.echo(f"ledger provider: nothing is sent; {owed} incentives wait to be paid by hand "
+        waits = "incentive waits" if owed == 1 else "incentives wait"
+        click.echo(f"ledger provider: nothing is sent; {owed:,} {waits} to be paid by hand "
                    "(`retorno incentives export`, then `mark-paid`)")
         return
     from workers.incentives import reconcile as run
@@ -226,7 +227,7 @@ def retry(ids: tuple[int, ...], all_failed: bool, survey_id: str | None) -> None
     from workers.incentives import wake
 
     wake(rt, retried)
-    click.echo(f"{len(retried)} incentives will be tried again")
+    click.echo(f"{plural(len(retried), 'incentive')} will be tried again")
     skipped = sorted(set(ids) - set(retried))
     if skipped:
         click.echo(f"not failed, left as they are: {', '.join(map(str, skipped))}", err=True)

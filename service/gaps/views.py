@@ -111,10 +111,13 @@ def to_csv(payload: dict[str, Any], selection: Selection) -> str:
 
 
 def _csv_value(value: Any) -> Any:
+    """A figure as a spreadsheet should show it: rates, intervals and indexes to 4 decimals, counts whole."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4f}"
     return value
 
 

@@ -373,3 +373,29 @@ def test_the_api_is_for_staff(harness, token):
     assert response.status_code == (403 if token else 401)
     assert harness.api("/api/v1/campaigns/999").get_json()["error"]["code"] == "unknown_campaign"
     assert [c["id"] for c in harness.api("/api/v1/campaigns").get_json()] == [campaign_id]
+
+
+def test_cli_refuses_an_empty_tag_and_lists_how_many_were_invited(harness, monkeypatch):
+    _people(harness, [f"{p},returnee" for p in _phones(3)])
+    monkeypatch.setenv("DATABASE_URL", harness.settings.database_url)
+    monkeypatch.setenv("RETORNO_SECRET_KEY", harness.settings.secret_key)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runner = CliRunner()
+    empty = runner.invoke(main, ["campaigns", "create", "--survey", "reintegracion-mx", "--tag", "Nadie"])
+    assert empty.exit_code == 1
+    assert empty.output == ("Error: no contact has the tag 'nadie': import them first (retorno contacts import "
+                            "FILE --tag nadie), or create it anyway with --allow-empty\n")
+    assert runner.invoke(main, ["campaigns", "list"]).output.startswith("no campaigns yet")
+    allowed = runner.invoke(main, ["campaigns", "create", "--survey", "reintegracion-mx", "--tag", "nadie",
+                                   "--allow-empty"])
+    assert allowed.exit_code == 0 and "warning: no contact has the tag 'nadie' yet" in allowed.stderr
+    runtimes.install(harness.rt)  # the CLI installed its own runtime, which has no Twilio sender
+    campaign_id = _campaign(harness)
+    _run(harness)
+    _run(harness, seconds=1)
+    listed = runner.invoke(main, ["campaigns", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines() == [
+        f"   {int(allowed.stdout.split()[-1])}  draft     reintegracion-mx wave 1, tag nadie: 0 invited of 0 contacts",
+        f"   {campaign_id}  running   reintegracion-mx wave 1, tag returnee: 3 invited of 3 contacts",
+    ]

@@ -66,7 +66,7 @@ def test_every_format_from_the_api(h):
 
     rows = list(csv.DictReader(io.StringIO(h.api(base + "&format=csv", token=h.analyst_token).get_data(as_text=True))))
     nuevo_leon = next(r for r in rows if r["region"] == "19" and r["measure"] == "economic")
-    assert int(nuevo_leon["n"]) == 52 and float(nuevo_leon["gap_rate"]) == pytest.approx(state["gap_rate"])
+    assert int(nuevo_leon["n"]) == 52 and nuevo_leon["gap_rate"] == f"{state['gap_rate']:.4f}"  # 4 decimals
     small = next(r for r in rows if r["region"] == "14" and r["measure"] == "economic")
     assert small["suppressed"] == "true" and small["n"] == "" and small["gap_rate"] == ""
 
@@ -224,3 +224,57 @@ def test_a_survey_with_no_completed_responses_yet(sqlite_url, providers, tmp_pat
         assert h.client.get("/dashboard", headers={"Authorization": f"Bearer {h.analyst_token}"}).status_code == 200
     finally:
         h.close()
+
+
+def test_outputs_read_as_a_person_expects(h, tmp_path, monkeypatch):
+    """JSON ends with a newline, CSV figures have the digits they mean, and a language the survey does not
+    have is an error that lists the ones it has."""
+    from service.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", h.settings.database_url)
+    monkeypatch.setenv("RETORNO_SECRET_KEY", h.settings.secret_key)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    for output_format in ("json", "geojson"):
+        result = CliRunner().invoke(main, ["gaps", "--survey", SURVEY, "--format", output_format])
+        assert result.exit_code == 0 and result.stdout.endswith("}\n"), output_format
+    base = f"/api/v1/surveys/{SURVEY}/gaps"
+    body = h.api(base + "?format=csv", token=h.analyst_token).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(body)))
+    rates = ("gap_rate", "ci_low", "ci_high", "index_mean", "returnee_gap_rate", "community_gap_rate",
+             "gap_difference", "difference_ci_low", "difference_ci_high")
+    figures = [row[field] for row in rows for field in rates if row[field]]
+    assert figures and all(len(value.split(".")[1]) == 4 for value in figures), figures[:5]
+    assert all(row["n"] == "" or row["n"].isdigit() for row in rows)
+    response = h.api(base + "?format=svg&language=fr", token=h.analyst_token)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == (
+        f"language 'fr' is not one of the languages of {SURVEY}: es, en")
+    assert h.api(base + "?format=svg&language=en", token=h.analyst_token).status_code == 200
+
+
+@pytest.mark.parametrize("language, words, missing", [("es", "sin comparación", "sin datos"),
+                                                      ("en", "no comparison", "no data")])
+def test_the_difference_map_says_when_a_region_has_figures_but_no_comparison(h, language, words, missing):
+    """Aguascalientes (01) is published (55 respondents), but its returnee and community cells are suppressed to
+    protect the small ones elsewhere, so there is no difference to draw. It reads as "no comparison" with its n,
+    never as "no data"."""
+    from service.gaps import maps
+
+    base = f"/api/v1/surveys/{SURVEY}/gaps"
+    state = next(c for c in h.api(base, token=h.analyst_token).get_json()["overall"] if c["region"] == "01")
+    assert state["n"] == 55 and state["gap_difference"] is None and not state["suppressed"]
+    svg = h.api(base + f"?metric=difference&format=svg&language={language}", token=h.analyst_token)
+    root = ElementTree.fromstring(svg.get_data())
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    region = root.find(".//svg:g[@data-code='01']", ns)
+    tooltip = region.find("svg:title", ns).text
+    assert words in tooltip and "n = 55" in tooltip and missing not in tooltip
+    assert region.find("svg:path", ns).get("fill") == maps.NO_COMPARISON
+    labels = [t.text for t in region.findall("svg:text", ns)]
+    assert labels[1] in ("sin comp.", "no comp.")
+    legend = [t.text for t in root.findall("svg:text", ns)]
+    assert words in legend and missing in legend
+    width = int(root.get("width"))
+    assert all(float(t.get("x")) < width for t in root.findall("svg:text", ns)), "the legend wraps inside the map"
+    empty = root.find(".//svg:g[@data-code='32']", ns)
+    assert missing in empty.find("svg:title", ns).text, "a region nobody answered in still has no data"

@@ -51,3 +51,20 @@ def test_worker_queues_can_be_dedicated():
         "retorno-send", "retorno-slow"]
     result = CliRunner().invoke(main, ["worker", "--queue", "retorno-fast"])
     assert result.exit_code == 2 and "retorno-send" in result.output
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"retorno {version('retorno')}\n"
+
+
+def test_tokens_create_says_an_analyst_token(tmp_path, monkeypatch):
+    monkeypatch.setenv("RETORNO_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    analyst = CliRunner().invoke(main, ["tokens", "create", "--role", "analyst"])
+    assert analyst.stderr.startswith("created an analyst token; keep it secret")
+    staff = CliRunner().invoke(main, ["tokens", "create", "--role", "staff", "--name", "Ana"])
+    assert staff.stderr.startswith("created a staff token for Ana; keep it secret")

@@ -375,7 +375,7 @@ def test_insufficient_balance_is_retried_with_backoff_then_left_for_staff(paying
     result = _cli(paying, "incentives", "status")
     assert "left for staff: INSUFFICIENT_BALANCE" in result.output
     result = _cli(paying, "incentives", "retry", "--all-failed")
-    assert "1 incentives will be tried again" in result.output
+    assert "1 incentive will be tried again" in result.output
     paying.clock.now = max(paying.clock.now, datetime.now(UTC))  # the CLI ran on the real clock
     tick(paying)
     assert [r["status"] for r in incentives(paying)] == ["succeeded"]
@@ -462,7 +462,7 @@ def test_staff_export_what_is_owed_and_mark_it_paid(sqlite_url, providers, tmp_p
         assert "corta wave 1: 60 of 60 MXN" in result.output
         assert "succeeded" in result.output and "pending" in result.output
         result = _cli(h, "incentives", "reconcile")
-        assert "1 incentives wait to be paid by hand" in result.output
+        assert "1 incentive waits to be paid by hand" in result.output
     finally:
         h.close()
 

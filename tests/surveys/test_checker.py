@@ -79,3 +79,21 @@ def test_every_bundled_question_fits_one_sms_segment():
             state = engine.State(survey.id, survey.version, language, status="in_progress", question=question.id)
             body = engine.remind(survey, state).replies[0].plain()
             assert sms_segments(body) == 1, f"{question.id} ({language}) takes {sms_segments(body)} segments: {body!r}"
+
+
+def test_a_clean_check_says_what_it_checked(tmp_path):
+    bundled = bundled_files()[0]
+    second = tmp_path / "second.yaml"
+    second.write_text(bundled.read_text().replace("id: reintegracion-mx", "id: segunda"))
+    questions = len(load_file(bundled).questions) - 1  # the consent question aside
+    result = CliRunner().invoke(main, ["surveys", "check", str(bundled), str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"2 surveys, {2 * questions} questions, no problems\n"
+    one = CliRunner().invoke(main, ["surveys", "check", str(bundled)])
+    assert one.output == f"1 survey, {questions} questions, no problems\n"
+
+
+def test_a_folder_without_surveys_is_not_a_clean_check(tmp_path):
+    result = CliRunner().invoke(main, ["surveys", "check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == f"{tmp_path}:1: no survey files here (*.yaml, *.yml)\n"
