@@ -7,6 +7,7 @@ read back from the database even after the file has changed.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from service.models import SurveyVersion
 from surveys.definition import Definition
 from surveys.loader import SurveyError, bundled_files, load_text
+from surveys.schema import SURVEY_ID_PATTERN
 from surveys.text import normalize
 
 if TYPE_CHECKING:
@@ -30,6 +32,15 @@ log = logging.getLogger(__name__)
 
 class UnknownSurvey(LookupError):
     pass
+
+
+_SURVEY_ID = re.compile(SURVEY_ID_PATTERN, re.ASCII)
+MAX_VERSION = 2**31 - 1
+
+
+def is_survey_id(value: str) -> bool:
+    """Whether `value` has the form of a survey id (so it may be looked up at all)."""
+    return _SURVEY_ID.fullmatch(value) is not None
 
 
 class Catalog:
@@ -104,6 +115,8 @@ class Catalog:
         self.ensure_published()
         if survey_id in self._current:
             return self._current[survey_id]
+        if not is_survey_id(survey_id):
+            raise UnknownSurvey(survey_id)
         with self._reading(session) as reader:
             version = reader.scalar(
                 select(SurveyVersion.version)
@@ -121,6 +134,8 @@ class Catalog:
         found = self._versions.get(key)
         if found is not None:
             return found
+        if not is_survey_id(survey_id) or not 1 <= version <= MAX_VERSION:
+            raise UnknownSurvey(f"{survey_id} v{version}")
         with self._reading(session) as reader:
             stored = reader.get(SurveyVersion, key)
             if stored is None:

@@ -168,7 +168,8 @@ def test_status_callbacks_record_delivery(harness):
     assert harness.status(sent.provider_id, "delivered").status_code == 200
     assert harness.status(sent.provider_id, "sent").status_code == 200
     assert harness.count("SELECT count(*) FROM outbound_messages WHERE status = 'delivered'") == 1
-    assert harness.status("SM-unknown", "delivered").status_code == 200
+    assert harness.status("SM" + "f" * 32, "delivered").status_code == 200, "an unknown message is acknowledged"
+    assert harness.status("SM-unknown", "delivered").status_code == 400, "a malformed SID is refused"
 
 
 def test_provider_errors_are_retried_with_backoff(harness):
