@@ -16,7 +16,6 @@ INT32_MAX = 2**31 - 1
 """The largest value of an `Integer` column (survey versions, waves)."""
 INT64_MAX = 2**63 - 1
 """The largest value of a `BigInteger` column (ids, message numbers)."""
-INT64_MIN = -(2**63)
 
 _DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -41,7 +40,6 @@ def whole(value: str | None, name: str, high: int = INT64_MAX, low: int = 0) -> 
 def has_control(value: str) -> bool:
     """Whether `value` holds a control character (NUL, escape, DEL...)."""
     return _CONTROL.search(value) is not None
-
 
 
 def refuse_control_characters() -> None:
