@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from flask import Flask, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from service import runtime as runtimes
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.db import CONFLICT, INVALID, UNAVAILABLE, cause
 from service.edge import BadInput, IdConverter
 from service.runtime import Runtime
@@ -22,7 +23,7 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     """Build the web app; with no arguments, configuration comes from the environment."""
     if runtime is None:
-        runtime = runtimes.build(settings or Settings.from_env())
+        runtime = runtimes.build(settings or _settings_from_env())
     runtimes.install(runtime)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -44,6 +45,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.wsgi_app = FastWebhooks(app)  # type: ignore[method-assign]
     return app
+
+
+def _settings_from_env() -> Settings:
+    """The environment's settings; a wrong one stops the process with one line (gunicorn: "App failed to load")."""
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        print(f"retorno: {error}", file=sys.stderr)
+        raise SystemExit(4) from None
 
 
 def error_response(status: int, code: str, message: str):

@@ -34,7 +34,7 @@ def whole(value: str | None, name: str, high: int = INT64_MAX, low: int = 0) -> 
         number = int(value)
         if low <= number <= high:
             return number
-    raise BadInput(f"{name} must be a whole number from {low} to {high}")
+    raise BadInput(f"{name} must be a number from {low} to {high}, in digits")
 
 
 def has_control(value: str) -> bool:
