@@ -74,6 +74,7 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     @app.errorhandler(TimeoutError)
+    @app.errorhandler(OverflowError)
     def database_error(error: Exception):
         """By cause: a value or a conflict the database refused is the request's fault; only an outage is 503."""
         why = cause(error)

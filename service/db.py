@@ -92,6 +92,8 @@ def cause(error: BaseException) -> str:
     database refused a value: the client's fault), CONFLICT (a constraint refused it) or FAULT (a bug of ours)."""
     if isinstance(error, TimeoutError) or getattr(error, "connection_invalidated", False):
         return UNAVAILABLE
+    if isinstance(error, OverflowError):  # sqlite3 binding an integer beyond 64 bits
+        return INVALID
     original = getattr(error, "orig", None) or error
     state = getattr(original, "sqlstate", None) or ""
     found = _CAUSE_BY_SQLSTATE_CLASS.get(state[:2]) or (UNAVAILABLE if state == "55P03" else None)

@@ -28,6 +28,7 @@ def _setup_logging(level: str = "INFO") -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # what a start says is the service's, not each migration
 
 
 def _settings(port: int = 8000, existing: bool = False, **overrides) -> Settings:

@@ -232,6 +232,51 @@ def test_a_failing_message_is_set_aside_without_stopping_others(harness, monkeyp
     assert harness.count("SELECT count(*) FROM inbound_messages WHERE status = 'done'") == 1
 
 
+def test_messages_set_aside_are_shown_to_staff_and_can_be_processed_again(harness, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from service import runtime as runtimes
+    from service.cli import main
+    from surveys import engine
+
+    original = engine.handle
+
+    def explode(definition, state, inbound, **kwargs):
+        if inbound.text == "boom":
+            raise RuntimeError("engine bug")
+        return original(definition, state, inbound, **kwargs)
+
+    monkeypatch.setattr(engine, "handle", explode)
+    harness.sms("+525511111111", "boom")
+    harness.sms(PHONE, "Hola")
+    harness.settle()
+    assert "retorno_inbound_set_aside 1" in harness.client.get("/metrics").get_data(as_text=True)
+
+    def cli(*args: str):
+        env = {"DATABASE_URL": harness.settings.database_url, "RETORNO_SECRET_KEY": harness.settings.secret_key,
+               "REDIS_URL": None}
+        try:
+            return CliRunner().invoke(main, list(args), env=env)
+        finally:
+            runtimes.install(harness.rt)
+
+    listed = cli("inbox", "failed")
+    assert listed.exit_code == 0, listed.output
+    assert "1 message set aside" in listed.stdout and "RuntimeError: engine bug" in listed.stdout
+    assert "5511111111" not in listed.stdout and "boom" not in listed.stdout
+    [record] = json.loads(cli("inbox", "failed", "--json", "--text").stdout)["messages"]
+    assert (record["channel"], record["text"], record["attempts"]) == ("sms", "boom", 1)
+    monkeypatch.setattr(engine, "handle", original)
+    assert "1 message back in the inbox" in cli("inbox", "retry", "--all").stdout
+    harness.clock.advance(seconds=10)
+    harness.sweep()
+    assert len(harness.texts_to("+525511111111")) == 1
+    assert "retorno_inbound_set_aside 0" in harness.client.get("/metrics").get_data(as_text=True)
+    assert cli("inbox", "failed").stdout.strip() == "no message is set aside"
+
+
 def test_health_and_metrics(harness):
     response = harness.client.get("/healthz")
     assert response.status_code == 200
