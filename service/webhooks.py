@@ -116,7 +116,8 @@ def twilio_sms():
 @webhooks.post("/twilio/status")
 def twilio_status():
     rt = _runtime()
-    record_status(rt, twilio.parse_status(twilio_verified(rt.settings, _FlaskDelivery()), rt.settings.twilio_account_sid))
+    params = twilio_verified(rt.settings, _FlaskDelivery())
+    record_status(rt, twilio.parse_status(params, rt.settings.twilio_account_sid))
     return twiml_ok()
 
 
