@@ -13,6 +13,10 @@ class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and how to fix it."""
 
 
+EMBEDDED_DATABASE = "retorno.sqlite3"
+DATABASE_FORMS = "postgresql://USER:PASSWORD@HOST:5432/DATABASE or sqlite:///PATH"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -78,15 +82,17 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        data_dir = Path(get("RETORNO_DATA_DIR") or "retorno-data").resolve()
+        data_dir = _data_dir(get)
         database_url = get("DATABASE_URL")
         if database_url is None:
             data_dir.mkdir(parents=True, exist_ok=True)
-            database_url = f"sqlite:///{data_dir / 'retorno.sqlite3'}"
+            database_url = f"sqlite:///{data_dir / EMBEDDED_DATABASE}"
         elif database_url.startswith("postgres://"):
             database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
         elif database_url.startswith("postgresql://"):
             database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+        _check_database_url(database_url)
+        _check_redis_url(get("REDIS_URL"))
         secret_key = get("RETORNO_SECRET_KEY")
         if secret_key is None:
             if not database_url.startswith("sqlite"):
@@ -124,6 +130,95 @@ class Settings:
             test_clock=(get("RETORNO_TEST_CLOCK") or "").lower() in ("1", "true", "yes"),
             **incentives,
         )
+
+
+def embedded_database(env: Mapping[str, str] | None = None) -> Path | None:
+    """The SQLite file the embedded mode uses (None with DATABASE_URL): RETORNO_DATA_DIR's, or ./retorno-data's."""
+    env = os.environ if env is None else env
+    if env.get("DATABASE_URL", "").strip():
+        return None
+    return _data_dir(lambda name: env.get(name, "").strip() or None) / EMBEDDED_DATABASE
+
+
+def _data_dir(get) -> Path:
+    return Path(get("RETORNO_DATA_DIR") or "retorno-data").resolve()
+
+
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can read, for PostgreSQL through psycopg or for SQLite; ConfigError naming the fix otherwise."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"DATABASE_URL is not a database URL; write it as {DATABASE_FORMS}") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in ("postgresql", "sqlite"):
+        raise ConfigError(f"DATABASE_URL is a {backend} URL; Retorno runs on PostgreSQL or SQLite: {DATABASE_FORMS}")
+    if backend == "postgresql" and driver != "psycopg":
+        raise ConfigError(f"DATABASE_URL asks for the {driver} driver; write it as postgresql://... (Retorno uses psycopg 3)")
+    if backend == "postgresql" and not parsed.database:
+        raise ConfigError(f"DATABASE_URL names no database; write it as {DATABASE_FORMS}")
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(f"DATABASE_URL is a SQLite file in {folder}, which does not exist; create the folder first")
+
+
+def _check_redis_url(url: str | None) -> None:
+    """A Redis URL redis-py can read; ConfigError naming the fix otherwise."""
+    if url is None:
+        return
+    from redis.connection import ConnectionPool
+
+    try:
+        ConnectionPool.from_url(url)
+    except ValueError as error:
+        raise ConfigError(f"REDIS_URL is not a Redis URL ({error}); write it as redis://HOST:6379/0") from None
+
+
+def masked(url: str) -> str:
+    """A database or Redis URL without its password, fit for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "(unreadable URL)"
+
+
+def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
+    """Connect once to the database and to Redis (when configured); ConfigError with what failed and the fix."""
+    if not settings.embedded_database:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings.database_url)
+        try:
+            psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                            connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as error:
+            reason = " ".join(str(error).split())
+            raise ConfigError(
+                f"DATABASE_URL {masked(settings.database_url)} cannot be reached ({reason}); "
+                "check its host, port, user, password and database name, and that PostgreSQL is running"
+            ) from None
+    if settings.redis_url:
+        from redis import Redis
+        from redis.exceptions import RedisError
+
+        try:
+            Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout).ping()
+        except RedisError as error:
+            raise ConfigError(
+                f"REDIS_URL {masked(settings.redis_url)} cannot be reached ({error}); "
+                "check its host, port and password, and that Redis is running"
+            ) from None
 
 
 def _incentive_settings(get) -> dict:

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from service.auth import role_of
 from service.catalog import UnknownSurvey
+from service.edge import refuse_control_characters
 from service.gaps import aggregate, maps, snapshot, views
 from service.gaps.exports import FORMATS, geography_for, render
 from service.gaps.geography import GeographyError
@@ -21,6 +22,7 @@ from surveys.definition import DIMENSIONS
 
 dashboard = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/dashboard/static")
+dashboard.before_request(refuse_control_characters)
 COOKIE = "retorno_token"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

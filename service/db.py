@@ -15,6 +15,16 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+UNAVAILABLE, INVALID, CONFLICT, FAULT = "unavailable", "invalid", "conflict", "fault"
+"""Why a database call failed (see `cause`)."""
+_CAUSE_BY_SQLSTATE_CLASS = {
+    "22": INVALID, "54": INVALID,  # data exception; program limit exceeded (a value too big to index, say)
+    "23": CONFLICT,  # integrity constraint violation
+    "08": UNAVAILABLE, "40": UNAVAILABLE, "53": UNAVAILABLE, "57": UNAVAILABLE, "58": UNAVAILABLE,
+}
+"""SQLSTATE classes: connection lost, deadlock or serialization failure, out of resources, shutdown or statement
+timeout, system error: each worth trying again later."""
+
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
     """An engine tuned per dialect: WAL and a busy timeout for SQLite, a small pool for PostgreSQL."""
@@ -75,6 +85,32 @@ def _among(element: among, compiler, **kw) -> str:
 def _among_postgresql(element: among, compiler, **kw) -> str:
     values = bindparam(element.name, type_=postgresql.ARRAY(element.column.type))
     return compiler.process(element.column == any_(values), **kw)
+
+
+def cause(error: BaseException) -> str:
+    """Why a database call failed: UNAVAILABLE (lost or refused connection, timeout: try again later), INVALID (the
+    database refused a value: the client's fault), CONFLICT (a constraint refused it) or FAULT (a bug of ours)."""
+    if isinstance(error, TimeoutError) or getattr(error, "connection_invalidated", False):
+        return UNAVAILABLE
+    if isinstance(error, OverflowError):  # sqlite3 binding an integer beyond 64 bits
+        return INVALID
+    original = getattr(error, "orig", None) or error
+    state = getattr(original, "sqlstate", None) or ""
+    found = _CAUSE_BY_SQLSTATE_CLASS.get(state[:2]) or (UNAVAILABLE if state == "55P03" else None)
+    if found:
+        return found
+    if state:
+        return FAULT
+    for kinds, why in ((("DataError",), INVALID), (("IntegrityError",), CONFLICT),
+                       (("OperationalError", "InterfaceError"), UNAVAILABLE)):
+        if any(kind in kinds for kind in _error_kinds(error, original)):
+            return why
+    return FAULT
+
+
+def _error_kinds(*errors: BaseException) -> set[str]:
+    """The DB-API exception class names of `errors` (same names for psycopg, sqlite3 and SQLAlchemy's wrappers)."""
+    return {kind.__name__ for error in errors for kind in type(error).__mro__}
 
 
 def json_rows(rows: list[dict]) -> str:

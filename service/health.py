@@ -59,10 +59,14 @@ def metrics():
     try:
         now = rt.now()
         with rt.sessions() as session:
+            set_aside = 0
             for status, count in session.execute(
                 select(InboundMessage.status, func.count()).group_by(InboundMessage.status)
             ):
                 gauge("retorno_inbound_messages", "Inbound messages by status", count, f'{{status="{status}"}}')
+                set_aside += count if status == "failed" else 0
+            gauge("retorno_inbound_set_aside", "Inbound messages the workers could not process, set aside for "
+                  "staff (retorno inbox failed)", set_aside)
             for status, count in session.execute(
                 select(OutboundMessage.status, func.count()).group_by(OutboundMessage.status)
             ):

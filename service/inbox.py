@@ -3,7 +3,8 @@
 Group commit: the concurrent webhook requests of one process hand their rows to one committer thread, which writes
 everything waiting in one INSERT and one COMMIT (one WAL flush), then answers each request. Under load, batches grow
 by themselves (everything that arrived during the previous flush goes into the next); alone, a request waits for
-exactly one commit. A request is answered 2xx only after its batch is committed.
+exactly one commit. A request is answered 2xx only after its batch is committed. A batch the database refuses for
+its data (not for being unavailable) is written again one request at a time, so only the bad request fails.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bots.base import Incoming, StatusUpdate
-from service.db import json_rows
+from service.db import UNAVAILABLE, cause, json_rows
 from service.models import Contact, InboundMessage, OutboundMessage
 from service.privacy import InvalidAddress, normalize_phone
 from service.queue import INBOX
@@ -195,6 +196,9 @@ class GroupCommitter:
         try:
             ids = self._write(rows)
         except BaseException as error:  # noqa: BLE001 - every waiting request must hear about it
+            if len(batch) > 1 and isinstance(error, Exception) and cause(error) != UNAVAILABLE:
+                self._commit_each(batch)
+                return
             for waiter in batch:
                 waiter.error = error
                 waiter.done.set()
@@ -207,6 +211,12 @@ class GroupCommitter:
             waiter.ids = ids[position:position + len(waiter.rows)]
             position += len(waiter.rows)
             waiter.done.set()
+
+    def _commit_each(self, batch: list[_Waiter]) -> None:
+        """A batch refused for its rows: each request's rows on their own, so one bad request fails alone."""
+        log.warning("a group commit of %d requests was refused; writing them one by one", len(batch))
+        for waiter in batch:
+            self._commit([waiter])
 
     def _write(self, rows: list[dict]) -> list[int | None]:
         """Insert the batch and commit it; on PostgreSQL one autocommit statement, so one round trip."""

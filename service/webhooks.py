@@ -17,6 +17,7 @@ from bots.telegram.handler import SECRET_HEADER
 from bots.twilio.handler import SIGNATURE_HEADER
 from service.app import error_response
 from service.config import Settings
+from service.edge import BadInput, whole
 from service.inbox import record_status, store
 from service.models import Contact, OutboundMessage
 from service.runtime import Runtime
@@ -84,7 +85,7 @@ def twilio_verified(settings: Settings, delivery: Delivery) -> list[tuple[str, s
 
 def twilio_sms_incoming(settings: Settings, delivery: Delivery) -> Incoming:
     """The respondent's message in a signed Twilio SMS/WhatsApp webhook; Rejected otherwise."""
-    return twilio.parse_message(twilio_verified(settings, delivery))
+    return twilio.parse_message(twilio_verified(settings, delivery), settings.twilio_account_sid)
 
 
 def telegram_incoming(settings: Settings, delivery: Delivery) -> Incoming | None:
@@ -115,7 +116,8 @@ def twilio_sms():
 @webhooks.post("/twilio/status")
 def twilio_status():
     rt = _runtime()
-    record_status(rt, twilio.parse_status(twilio_verified(rt.settings, _FlaskDelivery())))
+    params = twilio_verified(rt.settings, _FlaskDelivery())
+    record_status(rt, twilio.parse_status(params, rt.settings.twilio_account_sid))
     return twiml_ok()
 
 
@@ -146,14 +148,12 @@ def console_replies():
     """What the service said to a console address after message id `after` (for `retorno chat`)."""
     _console_enabled()
     rt = _runtime()
-    address = request.args.get("address", "")
     try:
-        after = int(request.args.get("after", "0"))
-    except ValueError:
-        raise Rejected(400, "malformed", "after must be a message id") from None
-    if not address:
-        raise Rejected(400, "malformed", "address is required")
-    address_hash = rt.vault.hash("console", address.strip())
+        after = whole(request.args.get("after"), "after") or 0
+    except BadInput as error:
+        raise Rejected(400, "malformed", str(error)) from None
+    address = console.parse_address(request.args.get("address"), "address")
+    address_hash = rt.vault.hash("console", address)
     with rt.sessions() as session:
         rows = session.execute(
             select(OutboundMessage.id, OutboundMessage.body, OutboundMessage.payload)

@@ -79,8 +79,11 @@ class IncentiveSpec(Spec):
     budget: float | None = Field(default=None, ge=0)
 
 
+SURVEY_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
 class SurveySpec(Spec):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    id: str = Field(pattern=SURVEY_ID_PATTERN)
     version: int = Field(ge=1)
     title: Translated
     languages: list[str] = Field(min_length=1)

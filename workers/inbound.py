@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from bots import render
 from service import runtime as runtimes
-from service.db import among, json_rows
+from service.db import UNAVAILABLE, among, cause, json_rows
 from service.inbox import PHONE_CHANNELS
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
@@ -192,8 +192,8 @@ def _is_transient(error: DBAPIError) -> bool:
 
 
 def _is_unavailable(error: DBAPIError) -> bool:
-    """A lost or refused connection (worth retrying later), not a problem with the messages."""
-    return bool(getattr(error, "connection_invalidated", False)) or isinstance(error, OperationalError)
+    """A lost or refused connection or a timeout (worth retrying later), not a problem with the messages."""
+    return cause(error) == UNAVAILABLE
 
 
 def _one_by_one(rt: Runtime, ids: Sequence[int]) -> _Result:

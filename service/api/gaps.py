@@ -7,6 +7,7 @@ from flask import Response, jsonify, request
 from service.api import ANALYST, STAFF, ApiError, api
 from service.api import runtime as _runtime
 from service.auth import require
+from service.edge import INT32_MAX, whole
 from service.gaps import snapshot, views
 from service.gaps.exports import FORMATS, geography_for, render
 from service.gaps.geography import GeographyError
@@ -62,9 +63,5 @@ def refresh(survey_id: str):
 
 
 def _wave(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise ApiError(400, "bad_request", "wave must be a number")
-    return int(value)
+    return whole(value, "wave", high=INT32_MAX)
 

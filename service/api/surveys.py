@@ -14,6 +14,7 @@ from sqlalchemy import select
 from service.api import ANALYST, STAFF, ApiError, api
 from service.api import runtime as _runtime
 from service.auth import require
+from service.edge import INT32_MAX, whole
 from service.models import Answer, Contact, SurveySession
 from service.runtime import Runtime
 
@@ -31,11 +32,9 @@ def list_surveys():
 @require(STAFF, ANALYST)
 def get_survey(survey_id: str):
     catalog = _runtime().catalog
-    version = request.args.get("version")
+    version = whole(request.args.get("version"), "version", high=INT32_MAX)
     if version is not None:
-        if not version.isdigit():
-            raise ApiError(400, "bad_request", "version must be a number")
-        return jsonify(catalog.get(survey_id, int(version)).normalized())
+        return jsonify(catalog.get(survey_id, version).normalized())
     return jsonify(catalog.current(survey_id).normalized())
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from service.config import ConfigError, Settings
+from service.config import ConfigError, Settings, check_reachable, embedded_database
 from service.queue import QUEUE_NAMES
 from surveys.definition import Definition
 from surveys.loader import check_source
@@ -29,18 +29,46 @@ def _setup_logging(level: str = "INFO") -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # what a start says is the service's, not each migration
 
 
-def _settings(port: int = 8000, **overrides) -> Settings:
-    try:
-        settings = Settings.from_env(port=port)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+def _settings(port: int = 8000, existing: bool = False, **overrides) -> Settings:
+    """The configuration, once it can work: URLs well formed, database and Redis reachable.
+
+    Without DATABASE_URL the embedded database is used; a command that reads data (`existing`) refuses to start one
+    that does not exist yet (it would only find it empty), and any other command says that it creates one.
+    """
+    embedded = embedded_database()
+    if embedded is not None and not embedded.exists():
+        if existing:
+            where = "RETORNO_DATA_DIR" if os.environ.get("RETORNO_DATA_DIR", "").strip() else "this folder"
+            raise click.ClickException(
+                f"no Retorno database at {embedded} ({where}): run this command in the folder where you ran "
+                "`retorno run`, or set RETORNO_DATA_DIR to its retorno-data folder, or DATABASE_URL"
+            )
+        click.echo(f"retorno: creating a new embedded database at {embedded} "
+                   "(set RETORNO_DATA_DIR or DATABASE_URL to use another)", err=True)
+    settings = Settings.from_env(port=port)
+    check_reachable(settings)
     if overrides:
         from dataclasses import replace
 
         settings = replace(settings, **overrides)
     return settings
+
+
+def _check_surveys(rt) -> None:
+    """Publish the surveys; refuse to run on a survey file that is invalid or edited without a new version, or on
+    an unknown default survey."""
+    rt.catalog.publish()
+    if rt.catalog.refused:
+        raise click.ClickException("\n".join(rt.catalog.refused))
+    known = rt.catalog.known()
+    if rt.settings.default_survey not in known:
+        raise click.ClickException(
+            f"RETORNO_DEFAULT_SURVEY={rt.settings.default_survey} is not a known survey; known: "
+            f"{', '.join(known) or 'none'} (set it to one of them, or add its file to RETORNO_SURVEYS_DIR)"
+        )
 
 
 def _runtime(settings: Settings):
@@ -54,7 +82,42 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """`retorno`: a misconfiguration or an outage met while a command runs is told in one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+        except click.ClickException:
+            raise
+        except Exception as error:
+            line = _outage(error)
+            if line is None:
+                raise
+            raise click.ClickException(line) from None
+
+
+def _outage(error: Exception) -> str | None:
+    """One line for a database or Redis that went away (or never answered); None for any other error."""
+    module = type(error).__module__
+    if module.startswith("sqlalchemy"):
+        from service.db import UNAVAILABLE, cause
+
+        if cause(error) == UNAVAILABLE:
+            reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+            return f"the database cannot be reached ({reason}); check DATABASE_URL and that the database is running"
+    if module.startswith("redis"):
+        from redis.exceptions import ConnectionError as RedisDown
+        from redis.exceptions import TimeoutError as RedisSlow
+
+        if isinstance(error, RedisDown | RedisSlow):
+            return f"Redis cannot be reached ({error}); check REDIS_URL and that Redis is running"
+    return None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="retorno", prog_name="retorno", message="%(prog)s %(version)s")
 def main() -> None:
     """Retorno: SMS and Telegram surveys of returnees, turned into reintegration gap maps."""
@@ -75,7 +138,7 @@ def run(host: str, port: int) -> None:
 
     upgrade(settings.database_url)
     rt = _runtime(settings)
-    rt.catalog.publish()
+    _check_surveys(rt)
     from werkzeug.serving import make_server
 
     from service.app import create_app
@@ -170,7 +233,7 @@ def worker(burst: bool, fork: bool, only: tuple[str, ...]) -> None:
     if settings.embedded_queue:
         raise click.ClickException("retorno worker needs REDIS_URL; on a single machine, `retorno run` has a worker")
     rt = _runtime(settings)
-    rt.catalog.publish()
+    _check_surveys(rt)
     _collect_less_garbage()
     from rq import SimpleWorker
     from rq import Worker as ForkingWorker

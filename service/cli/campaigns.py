@@ -17,9 +17,10 @@ def campaigns() -> None:
 
 
 def _rt():
+    """The runtime on the configured database (campaigns need its contacts: never a new embedded one)."""
     from service.db import upgrade
 
-    settings = _settings()
+    settings = _settings(existing=True)
     upgrade(settings.database_url)
     return _runtime(settings)
 

@@ -114,7 +114,7 @@ def list_contacts(as_json: bool) -> None:
     from service.contacts import tally
     from service.db import upgrade
 
-    settings = _settings()
+    settings = _settings(existing=True)
     upgrade(settings.database_url)
     counts = tally(_runtime(settings))
     if as_json:

@@ -25,7 +25,7 @@ def incentives() -> None:
 
 
 def _open_runtime():
-    settings = _settings()
+    settings = _settings(existing=True)
     from service.db import upgrade
 
     upgrade(settings.database_url)
