@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from service import runtime as runtimes
+from service import spool as spools
 from service.config import Settings
 from service.runtime import Runtime
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from service.fastpath import FastWebhooks
 
     app.wsgi_app = FastWebhooks(app)  # type: ignore[method-assign]
+    spools.of(runtime).start()  # what an earlier process spooled goes into the database once it answers
     return app
 
 
@@ -58,8 +60,10 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
     @app.errorhandler(TimeoutError)
+    @app.errorhandler(spools.SpoolFull)
     def database_down(error: Exception):
-        log.error("database unavailable during %s %s: %s", request.method, request.path, type(error).__name__)
+        detail = f"{type(error).__name__}: {error}" if isinstance(error, spools.SpoolFull) else type(error).__name__
+        log.error("database unavailable during %s %s: %s", request.method, request.path, detail)
         response = error_response(503, "database_unavailable", "the database is unavailable; try again shortly")
         response.headers["Retry-After"] = "5"
         return response

@@ -1,4 +1,5 @@
-"""Provider webhooks: verify, store, wake a worker, answer. A 2xx means the message is committed.
+"""Provider webhooks: verify, store, wake a worker, answer. A 2xx means the message is kept durably: committed, or,
+while the database cannot take it, fsynced in this machine's spool (service.spool).
 
 The two hot ones (Twilio SMS, Telegram) are also answered by service.fastpath straight from the WSGI environ;
 both read the request through a `Delivery` and share `twilio_sms_incoming` and `telegram_incoming`.
@@ -17,7 +18,7 @@ from bots.telegram.handler import SECRET_HEADER
 from bots.twilio.handler import SIGNATURE_HEADER
 from service.app import error_response
 from service.config import Settings
-from service.inbox import record_status, store
+from service.inbox import store, store_status
 from service.models import Contact, OutboundMessage
 from service.runtime import Runtime
 
@@ -115,7 +116,7 @@ def twilio_sms():
 @webhooks.post("/twilio/status")
 def twilio_status():
     rt = _runtime()
-    record_status(rt, twilio.parse_status(twilio_verified(rt.settings, _FlaskDelivery())))
+    store_status(rt, twilio.parse_status(twilio_verified(rt.settings, _FlaskDelivery())))
     return twiml_ok()
 
 
