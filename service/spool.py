@@ -112,10 +112,10 @@ class _Segment:
     def sync(self, end: int) -> None:
         """Make the file durable up to byte `end`; one fdatasync serves every request that waits for it."""
         with self.lock:
-            if self.broken:
-                raise SpoolFull("an fsync of this spool file failed")
             if self.synced >= end:
                 return
+            if self.broken or self.closed:
+                raise SpoolFull("an fsync of this spool file failed")
             target = self.size
             try:
                 os.fdatasync(self.fd)
@@ -247,7 +247,7 @@ class Spool:
 
     def start(self) -> None:
         """Replay what is on disk (an earlier process's spool) in the background, if anything is."""
-        if self._segments():
+        if self.segments():
             with self.lock:
                 self._ensure_replayer()
 
@@ -290,11 +290,10 @@ class Spool:
         """Move every segment this process can claim into the database, oldest first; how many records moved.
 
         Raises while the database is unreachable (before touching the segment being appended to)."""
-        with self.runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        self.probe()
         with self.lock:
             self._seal()
-        moved = sum(self._replay_segment(path) for path in self._segments())
+        moved = sum(self.replay_segment(path) for path in self.segments())
         self._remove_abandoned()
         with self.lock:
             self.mine = {path for path in self.mine if path.exists()}
@@ -302,7 +301,13 @@ class Spool:
                 self.holding = False
         return moved
 
-    def _replay_segment(self, path: Path) -> int:
+    def probe(self) -> None:
+        """Raise unless the database answers."""
+        with self.runtime.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def replay_segment(self, path: Path) -> int:
+        """Claim one file (unless a live process holds it), commit its records, remove it; how many it held."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -406,14 +411,14 @@ class Spool:
 
     # -- watching ------------------------------------------------------------------------------------------------
 
-    def _segments(self) -> list[Path]:
+    def segments(self) -> list[Path]:
         """This machine's segments, oldest first."""
         return [self.directory / name for name in sorted(_names(self.directory))
                 if name.endswith(SUFFIX) and not name.startswith(".")]
 
     def _used(self) -> int:
         total = 0
-        for path in self._segments():
+        for path in self.segments():
             try:
                 total += path.stat().st_size
             except FileNotFoundError:
@@ -433,7 +438,7 @@ class Spool:
 
     def stats(self) -> dict:
         """What an operator watches: this machine's spool (bytes, files, oldest record) and this process's counts."""
-        segments = self._segments()
+        segments = self.segments()
         oldest = 0.0
         if segments:
             oldest = max(0.0, time.time() - int(segments[0].name.split("-", 1)[0]) / 1e9)

@@ -15,14 +15,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from service.db import upgrade
 from surveys.loader import bundled_files, load_file
 from tests.crowd import Crowd
 from tests.faults.flood import Flood
-from tests.faults.servers import throwaway_postgres
-from tests.faults.test_faults import _replies_by_address, _stored, _wait_processed
+from tests.faults.test_faults import (
+    _replies_by_address,
+    _stored,
+    _wait_processed,
+    retorno_on_throwaway_postgres,
+)
 from tests.integration.test_many_respondents import _export
-from tests.processes import free_port, running, service_env, start_web, start_worker, stop, wait_healthy
+from tests.processes import running, start_web, start_worker, stop, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +42,8 @@ def _spooled(data_dir: str) -> list[Path]:
 
 def test_postgres_stopped_three_times_mid_conversation_loses_no_sms(redis_url, providers, tmp_path):
     definition = load_file(bundled_files()[0])
-    with throwaway_postgres() as postgres:
-        upgrade(postgres.url)
-        port = free_port()
-        web_url = f"http://127.0.0.1:{port}"
-        env = service_env(postgres.url, redis_url, providers.url, web_url)
-        log = tmp_path / "service.log"
+    with retorno_on_throwaway_postgres(redis_url, providers, tmp_path) as on:
+        postgres, env, web_url, log = on.postgres, on.env, on.web_url, on.log
         crowd = Crowd(definition, web_url, web_url, seed=22, threads=SMS + TELEGRAM, think=0.6)
         for i in range(SMS):
             crowd.add("sms", f"+5255{40000000 + i:08d}")
@@ -58,7 +57,7 @@ def test_postgres_stopped_three_times_mid_conversation_loses_no_sms(redis_url, p
 
         providers.on_message = delivered
         restarts: list[float] = []
-        with running(start_web(env, port, log=log), start_worker(env, log=log), start_worker(env, log=log)):
+        with running(start_web(env, on.port, log=log), start_worker(env, log=log), start_worker(env, log=log)):
             wait_healthy(web_url)
             started = time.monotonic()
             crowd.start()
@@ -98,12 +97,8 @@ def test_postgres_stopped_three_times_mid_conversation_loses_no_sms(redis_url, p
 
 
 def test_web_killed_while_spooling_then_every_acknowledged_message_is_stored_once(redis_url, providers, tmp_path):
-    with throwaway_postgres() as postgres:
-        upgrade(postgres.url)
-        port = free_port()
-        web_url = f"http://127.0.0.1:{port}"
-        env = service_env(postgres.url, redis_url, providers.url, web_url)
-        log = tmp_path / "service.log"
+    with retorno_on_throwaway_postgres(redis_url, providers, tmp_path) as on:
+        postgres, env, port, web_url, log = on.postgres, on.env, on.port, on.web_url, on.log
         with running(start_worker(env, log=log)):
             web = start_web(env, port, log=log)
             wait_healthy(web_url)

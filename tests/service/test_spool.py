@@ -64,7 +64,7 @@ def test_files_rotate_by_size_and_are_replayed_in_arrival_order(manual):
     spool.segment_bytes = 700
     for row in _rows(harness, "uno", "dos", "tres", "cuatro", "cinco"):
         spool.append([{"inbound": row}])
-    files = spool._segments()
+    files = spool.segments()
     assert len(files) >= 3, "a file is closed and a new one started past the size"
     assert spool.replay() == 5
     assert [body for _, body in _stored(harness)] == ["uno", "dos", "tres", "cuatro", "cinco"]
@@ -95,7 +95,7 @@ def test_a_torn_last_record_is_skipped_and_the_others_replayed(manual):
     rows = _rows(harness, "uno", "dos")
     spool.append([{"inbound": row} for row in rows])
     spool._seal()
-    path = spool._segments()[0]
+    path = spool.segments()[0]
     with open(path, "ab") as handle:  # a process killed in the middle of a write (never acknowledged)
         handle.write(orjson.dumps({"inbound": _rows(harness, "tres", start=3)[0]}, option=orjson.OPT_NAIVE_UTC)[:40])
     assert spool.replay() == 2
@@ -107,7 +107,7 @@ def test_a_file_a_live_process_appends_to_is_left_to_it_and_an_abandoned_one_is_
     harness, spool = manual
     spool.append([{"inbound": row} for row in _rows(harness, "uno")])
     spool._seal()
-    path = spool._segments()[0]
+    path = spool.segments()[0]
     writer = os.open(path, os.O_RDONLY)
     fcntl.flock(writer, fcntl.LOCK_EX)  # another process still appends to it
     try:
@@ -133,3 +133,46 @@ def test_a_record_the_database_refuses_is_kept_aside_and_the_others_go_in(clean_
     rejected = b"".join(path.read_bytes() for path in (tmp_path / "spool" / "rejected").iterdir())
     assert rows[1]["provider_id"].encode() in rejected and b"nonsense" in rejected
     assert spool.rejected == 2 and spool.stats()["files"] == 0
+
+
+def test_retorno_spool_shows_and_replays_a_folder_from_another_machine(sqlite_url, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from service import runtime as runtimes
+    from service.cli import main
+
+    monkeypatch.setenv("RETORNO_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RETORNO_SPOOL_DIR", str(tmp_path / "elsewhere"))
+    other = runtimes.build(Settings.from_env())
+    spool = spools.Spool(other)
+    spool.stopping = True
+    rows = [row_for(other, Incoming("sms", f"SM{i:032d}", PHONE, "hola"), other.now()) for i in range(2)]
+    spool.append([{"inbound": row} for row in rows])
+    spool.stop()
+    monkeypatch.delenv("RETORNO_SPOOL_DIR")
+    runner = CliRunner()
+    shown = runner.invoke(main, ["spool", "status", "--json", "--dir", str(tmp_path / "elsewhere")])
+    replayed = runner.invoke(main, ["spool", "replay", "--dir", str(tmp_path / "elsewhere")])
+    here = runner.invoke(main, ["spool", "status"])
+    with other.engine.connect() as connection:
+        stored = connection.execute(text("SELECT count(*) FROM inbound_messages")).scalar_one()
+    other.engine.dispose()
+    assert shown.exit_code == 0 and orjson.loads(shown.stdout)["files"] == 1, shown.output
+    assert replayed.exit_code == 0 and "2 records moved into the database from 1 files" in replayed.stdout
+    assert here.exit_code == 0 and "0 files, 0 bytes" in here.stdout
+    assert stored == 2
+
+
+def test_retorno_spool_replay_with_the_database_down_says_so(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from service.cli import main
+    from tests.processes import free_port
+
+    monkeypatch.setenv("RETORNO_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RETORNO_SECRET_KEY", "retorno-test-secret-key-0123456789")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/none")
+    result = CliRunner().invoke(main, ["spool", "replay"])
+    assert result.exit_code == 1
+    assert "the database is unavailable (OperationalError); start it or check DATABASE_URL" in result.output
