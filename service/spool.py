@@ -496,18 +496,27 @@ def _sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-_spools: dict[tuple[int, int], Spool] = {}
+_spools: dict[int, Spool] = {}
 _spools_lock = threading.Lock()
 
 
 def of(runtime: Runtime) -> Spool:
     """This process's spool for `runtime` (a forked process gets its own)."""
-    key = (id(runtime), os.getpid())
-    found = _spools.get(key)
+    found = _spools.get(id(runtime))
     if found is not None and found.runtime is runtime:
         return found
     with _spools_lock:
-        found = _spools.get(key)
+        found = _spools.get(id(runtime))
         if found is None or found.runtime is not runtime:
-            found = _spools[key] = Spool(runtime)
+            found = _spools[id(runtime)] = Spool(runtime)
         return found
+
+
+def _forget_after_fork() -> None:
+    """A forked child (gunicorn's workers) starts with no spool: its parent's file, lock and thread are not its own."""
+    global _spools_lock
+    _spools.clear()
+    _spools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
