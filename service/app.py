@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from service import runtime as runtimes
+from service import spool as spools
 from service.config import ConfigError, Settings
 from service.db import CONFLICT, INVALID, UNAVAILABLE, cause
 from service.edge import BadInput, IdConverter
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from service.fastpath import FastWebhooks
 
     app.wsgi_app = FastWebhooks(app)  # type: ignore[method-assign]
+    spools.of(runtime).start()  # what an earlier process spooled goes into the database once it answers
     return app
 
 
@@ -87,8 +89,18 @@ def _register_errors(app: Flask) -> None:
             return error_response(409, "conflict", "the request conflicts with what is stored")
         if why == UNAVAILABLE:
             log.error("database unavailable during %s %s: %s", request.method, request.path, kind)
-            response = error_response(503, "database_unavailable", "the database is unavailable; try again shortly")
-            response.headers["Retry-After"] = "5"
-            return response
+            return _unavailable()
         log.error("database error during %s %s: %s", request.method, request.path, kind, exc_info=error)
         return error_response(500, "internal_error", "the server failed to handle this request")
+
+    @app.errorhandler(spools.SpoolFull)
+    def spool_full(error: Exception):
+        log.error("database unavailable during %s %s and the spool is full: %s", request.method, request.path, error)
+        return _unavailable()
+
+
+def _unavailable():
+    """503 with Retry-After: the provider should try again shortly."""
+    response = error_response(503, "database_unavailable", "the database is unavailable; try again shortly")
+    response.headers["Retry-After"] = "5"
+    return response

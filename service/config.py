@@ -38,6 +38,9 @@ class Settings:
     console_channel: bool = False
     sender_rate: float | None = None
     test_clock: bool = False
+    # The local spool of webhooks the database could not take (service.spool)
+    spool_dir: Path | None = None
+    spool_max_mb: float = 256.0
     # Incentives
     incentive_provider: str = "ledger"
     incentive_max_attempts: int = 6
@@ -53,6 +56,11 @@ class Settings:
     @property
     def embedded_database(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def spool_path(self) -> Path:
+        """Where this machine spools webhooks while the database is down: RETORNO_SPOOL_DIR, else the data folder."""
+        return self.spool_dir or self.data_dir / "spool"
 
     @property
     def embedded_queue(self) -> bool:
@@ -108,6 +116,8 @@ class Settings:
             raise ConfigError(f"RETORNO_SURVEYS_DIR={surveys_dir} is not a folder")
         rate = get("RETORNO_SEND_RATE")
         incentives = _incentive_settings(get)
+        spool_dir = get("RETORNO_SPOOL_DIR")
+        spool_max_mb = _positive(get, "RETORNO_SPOOL_MAX_MB", float, 256.0)
         return cls(
             database_url=database_url,
             redis_url=get("REDIS_URL"),
@@ -128,6 +138,8 @@ class Settings:
             console_channel=(get("RETORNO_CONSOLE_CHANNEL") or "").lower() in ("1", "true", "yes"),
             sender_rate=float(rate) if rate else None,
             test_clock=(get("RETORNO_TEST_CLOCK") or "").lower() in ("1", "true", "yes"),
+            spool_dir=Path(spool_dir).resolve() if spool_dir else None,
+            spool_max_mb=spool_max_mb,
             **incentives,
         )
 
@@ -242,17 +254,24 @@ def _incentive_settings(get) -> dict:
         ("RELOADLY_TIMEOUT", "reloadly_timeout", float),
     )
     for name, field_name, kind in numbers:
-        raw = get(name)
-        if raw is None:
-            continue
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw} is not a number") from None
-        if value <= 0:
-            raise ConfigError(f"{name} must be more than 0")
-        values[field_name] = value
+        value = _positive(get, name, kind, None)
+        if value is not None:
+            values[field_name] = value
     return values
+
+
+def _positive(get, name: str, kind, default):
+    """A positive number from the environment, or `default` when unset; a wrong value is a ConfigError."""
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw} is not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be more than 0")
+    return value
 
 
 def _embedded_secret(data_dir: Path) -> str:

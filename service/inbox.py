@@ -3,8 +3,10 @@
 Group commit: the concurrent webhook requests of one process hand their rows to one committer thread, which writes
 everything waiting in one INSERT and one COMMIT (one WAL flush), then answers each request. Under load, batches grow
 by themselves (everything that arrived during the previous flush goes into the next); alone, a request waits for
-exactly one commit. A request is answered 2xx only after its batch is committed. A batch the database refuses for
-its data (not for being unavailable) is written again one request at a time, so only the bad request fails.
+exactly one commit. A request is answered 2xx only after its batch is committed, or, when the database cannot take
+it (unreachable, or no commit within TIMEOUT), once it is fsynced in this machine's spool (service.spool). A batch
+the database refuses for its data (not for being unavailable) is written again one request at a time, so only the
+bad request fails.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bots.base import Incoming, StatusUpdate
+from service import spool as spools
 from service.db import UNAVAILABLE, cause, json_rows
 from service.models import Contact, InboundMessage, OutboundMessage
 from service.privacy import InvalidAddress, normalize_phone
@@ -75,10 +78,12 @@ def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict
 
 
 def store(runtime: Runtime, incoming: Sequence[Incoming]) -> list[int | None]:
-    """Store messages durably (group commit); the ids of new ones, None for redeliveries."""
+    """Store messages durably (group commit, or the spool while the database cannot take them); the ids of new ones,
+    None for redeliveries and spooled messages. Raises SpoolFull when neither can keep them."""
     now = runtime.now()
     rows = [row_for(runtime, item, now) for item in incoming]
-    return committer(runtime).submit(rows)
+    ids = spools.keep(runtime, "inbound", rows, lambda: committer(runtime).submit(rows))
+    return [None] * len(rows) if ids is None else ids
 
 
 def insert_new(session: Session | Connection, rows: list[dict]) -> list[int | None]:
@@ -146,7 +151,7 @@ class GroupCommitter:
     """One thread per process that commits the rows of all waiting requests together."""
 
     MAX_ROWS = 1000
-    TIMEOUT = 30.0
+    TIMEOUT = 5.0  # then the request spools its rows: answered well within Twilio's 15 s, whatever the database does
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -267,8 +272,15 @@ def committer(runtime: Runtime) -> GroupCommitter:
         return found
 
 
-def record_status(runtime: Runtime, status: StatusUpdate) -> bool:
-    """Apply a delivery report to the message it names; statuses only move forward. False if unknown."""
+def store_status(runtime: Runtime, status: StatusUpdate) -> None:
+    """Apply a delivery report, or spool it while the database cannot take it (SpoolFull when neither can)."""
+    item = spools.status_item(status, runtime.now())
+    spools.keep(runtime, "status", [item], lambda: record_status(runtime, status))
+
+
+def record_status(runtime: Runtime, status: StatusUpdate, at: datetime | None = None) -> bool:
+    """Apply a delivery report (received `at`, default now) to the message it names; statuses only move forward.
+    False if the message is unknown."""
     rank = STATUS_RANK.get(status.status)
     if rank is None:
         return True
@@ -281,7 +293,7 @@ def record_status(runtime: Runtime, status: StatusUpdate) -> bool:
             if status.error_code:
                 message.error_code = status.error_code[:32]
             if status.status in ("delivered", "read") and message.delivered_at is None:
-                message.delivered_at = runtime.now()
+                message.delivered_at = at or runtime.now()
         if status.error_code in UNREACHABLE_ERRORS:
             session.execute(update(Contact).where(Contact.id == message.contact_id).values(unreachable=True))
     return True

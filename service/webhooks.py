@@ -1,4 +1,5 @@
-"""Provider webhooks: verify, store, wake a worker, answer. A 2xx means the message is committed.
+"""Provider webhooks: verify, store, wake a worker, answer. A 2xx means the message is kept durably: committed, or,
+while the database cannot take it, fsynced in this machine's spool (service.spool).
 
 The two hot ones (Twilio SMS, Telegram) are also answered by service.fastpath straight from the WSGI environ;
 both read the request through a `Delivery` and share `twilio_sms_incoming` and `telegram_incoming`.
@@ -18,7 +19,7 @@ from bots.twilio.handler import SIGNATURE_HEADER
 from service.app import error_response
 from service.config import Settings
 from service.edge import BadInput, whole
-from service.inbox import record_status, store
+from service.inbox import store, store_status
 from service.models import Contact, OutboundMessage
 from service.runtime import Runtime
 
@@ -117,7 +118,7 @@ def twilio_sms():
 def twilio_status():
     rt = _runtime()
     params = twilio_verified(rt.settings, _FlaskDelivery())
-    record_status(rt, twilio.parse_status(params, rt.settings.twilio_account_sid))
+    store_status(rt, twilio.parse_status(params, rt.settings.twilio_account_sid))
     return twiml_ok()
 
 

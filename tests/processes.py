@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ def service_env(database_url: str, redis_url: str, providers_url: str, public_ur
         TELEGRAM_WEBHOOK_SECRET=TELEGRAM_SECRET,
         TELEGRAM_API_BASE=providers_url,
         PYTHONUNBUFFERED="1",
+        RETORNO_DATA_DIR=tempfile.mkdtemp(prefix="retorno-data-"),  # the spool of this test's processes alone
     )
     env.update(extra)
     return env

@@ -175,6 +175,9 @@ class Harness:
         self.analyst_token = create_token(self.rt, "analyst", "tests")
 
     def close(self) -> None:
+        from service import spool
+
+        spool.of(self.rt).stop()
         self.rt.engine.dispose()
 
     # -- provider requests --------------------------------------------------------------------------------

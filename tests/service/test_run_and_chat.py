@@ -56,6 +56,7 @@ def test_run_announces_itself_and_chat_completes_the_survey(running, tmp_path):
     assert "¿Acepta? (SI/NO)" in chat.stdout
     assert "¡Gracias! Terminó la encuesta." in chat.stdout
     health = requests.get(f"{url}/healthz", timeout=5).json()
+    assert health.pop("spool")["files"] == 0
     assert health == {"status": "ok", "database": "ok", "queue": "ok",
                       "queue_backend": "embedded", "database_backend": "sqlite"}
     process.terminate()
