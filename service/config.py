@@ -44,6 +44,10 @@ class Settings:
     reloadly_api_base: str = "https://topups.reloadly.com"
     reloadly_auth_url: str = "https://auth.reloadly.com/oauth/token"
     reloadly_timeout: float = 30.0
+    # Privacy
+    old_secret_keys: tuple[str, ...] = ()
+    retention_days: float = 30.0
+    """Message bodies and provider payloads are purged this long after processing (paid numbers after payment)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -81,7 +85,7 @@ class Settings:
         data_dir = Path(get("RETORNO_DATA_DIR") or "retorno-data").resolve()
         database_url = get("DATABASE_URL")
         if database_url is None:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            private_folder(data_dir)
             database_url = f"sqlite:///{data_dir / 'retorno.sqlite3'}"
         elif database_url.startswith("postgres://"):
             database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
@@ -102,6 +106,14 @@ class Settings:
             raise ConfigError(f"RETORNO_SURVEYS_DIR={surveys_dir} is not a folder")
         rate = get("RETORNO_SEND_RATE")
         incentives = _incentive_settings(get)
+        old_keys = tuple(k.strip() for k in (get("RETORNO_OLD_SECRET_KEYS") or "").split(",") if k.strip())
+        retention = get("RETORNO_RETENTION_DAYS")
+        try:
+            retention_days = float(retention) if retention else 30.0
+        except ValueError:
+            raise ConfigError(f"RETORNO_RETENTION_DAYS={retention} is not a number of days") from None
+        if retention_days <= 0:
+            raise ConfigError("RETORNO_RETENTION_DAYS must be more than 0")
         return cls(
             database_url=database_url,
             redis_url=get("REDIS_URL"),
@@ -122,6 +134,8 @@ class Settings:
             console_channel=(get("RETORNO_CONSOLE_CHANNEL") or "").lower() in ("1", "true", "yes"),
             sender_rate=float(rate) if rate else None,
             test_clock=(get("RETORNO_TEST_CLOCK") or "").lower() in ("1", "true", "yes"),
+            old_secret_keys=old_keys,
+            retention_days=retention_days,
             **incentives,
         )
 
@@ -160,12 +174,21 @@ def _incentive_settings(get) -> dict:
     return values
 
 
+def private_folder(folder: Path) -> None:
+    """Make `folder` (the data folder) if needed, readable by its owner only (0700)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        os.chmod(folder, 0o700)
+
+
 def _embedded_secret(data_dir: Path) -> str:
     """The secret of an embedded install: made once, kept in the data folder, readable by its owner only."""
     path = data_dir / "secret_key"
     if path.exists():
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(data_dir)
     key = secrets.token_urlsafe(32)
     temporary = data_dir / f".secret_key.{os.getpid()}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from bots.base import Incoming, StatusUpdate
 from service.db import json_rows
 from service.models import Contact, InboundMessage, OutboundMessage
-from service.privacy import InvalidAddress, normalize_phone
+from service.privacy import InvalidAddress, Vault, holds_number, normalize_phone
 from service.queue import INBOX
 from service.runtime import Runtime
 
@@ -57,20 +57,46 @@ def _sealed(runtime: Runtime, channel: str, address: str) -> tuple[str, str]:
 
 
 def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict:
-    """The inbound_messages row of a parsed provider message: the address only hashed and encrypted."""
+    """The inbound_messages row of a parsed provider message: the address only hashed and encrypted, and so is
+    anything that may be a phone number (see `sealed_numbers`)."""
     address_hash, address_enc = _sealed(runtime, incoming.channel, incoming.address)
+    body, payload = sealed_numbers(runtime.vault, incoming.text, incoming.payload())
     return {
         "channel": incoming.channel,
         "provider_id": incoming.provider_id[:128],
         "address_hash": address_hash,
         "address_enc": address_enc,
-        "body": incoming.text,
-        "payload": incoming.payload(),
+        "body": body,
+        "payload": payload,
         "sequence": incoming.sequence,
         "received_at": received_at,
         "status": "pending",
         "attempts": 0,
     }
+
+
+SEALED_FIELDS = ("body_enc", "contact_phone_enc")
+
+
+def sealed_numbers(vault: Vault, body: str, payload: dict) -> tuple[str, dict]:
+    """A shared contact's number, and a body that holds a number (a typed payout number, or anything with eight
+    digits in a row), are stored encrypted: `payload["contact_phone_enc"]`, `payload["body_enc"]` (body empty).
+    The worker reads them, and drops them once the message is processed (see workers.inbound)."""
+    if "contact_phone" in payload:
+        payload = dict(payload)
+        payload["contact_phone_enc"] = vault.encrypt(payload.pop("contact_phone"))
+    if holds_number(body):
+        payload = {**payload, "body_enc": vault.encrypt(body)}
+        body = ""
+    return body, payload
+
+
+def opened(vault: Vault, body: str, payload: dict) -> tuple[str, str | None]:
+    """(text, shared contact number) of a stored message, sealed or not (rows from before sealing existed)."""
+    text = vault.decrypt(payload["body_enc"]) if "body_enc" in payload else body
+    if "contact_phone_enc" in payload:
+        return text, vault.decrypt(payload["contact_phone_enc"])
+    return text, payload.get("contact_phone")
 
 
 def store(runtime: Runtime, incoming: Sequence[Incoming]) -> list[int | None]:

@@ -49,14 +49,19 @@ _lock = threading.Lock()
 
 
 def build(settings: Settings, dispatcher: Dispatcher | None = None, pool_size: int = 5) -> Runtime:
+    from service import logs
+
+    logs.install(settings)
     engine = make_engine(settings.database_url, pool_size=pool_size)
+    vault = Vault(settings.secret_key, settings.old_secret_keys)
+    vault.load_hash_key_with(lambda v: kept_hash_key(engine, v))
     if dispatcher is None:
         dispatcher = EmbeddedDispatcher() if settings.embedded_queue else RedisDispatcher(settings.redis_url)
     runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
-        vault=Vault(settings.secret_key),
+        vault=vault,
         dispatcher=dispatcher,
     )
     if settings.test_clock and settings.redis_url:
@@ -64,6 +69,19 @@ def build(settings: Settings, dispatcher: Dispatcher | None = None, pool_size: i
 
         runtime.clock = SharedClock(settings.redis_url)
     return runtime
+
+
+def kept_hash_key(engine: Engine, vault: Vault) -> bytes | None:
+    """The hashing key kept in the database by `retorno keys rotate`, or None (never rotated, or not migrated)."""
+    from sqlalchemy import inspect, select
+
+    from service.models import VaultKey
+
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("vault_keys"):
+            return None
+        sealed = connection.execute(select(VaultKey.sealed).where(VaultKey.name == "hash")).scalar()
+    return vault.open_key(sealed) if sealed else None
 
 
 def install(runtime: Runtime) -> Runtime:

@@ -23,11 +23,9 @@ log = logging.getLogger("retorno")
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=os.environ.get("RETORNO_LOG_LEVEL", level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from service import logs
+
+    logs.setup(level)
 
 
 def _settings(port: int = 8000, **overrides) -> Settings:
@@ -234,16 +232,23 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.option("--role", type=click.Choice(["staff", "analyst"]), required=True)
-@click.option("--name", default="", help="Who or what the token is for.")
-def tokens_create(role: str, name: str) -> None:
+@click.option("--name", default="", help="Who or what the token is for (shown in the audit log).")
+@click.option("--expires", default=None, metavar="DURATION", help="Expire after this long: 30m, 12h, 90d, 2w.")
+def tokens_create(role: str, name: str, expires: str | None) -> None:
     """Create an API token; it is printed once, alone on the last line."""
+    from service.auth import TokenError, create_token, duration
+
+    try:
+        lifetime = duration(expires) if expires else None
+    except TokenError as error:
+        raise click.BadParameter(str(error), param_hint="--expires") from None
     settings = _settings()
-    from service.auth import create_token
     from service.db import upgrade
 
     upgrade(settings.database_url)
-    token = create_token(_runtime(settings), role, name)
-    click.echo(f"created a {role} token{' for ' + name if name else ''}; keep it secret:", err=True)
+    token = create_token(_runtime(settings), role, name, lifetime)
+    until = f", valid for {expires}" if expires else ""
+    click.echo(f"created a {role} token{' for ' + name if name else ''}{until}; keep it secret:", err=True)
     click.echo(token)
 
 

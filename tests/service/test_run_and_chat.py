@@ -25,6 +25,7 @@ def running(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "RETORNO_SECRET_KEY")}
     env["RETORNO_DATA_DIR"] = str(tmp_path / "data")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "run", "--port", str(port)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
