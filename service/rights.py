@@ -120,8 +120,8 @@ def erase(rt, contacts: Iterable[Contact], actor: str, how: str) -> Erased:
         markers = {(channel, hashed) for channel, hashed in keys}
         markers |= {("phone", c.phone_hash) for c in people if c.phone_hash and c.channel in PHONE_CHANNELS}
         _mark(session, markers, now)
-        audit.add(session, now, actor, "contact.erased", ", ".join(result.respondents), records=result.records,
-                  contacts=len(people), how=how)
+        audit.add(session, now, actor, "contact.erased", None, records=result.records, contacts=len(people),
+                  channels=sorted({c.channel for c in people}), how=how)  # nothing that leads back to them
     _recompute(rt, result.surveys)
     log.info("erased %d contacts (%d records) on request (%s)", len(ids), result.records, how)
     return result
@@ -201,7 +201,7 @@ def show(rt, contacts: Iterable[Contact], actor: str) -> dict[str, Any]:
     with rt.sessions() as session, session.begin():
         for contact in contacts:
             people.append(_person(session, vault, contact))
-        audit.add(session, rt.now(), actor, "contact.shown", ", ".join(p["respondent_id"] for p in people))
+        audit.add(session, rt.now(), actor, "contact.shown", None, contacts=len(people))  # not who: see erase
     return {"generated_at": rt.now().isoformat(), "contacts": people}
 
 
