@@ -26,9 +26,9 @@ SEALED_PAYLOAD_FIELDS = ("body_enc", "contact_phone_enc")
 def keep_hash_key(rt) -> None:
     """Keep the hashing key in use, sealed under the current key."""
     now = rt.now()
+    sealed = rt.vault.seal_key(rt.vault.hash_key)  # read (from the database, maybe) before the transaction
     with rt.sessions() as session, session.begin():
         row = session.get(VaultKey, "hash", with_for_update=True)
-        sealed = rt.vault.seal_key(rt.vault.hash_key)
         if row is None:
             session.add(VaultKey(name="hash", sealed=sealed, updated_at=now))
         else:

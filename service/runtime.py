@@ -72,16 +72,26 @@ def build(settings: Settings, dispatcher: Dispatcher | None = None, pool_size: i
 
 
 def kept_hash_key(engine: Engine, vault: Vault) -> bytes | None:
-    """The hashing key kept in the database by `retorno keys rotate`, or None (never rotated, or not migrated)."""
-    from sqlalchemy import inspect, select
+    """The hashing key kept in the database by `retorno keys rotate`, or None (never rotated, or not migrated).
 
-    from service.models import VaultKey
-
-    with engine.connect() as connection:
-        if not inspect(connection).has_table("vault_keys"):
-            return None
-        sealed = connection.execute(select(VaultKey.sealed).where(VaultKey.name == "hash")).scalar()
-    return vault.open_key(sealed) if sealed else None
+    Read on a plain driver connection: the first hash may come inside a SQLite write transaction, which a second
+    transaction of this process would wait for forever."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT sealed FROM vault_keys WHERE name = 'hash'")
+            row = cursor.fetchone()
+        except Exception as error:  # no such table yet (before migrations): nothing kept; anything else is raised
+            if "vault_keys" not in str(error):
+                raise
+            row = None
+        finally:
+            cursor.close()
+        connection.rollback()
+    finally:
+        connection.close()
+    return vault.open_key(row[0]) if row else None
 
 
 def install(runtime: Runtime) -> Runtime:
