@@ -123,3 +123,49 @@ def test_the_embedded_data_folder_and_its_files_are_private(tmp_path, monkeypatc
     assert {p.name for p in files} >= {"retorno.sqlite3", "secret_key"}
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_existing_data_migrates(database, request, tmp_path):
+    """A database from before this migration keeps its rows: console contacts become tests, incentive records
+    stay, old ciphertexts still open."""
+    from sqlalchemy import create_engine, text
+
+    from service.db import upgrade
+
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    else:
+        from tests.support import create_database, drop_database
+
+        name = f"retorno_migrate_{os.getpid()}"
+        url = create_database(name)
+        request.addfinalizer(lambda: drop_database(name))
+    for head in ("0002_incentives", "0002_campaigns", "0002_gaps"):
+        upgrade(url, head)
+    engine = create_engine(url)
+    legacy = legacy_encrypt(OLD, "ana")
+    with engine.begin() as connection:
+        for id_, channel in ((1, "console"), (2, "sms")):
+            connection.execute(text(
+                "INSERT INTO contacts (id, public_id, channel, address_hash, address_enc, tags, opted_out, "
+                "unreachable, created_at, updated_at) VALUES (:id, :p, :c, :h, :e, '[]', false, false, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"id": id_, "p": f"p{id_}", "c": channel, "h": f"h{id_}",
+                                                          "e": legacy})
+        connection.execute(text(
+            "INSERT INTO survey_sessions (id, contact_id, survey_id, version, wave, status, language, state, "
+            "started_at, last_activity_at, reminders_sent, updated_at) VALUES (1, 2, 's', 1, 1, 'completed', 'es', "
+            "'{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO incentives (id, contact_id, session_id, survey_id, wave, amount_cents, currency, status, "
+            "provider, idempotency_key, attempts, created_at, updated_at) VALUES (1, 2, 1, 's', 1, 3000, 'MXN', "
+            "'succeeded', 'ledger', 'rt-1', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+    upgrade(url)
+    with engine.begin() as connection:
+        tests = connection.execute(text("SELECT channel FROM contacts WHERE test")).scalars().all()
+        kept = connection.execute(text("SELECT contact_id, status FROM incentives")).all()
+        sealed = connection.execute(text("SELECT address_enc FROM contacts WHERE id = 1")).scalar_one()
+        connection.execute(text("UPDATE incentives SET contact_id = NULL, session_id = NULL"))  # may be anonymous
+    engine.dispose()
+    assert tests == ["console"] and [tuple(k) for k in kept] == [(2, "succeeded")]
+    assert Vault(OLD).decrypt(sealed) == "ana"
