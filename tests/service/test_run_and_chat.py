@@ -73,3 +73,24 @@ def test_chat_explains_when_nothing_runs():
     )
     assert result.returncode == 1
     assert "Is `retorno run` running?" in result.stderr
+
+
+def test_chat_resumes_as_the_same_name_and_nobody_else_can_take_it(running, tmp_path):
+    url, env, _ = running
+
+    def chat(lines: list[str], state: str):
+        return subprocess.run(
+            [sys.executable, "-m", "service.cli", "chat", "--url", url, "--as", "ana"],
+            input="\n".join(lines) + "\n", capture_output=True, text=True, env={**env, "XDG_STATE_HOME": state},
+            timeout=60,
+        )
+
+    first = chat(["Hola"], str(tmp_path / "mine"))
+    assert first.returncode == 0 and "¿Acepta? (SI/NO)" in first.stdout
+    state = tmp_path / "mine" / "retorno" / "chat.json"
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    again = chat(["si"], str(tmp_path / "mine"))
+    assert again.returncode == 0 and "¿Acepta?" not in again.stdout and "(no reply)" not in again.stderr
+    stranger = chat(["si"], str(tmp_path / "theirs"))
+    assert stranger.returncode == 1 and "another console client writes as this address" in stranger.stderr
+    assert requests.get(f"{url}/webhooks/console/replies", timeout=5).status_code == 400
