@@ -30,6 +30,7 @@ from bots import render
 from service import runtime as runtimes
 from service.db import among, json_rows
 from service.inbox import PHONE_CHANNELS, SEALED_FIELDS, opened
+from service.logs import scrub
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
 from service.runtime import Runtime
@@ -238,7 +239,7 @@ def _mark_failed(rt: Runtime, channel: str, address_hash: str, error: BaseExcept
             .values(
                 status="failed",
                 attempts=InboundMessage.attempts + 1,
-                error=f"{type(error).__name__}: {error}"[:2000],
+                error=scrub(f"{type(error).__name__}: {error}")[:2000],  # no number or token kept
             )
         )
 
