@@ -41,7 +41,10 @@ class Contact(Base):
     """A person we talk to on one channel; `public_id` is the pseudonymous respondent id in exports."""
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("channel", "address_hash", name="uq_contacts_channel_address"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "address_hash", name="uq_contacts_channel_address"),
+        Index("ix_contacts_test", "id", postgresql_where=text("test"), sqlite_where=text("test")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True)

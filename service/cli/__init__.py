@@ -126,7 +126,8 @@ def _announce(settings: Settings, host: str, port: int) -> None:
     database = "SQLite " + settings.database_url.removeprefix("sqlite:///") if settings.embedded_database else "PostgreSQL"
     queue = "in-process queue" if settings.embedded_queue else "Redis"
     channels = [name for name, on in (
-        ("SMS/WhatsApp", settings.twilio_inbound), ("Telegram", settings.telegram), ("console", settings.console_channel)
+        ("SMS/WhatsApp", settings.twilio_inbound), ("Telegram", settings.telegram),
+        ("console (a test channel: this machine only, never paid or mapped)", settings.console_channel)
     ) if on]
     url = f"http://{host}:{port}"
     click.echo(f"Retorno listens on {url}  ({database}, {queue})")

@@ -30,6 +30,8 @@ def upgrade() -> None:
     op.add_column("contacts", sa.Column("test", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.add_column("contacts", sa.Column("erase_requested_at", Moment, nullable=True))
     op.execute("UPDATE contacts SET test = true WHERE channel = 'console'")
+    op.create_index("ix_contacts_test", "contacts", ["id"], postgresql_where=sa.text("test"),
+                    sqlite_where=sa.text("test"))
     op.add_column("api_tokens", sa.Column("expires_at", Moment, nullable=True))
     op.create_table(
         "dashboard_sessions",
@@ -102,5 +104,6 @@ def downgrade() -> None:
     op.drop_index("ix_dashboard_sessions_token_id", table_name="dashboard_sessions")
     op.drop_table("dashboard_sessions")
     op.drop_column("api_tokens", "expires_at")
+    op.drop_index("ix_contacts_test", table_name="contacts")
     op.drop_column("contacts", "erase_requested_at")
     op.drop_column("contacts", "test")
