@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
@@ -76,7 +77,10 @@ def kept_hash_key(engine: Engine, vault: Vault) -> bytes | None:
 
     Read on a plain driver connection: the first hash may come inside a SQLite write transaction, which a second
     transaction of this process would wait for forever."""
-    connection = engine.raw_connection()
+    try:
+        connection = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as error:  # the database is down: as any query would say it
+        raise OperationalError("SELECT sealed FROM vault_keys", None, error) from error
     try:
         cursor = connection.cursor()
         try:
