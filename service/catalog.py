@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service import audit
 from service.models import SurveyVersion
 from surveys.definition import Definition
 from surveys.loader import SurveyError, bundled_files, load_text
@@ -95,6 +96,8 @@ class Catalog:
                     definition=definition.normalized(),
                 )
             )
+            audit.add(session, self.runtime.now(), "system", "survey.published",
+                      f"{definition.id} v{definition.version}", digest=definition.digest)
             try:
                 session.commit()
             except IntegrityError:

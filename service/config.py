@@ -51,6 +51,10 @@ class Settings:
     reloadly_api_base: str = "https://topups.reloadly.com"
     reloadly_auth_url: str = "https://auth.reloadly.com/oauth/token"
     reloadly_timeout: float = 30.0
+    # Privacy
+    old_secret_keys: tuple[str, ...] = ()
+    retention_days: float = 30.0
+    """Message bodies and provider payloads are purged this long after processing (paid numbers after payment)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -93,7 +97,7 @@ class Settings:
         data_dir = _data_dir(get)
         database_url = get("DATABASE_URL")
         if database_url is None:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            private_folder(data_dir)
             database_url = f"sqlite:///{data_dir / EMBEDDED_DATABASE}"
         elif database_url.startswith("postgres://"):
             database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
@@ -118,6 +122,8 @@ class Settings:
         incentives = _incentive_settings(get)
         spool_dir = get("RETORNO_SPOOL_DIR")
         spool_max_mb = _positive(get, "RETORNO_SPOOL_MAX_MB", float, 256.0)
+        old_keys = tuple(k.strip() for k in (get("RETORNO_OLD_SECRET_KEYS") or "").split(",") if k.strip())
+        retention_days = _positive(get, "RETORNO_RETENTION_DAYS", float, 30.0)
         return cls(
             database_url=database_url,
             redis_url=get("REDIS_URL"),
@@ -140,6 +146,8 @@ class Settings:
             test_clock=(get("RETORNO_TEST_CLOCK") or "").lower() in ("1", "true", "yes"),
             spool_dir=Path(spool_dir).resolve() if spool_dir else None,
             spool_max_mb=spool_max_mb,
+            old_secret_keys=old_keys,
+            retention_days=retention_days,
             **incentives,
         )
 
@@ -274,12 +282,21 @@ def _positive(get, name: str, kind, default):
     return value
 
 
+def private_folder(folder: Path) -> None:
+    """Make `folder` (the data folder) if needed, readable by its owner only (0700)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        os.chmod(folder, 0o700)
+
+
 def _embedded_secret(data_dir: Path) -> str:
     """The secret of an embedded install: made once, kept in the data folder, readable by its owner only."""
     path = data_dir / "secret_key"
     if path.exists():
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(data_dir)
     key = secrets.token_urlsafe(32)
     temporary = data_dir / f".secret_key.{os.getpid()}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ timeout, system error: each worth trying again later."""
 def make_engine(url: str, pool_size: int = 5) -> Engine:
     """An engine tuned per dialect: WAL and a busy timeout for SQLite, a small pool for PostgreSQL."""
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
@@ -42,6 +44,22 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         json_deserializer=orjson.loads,
         connect_args={"connect_timeout": 5, "application_name": "retorno"},
     )
+
+
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite file readable by its owner only (0600), or make it so: SQLite gives its WAL and
+    shared-memory files the database file's permissions."""
+    path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+    if not path or path == ":memory:":
+        return
+    file = Path(path)
+    if not file.parent.exists():
+        return
+    if not file.exists():
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT, 0o600))
+    for part in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
+        if part.exists() and part.stat().st_mode & 0o077:
+            os.chmod(part, 0o600)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -134,6 +152,8 @@ def upgrade(url: str, revision: str = "heads") -> None:
     """Apply Alembic migrations up to `revision`."""
     from alembic import command
 
+    if url.startswith("sqlite"):
+        private_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 

@@ -28,7 +28,7 @@ from bots.base import Incoming, StatusUpdate
 from service import spool as spools
 from service.db import UNAVAILABLE, cause, json_rows
 from service.models import Contact, InboundMessage, OutboundMessage
-from service.privacy import InvalidAddress, normalize_phone
+from service.privacy import InvalidAddress, Vault, holds_number, normalize_phone
 from service.queue import INBOX
 from service.runtime import Runtime
 
@@ -56,20 +56,46 @@ def identity(channel: str, address: str, default_region: str) -> str:
 def _sealed(runtime: Runtime, channel: str, address: str) -> tuple[str, str]:
     """(keyed hash, ciphertext) of a sender's address; cached, since the same people write again and again."""
     who = identity(channel, address, runtime.settings.default_region)
-    reply_to = address if channel == "whatsapp" else who
-    return runtime.vault.hash(channel, who), runtime.vault.encrypt(reply_to)
+    return runtime.vault.hash(channel, who), runtime.vault.encrypt(_reply_to(runtime, channel, address))
+
+
+def _reply_to(runtime: Runtime, channel: str, address: str) -> str:
+    """What replies are addressed to: WhatsApp's `whatsapp:+...` as it came, the identity elsewhere."""
+    return address if channel == "whatsapp" else identity(channel, address, runtime.settings.default_region)
+
+
+def unsealed_hash(runtime: Runtime, row: dict) -> dict:
+    """A row spooled without its address hash (the hashing key could not be read then), with it."""
+    if row.get("address_hash") is None:
+        who = identity(row["channel"], runtime.vault.decrypt(row["address_enc"]), runtime.settings.default_region)
+        row = {**row, "address_hash": runtime.vault.hash(row["channel"], who)}
+    return row
+
+
+def _spool_only() -> list[int | None]:
+    raise TimeoutError("the hashing key could not be read from the database")
 
 
 def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict:
-    """The inbound_messages row of a parsed provider message: the address only hashed and encrypted."""
-    address_hash, address_enc = _sealed(runtime, incoming.channel, incoming.address)
+    """The inbound_messages row of a parsed provider message: the address only hashed and encrypted, and so is
+    anything that may be a phone number (see `sealed_numbers`).
+
+    The keyed hash needs the hashing key, which a process reads from the database at its first hash: while the
+    database cannot be reached the row gets no hash (`address_hash` None) and is spooled; the replay hashes it."""
+    try:
+        address_hash, address_enc = _sealed(runtime, incoming.channel, incoming.address)
+    except Exception as error:
+        if not spools.unavailable(error):
+            raise
+        address_hash, address_enc = None, runtime.vault.encrypt(_reply_to(runtime, incoming.channel, incoming.address))
+    body, payload = sealed_numbers(runtime.vault, incoming.text, incoming.payload())
     return {
         "channel": incoming.channel,
         "provider_id": incoming.provider_id[:128],
         "address_hash": address_hash,
         "address_enc": address_enc,
-        "body": incoming.text,
-        "payload": incoming.payload(),
+        "body": body,
+        "payload": payload,
         "sequence": incoming.sequence,
         "received_at": received_at,
         "status": "pending",
@@ -77,12 +103,39 @@ def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict
     }
 
 
+SEALED_FIELDS = ("body_enc", "contact_phone_enc")
+
+
+def sealed_numbers(vault: Vault, body: str, payload: dict) -> tuple[str, dict]:
+    """A shared contact's number, and a body that holds a number (a typed payout number, or anything with eight
+    digits in a row), are stored encrypted: `payload["contact_phone_enc"]`, `payload["body_enc"]` (body empty).
+    The worker reads them, and drops them once the message is processed (see workers.inbound)."""
+    if "contact_phone" in payload:
+        payload = dict(payload)
+        payload["contact_phone_enc"] = vault.encrypt(payload.pop("contact_phone"))
+    if holds_number(body):
+        payload = {**payload, "body_enc": vault.encrypt(body)}
+        body = ""
+    return body, payload
+
+
+def opened(vault: Vault, body: str, payload: dict) -> tuple[str, str | None]:
+    """(text, shared contact number) of a stored message, sealed or not (rows from before sealing existed)."""
+    text = vault.decrypt(payload["body_enc"]) if "body_enc" in payload else body
+    if "contact_phone_enc" in payload:
+        return text, vault.decrypt(payload["contact_phone_enc"])
+    return text, payload.get("contact_phone")
+
+
 def store(runtime: Runtime, incoming: Sequence[Incoming]) -> list[int | None]:
     """Store messages durably (group commit, or the spool while the database cannot take them); the ids of new ones,
     None for redeliveries and spooled messages. Raises SpoolFull when neither can keep them."""
     now = runtime.now()
     rows = [row_for(runtime, item, now) for item in incoming]
-    ids = spools.keep(runtime, "inbound", rows, lambda: committer(runtime).submit(rows))
+    if any(row["address_hash"] is None for row in rows):
+        ids = spools.keep(runtime, "inbound", rows, _spool_only)
+    else:
+        ids = spools.keep(runtime, "inbound", rows, lambda: committer(runtime).submit(rows))
     return [None] * len(rows) if ids is None else ids
 
 

@@ -41,7 +41,10 @@ class Contact(Base):
     """A person we talk to on one channel; `public_id` is the pseudonymous respondent id in exports."""
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("channel", "address_hash", name="uq_contacts_channel_address"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "address_hash", name="uq_contacts_channel_address"),
+        Index("ix_contacts_test", "id", postgresql_where=text("test"), sqlite_where=text("test")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True)
@@ -56,6 +59,10 @@ class Contact(Base):
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None]
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """A test contact (the console channel): never paid, never in gap maps, in exports only when asked."""
+    erase_requested_at: Mapped[datetime | None]
+    """The respondent confirmed BORRAR: erased by the privacy job once the last reply has gone out."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -183,6 +190,71 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+
+class DashboardSession(Base):
+    """A dashboard login: the cookie holds a random id (only its SHA-256 is stored), never the token."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+# -- Privacy ------------------------------------------------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """Who did what with people's data, when: append-only (the database refuses updates and deletes).
+
+    `actor` is a token's name (or `token #id`), `cli:<user>` or `respondent`; `target` a survey, campaign,
+    token or respondent id; never a phone number.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(160))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OptOutMarker(Base):
+    """What remains of an erased person: keyed hashes of their addresses, so that no campaign reaches them."""
+
+    __tablename__ = "opt_out_markers"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """A channel (sms, whatsapp, telegram, console) for an address hash, or `phone` for a phone hash."""
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RetentionMark(Base):
+    """How far the retention purge got in a table of messages (ids at or below `last_id` are purged)."""
+
+    __tablename__ = "retention_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VaultKey(Base):
+    """A key kept sealed under the current secret key (`hash`: the stable hashing key, after a rotation)."""
+
+    __tablename__ = "vault_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # -- Gap maps -----------------------------------------------------------------------------------------------
@@ -255,8 +327,9 @@ class Incentive(Base):
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id"), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    """None on an anonymous ledger line: a paid record of a person who was erased."""
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("survey_sessions.id"), unique=True)
     survey_id: Mapped[str] = mapped_column(String(64))
     wave: Mapped[int] = mapped_column(Integer)
     amount_cents: Mapped[int] = mapped_column(BigInteger)

@@ -350,10 +350,11 @@ class Spool:
         self._insert(rows)
 
     def _insert(self, rows: list[dict]) -> None:
-        from service.inbox import insert_new  # service.inbox imports this module
+        from service.inbox import insert_new, unsealed_hash  # service.inbox imports this module
 
         if not rows:
             return
+        rows = [unsealed_hash(self.runtime, row) for row in rows]
         try:
             with self.runtime.sessions() as session, session.begin():
                 ids = insert_new(session, rows)

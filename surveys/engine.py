@@ -50,6 +50,8 @@ class State:
     incentive: bool = True
     resume_status: str | None = None
     last_at: str | None = None
+    erase_pending: bool = False
+    """The respondent asked to erase their data; the same keyword again confirms."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy that shares no list or dict with this state."""
@@ -191,7 +193,7 @@ def expire(definition: Definition, state: State) -> Step:
 
 
 def keyword(text: str) -> tuple[str, str | None] | None:
-    """The built-in keyword a whole message is, if any: ('opt_out'|'opt_in'|'help'|'language', argument)."""
+    """The built-in keyword a whole message is, if any: ('opt_out'|'opt_in'|'help'|'language'|'erase', argument)."""
     return _keyword(text) if len(text) <= SHORT else _keyword.__wrapped__(text)
 
 
@@ -206,6 +208,8 @@ def _keyword(text: str) -> tuple[str, str | None] | None:
         return ("help", None)
     if word in builtin.LANGUAGE_KEYWORDS:
         return ("language", builtin.LANGUAGE_KEYWORDS[word])
+    if word in builtin.ERASE_KEYWORDS:
+        return ("erase", None)
     return None
 
 
@@ -247,6 +251,10 @@ class _Turn:
         since_last = self._since_last()
         if self.inbound.at is not None:
             self.state.last_at = self.inbound.at.isoformat()
+        asked_to_erase, self.state.erase_pending = self.state.erase_pending, False
+        if found and found[0] == "erase":
+            self.on_erase(asked_to_erase)
+            return self.step
         if self.state.status == OPTED_OUT:
             if found and found[0] == "opt_in":
                 self.opt_in()
@@ -291,6 +299,17 @@ class _Turn:
             self.repeat_current()
         elif kind == "language":
             self.switch_language(argument)
+
+    def on_erase(self, confirmed: bool) -> None:
+        """BORRAR / DELETE MY DATA: asks once to confirm; the caller erases the respondent on 'erase_confirmed'
+        (the state does not change otherwise, so another message goes on where they were)."""
+        if confirmed:
+            self.event("erase_confirmed", self.state.question)
+            self.say("erased")
+            return
+        self.state.erase_pending = True
+        self.event("erase_requested", self.state.question)
+        self.say("erase_confirm")
 
     def on_answer(self, since_last: timedelta | None) -> None:
         question = self._current()

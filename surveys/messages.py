@@ -202,4 +202,18 @@ SKIP_WORDS: dict[str, tuple[str, ...]] = {
 GREETINGS_EN = frozenset({"hi", "hello", "hey", "survey", "english", "start", "good morning"})
 DEFAULT_START_KEYWORD = {"es": "ENCUESTA", "en": "SURVEY"}
 
-ALL_KEYWORDS = OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS | HELP_KEYWORDS | frozenset(LANGUAGE_KEYWORDS)
+# Erasure by message (a right of the people asked): the keyword, then the same keyword again to confirm.
+ERASE_KEYWORDS = frozenset({"borrar", "borrar mis datos", "borra mis datos", "delete my data", "erase my data"})
+DEFAULT_MESSAGES.update({
+    "erase_confirm": {
+        "es": "¿Borrar todos sus datos y respuestas? Para confirmar, escriba BORRAR otra vez.",
+        "en": "Delete all your data and answers? To confirm, send DELETE MY DATA again.",
+    },
+    "erased": {
+        "es": "Listo: borramos sus datos y no le volveremos a escribir.",
+        "en": "Done: we are deleting your data and will not write to you again.",
+    },
+})
+
+ALL_KEYWORDS = (OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS | HELP_KEYWORDS | frozenset(LANGUAGE_KEYWORDS)
+                | ERASE_KEYWORDS)

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from bots import render
 from service import runtime as runtimes
 from service.db import UNAVAILABLE, among, cause, json_rows
-from service.inbox import PHONE_CHANNELS
+from service.inbox import PHONE_CHANNELS, SEALED_FIELDS, opened
+from service.logs import scrub
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
 from service.runtime import Runtime
@@ -44,6 +45,10 @@ BATCH = 500
 """Messages per transaction at most: per-batch costs amortized, contacts locked for a fraction of a second."""
 DRAIN_SECONDS = 2.0
 """A drain job hands over after this long, so periodic jobs are not kept waiting (and at once to a waiting send)."""
+TEST_CHANNELS = ("console",)
+"""Channels whose contacts are tests: never paid, never in gap maps, in exports only when asked."""
+TO_OPTED_OUT = ("opted_out", "erase_requested", "erase_confirmed")
+"""Events whose replies reach a respondent who opted out (the confirmation of their STOP or erasure)."""
 REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "animation", "audio", "voice")
 
 
@@ -234,7 +239,7 @@ def _mark_failed(rt: Runtime, channel: str, address_hash: str, error: BaseExcept
             .values(
                 status="failed",
                 attempts=InboundMessage.attempts + 1,
-                error=f"{type(error).__name__}: {error}"[:2000],
+                error=scrub(f"{type(error).__name__}: {error}")[:2000],  # no number or token kept
             )
         )
 
@@ -269,6 +274,8 @@ class _Batch:
         self.touched: dict[int, SessionRow] = {}
         """Sessions the batch changed, by id: written in two statements at the end (new ones, changed ones)."""
         self.incentive_ids: list[int] = []
+        self.sealed: list[int] = []
+        """Messages that held a number (sealed at the webhook): the batch drops it once they are processed."""
 
     def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
         with self.rt.sessions() as session, session.begin():
@@ -307,6 +314,7 @@ class _Batch:
         """Write what `prepare` worked out: the sessions' changes, the messages' statuses, answers, replies."""
         self._write_sessions(session)
         self._write_handled(session)
+        self._drop_sealed(session)
         self._write_answers(session)
         result.outbound_ids = self._write_outbound(session)
         result.incentive_ids = list(self.incentive_ids)
@@ -366,6 +374,7 @@ class _Batch:
                 "tags": [],
                 "opted_out": False,
                 "unreachable": False,
+                "test": channel in TEST_CHANNELS,
                 "created_at": self.now,
                 "updated_at": self.now,
             }
@@ -411,16 +420,19 @@ class _Batch:
         self.handled.append(handled)
         if payload.get("callback_query_id"):
             self._send(session, contact, None, "", {"callback_query_id": payload["callback_query_id"]}, "ack")
+        text, shared = opened(self.rt.vault, message.body or "", payload)
+        if SEALED_FIELDS[0] in payload or SEALED_FIELDS[1] in payload:
+            self.sealed.append(message.id)  # a number that served its purpose: dropped when the batch writes
         inbound = Inbound(
-            text=message.body or "",
+            text=text,
             button=payload.get("button"),
             kind=payload.get("kind", "text"),
             at=_aware(message.received_at),
             language_hint=payload.get("language_hint"),
-            contact=payload.get("contact_phone"),
+            contact=shared,
         )
         found = engine.keyword(inbound.text) if inbound.button is None else None
-        if contact.opted_out and not (found and found[0] == "opt_in"):
+        if contact.opted_out and not (found and found[0] in ("opt_in", "erase")):
             handled["status"] = "ignored"
             return current
         definition, state, row = self._conversation(session, contact, current, inbound)
@@ -434,7 +446,7 @@ class _Batch:
         self._apply_events(session, contact, step)
         for reply in step.replies:
             body, extra = render(contact.channel, reply)
-            kind = "optout" if any(e.kind == "opted_out" for e in step.events) else "reply"
+            kind = "optout" if any(e.kind in TO_OPTED_OUT for e in step.events) else "reply"
             self._send(session, contact, row, body, extra, kind)
         return row
 
@@ -564,8 +576,23 @@ class _Batch:
                 contact.opted_out_at = None
             elif event.kind == "language_changed":
                 contact.language = event.detail.get("language")
+            elif event.kind == "erase_confirmed":
+                self._erase_later(session, contact)
         if contact.language is None:
             contact.language = step.state.language
+
+    def _erase_later(self, session: Session, contact: Contact) -> None:
+        """The respondent confirmed BORRAR: nothing but the confirmation goes out, and the privacy job erases them
+        (workers.privacy) once it has."""
+        contact.opted_out, contact.opted_out_at, contact.erase_requested_at = True, self.now, self.now
+        session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == "queued")
+            .values(status="cancelled", error="erasure requested")
+        )
+        for message in self.outbound:
+            if message["contact_id"] == contact.id and message["kind"] != "ack":
+                message["status"], message["error"] = "cancelled", "erasure requested"
 
     def _send(
         self,
@@ -639,6 +666,16 @@ class _Batch:
             .values(status=bindparam("new_status"), contact_id=bindparam("contact"), processed_at=self.now),
             [{"message_id": h["id"], "new_status": h["status"], "contact": h["contact_id"]} for h in self.handled],
         )
+
+    def _drop_sealed(self, session: Session) -> None:
+        """Processed messages keep no number: their sealed body and shared contact go (see service.inbox)."""
+        if not self.sealed:
+            return
+        rows = session.execute(select(InboundMessage.id, InboundMessage.payload)
+                               .where(InboundMessage.id.in_(self.sealed))).all()
+        for id_, payload in rows:
+            kept = {k: v for k, v in (payload or {}).items() if k not in SEALED_FIELDS}
+            session.execute(update(InboundMessage).where(InboundMessage.id == id_).values(payload=kept, body=""))
 
     def _write_outbound(self, session: Session) -> list[int]:
         """Insert the batch's outgoing messages in one statement; the ids of those to send."""

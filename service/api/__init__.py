@@ -38,4 +38,4 @@ def _unknown_survey(error: UnknownSurvey):
     return error_response(404, "unknown_survey", f"no survey {error.args[0]}")
 
 
-from service.api import campaigns, gaps, incentives, surveys  # noqa: E402,F401  - registers the routes
+from service.api import audit, campaigns, contacts, gaps, incentives, surveys  # noqa: E402,F401  - registers the routes

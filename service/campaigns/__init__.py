@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, bindparam, func, select, text, update
+from sqlalchemy import DateTime, bindparam, exists, func, or_, select, text, update
 
+from service import audit
 from service.campaigns.timing import QuietHours, TimingError, aware, check_zone
-from service.models import Campaign, CampaignMessage, Contact
+from service.models import Campaign, CampaignMessage, Contact, OptOutMarker
 from service.throttle import sender_for
 
 DEFAULT_TIMEZONE = "America/Mexico_City"
@@ -132,8 +133,12 @@ class Started:
     audience: int
 
 
-def start(rt, campaign_id: int) -> Started:
-    """Take the audience (again: contacts tagged since are added) and let the sender go."""
+def start(rt, campaign_id: int, actor: str | None = None) -> Started:
+    """Take the audience (again: contacts tagged since are added) and let the sender go.
+
+    Contacts who opted out, are unreachable, or whose address or number belonged to a person who was erased
+    (an opt-out marker) are skipped. `actor` is who started it, for the audit log (default: this command's user).
+    """
     now = rt.now()
     rt.catalog.ensure_published()
     with rt.sessions() as session, session.begin():
@@ -160,11 +165,31 @@ def start(rt, campaign_id: int) -> Started:
                 )
                 .values(status="skipped", reason=reason)
             ).rowcount
+        skipped += session.execute(
+            update(CampaignMessage)
+            .where(
+                CampaignMessage.campaign_id == campaign.id,
+                CampaignMessage.status == "pending",
+                CampaignMessage.kind == "invite",
+                CampaignMessage.contact_id.in_(select(Contact.id).where(_erased_before())),
+            )
+            .values(status="skipped", reason="erased")
+        ).rowcount
         campaign.status = RUNNING
         campaign.started_at = campaign.started_at or now
         campaign.finished_at = None
+        audit.add(session, now, actor or audit.cli_actor(), "campaign.started", f"campaign {campaign.id}",
+                  survey_id=campaign.survey_id, wave=campaign.wave, tag=campaign.tag, audience=audience)
     rt.dispatcher.enqueue("workers.campaigns.tick", None, True)
     return Started(campaign, audience - before, skipped, audience)
+
+
+def _erased_before():
+    """SQL: the contact's address (or phone number) has an opt-out marker: its person was erased."""
+    return or_(
+        exists().where(OptOutMarker.kind == Contact.channel, OptOutMarker.hash == Contact.address_hash),
+        exists().where(OptOutMarker.kind == "phone", OptOutMarker.hash == Contact.phone_hash),
+    )
 
 
 def pause(rt, campaign_id: int) -> Campaign:

@@ -24,11 +24,9 @@ log = logging.getLogger("retorno")
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=os.environ.get("RETORNO_LOG_LEVEL", level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from service import logs
+
+    logs.setup(level)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # what a start says is the service's, not each migration
 
 
@@ -198,7 +196,8 @@ def _announce(settings: Settings, host: str, port: int) -> None:
     database = "SQLite " + settings.database_url.removeprefix("sqlite:///") if settings.embedded_database else "PostgreSQL"
     queue = "in-process queue" if settings.embedded_queue else "Redis"
     channels = [name for name, on in (
-        ("SMS/WhatsApp", settings.twilio_inbound), ("Telegram", settings.telegram), ("console", settings.console_channel)
+        ("SMS/WhatsApp", settings.twilio_inbound), ("Telegram", settings.telegram),
+        ("console (a test channel: this machine only, never paid or mapped)", settings.console_channel)
     ) if on]
     url = f"http://{host}:{port}"
     click.echo(f"Retorno listens on {url}  ({database}, {queue})")
@@ -304,17 +303,24 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.option("--role", type=click.Choice(["staff", "analyst"]), required=True)
-@click.option("--name", default="", help="Who or what the token is for.")
-def tokens_create(role: str, name: str) -> None:
+@click.option("--name", default="", help="Who or what the token is for (shown in the audit log).")
+@click.option("--expires", default=None, metavar="DURATION", help="Expire after this long: 30m, 12h, 90d, 2w.")
+def tokens_create(role: str, name: str, expires: str | None) -> None:
     """Create an API token; it is printed once, alone on the last line."""
+    from service.auth import TokenError, create_token, duration
+
+    try:
+        lifetime = duration(expires) if expires else None
+    except TokenError as error:
+        raise click.BadParameter(str(error), param_hint="--expires") from None
     settings = _settings()
-    from service.auth import create_token
     from service.db import upgrade
 
     upgrade(settings.database_url)
-    token = create_token(_runtime(settings), role, name)
+    token = create_token(_runtime(settings), role, name, lifetime)
     article = "an" if role[0] in "aeiou" else "a"
-    click.echo(f"created {article} {role} token{' for ' + name if name else ''}; keep it secret:", err=True)
+    until = f", valid for {expires}" if expires else ""
+    click.echo(f"created {article} {role} token{' for ' + name if name else ''}{until}; keep it secret:", err=True)
     click.echo(token)
 
 

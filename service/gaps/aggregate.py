@@ -79,12 +79,17 @@ def group_questions(definition: Definition) -> list[Question]:
     return [q for q in definition.questions if q.group]
 
 
+NOT_TESTS = " AND {s}.contact_id NOT IN (SELECT id FROM contacts WHERE test)"
+"""Test contacts (the console channel) never count in gap figures."""
+
+
 def fingerprint(connection: Connection, survey_id: str, wave: int | None = None) -> tuple[int, datetime | None]:
     """How many sessions are completed and the latest completion: when it changes, figures are stale."""
     row = connection.execute(
         text(
             "SELECT count(*), max(completed_at) FROM survey_sessions "
             "WHERE survey_id = :survey AND status = 'completed'" + (" AND wave = :wave" if wave is not None else "")
+            + NOT_TESTS.format(s="survey_sessions")
         ),
         {"survey": survey_id, "wave": wave},
     ).one()
@@ -275,7 +280,7 @@ resp AS MATERIALIZED (
   FROM survey_sessions s
   JOIN answers a ON a.session_id = s.id
   {join}
-  WHERE s.survey_id = :survey AND s.status = 'completed'{wave_filter}
+  WHERE s.survey_id = :survey AND s.status = 'completed'{wave_filter}{NOT_TESTS.format(s="s")}
   GROUP BY s.id, s.region
 ),
 per AS MATERIALIZED (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -145,7 +145,8 @@ def test_every_route_never_5xx_nor_slow(h, data, query, headers, token, body, co
     hostile path segments, queries, headers and bodies."""
     rules = sorted(h.app.url_map.iter_rules(), key=lambda rule: rule.rule)
     if random_path:
-        path = "/" + "/".join(data.draw(st.lists(hostile.SEGMENTS, max_size=5)))
+        # percent-encoded: the test client would read a raw "//..." as a host (raw bytes: tests/faults/test_hostile.py)
+        path = "/" + "/".join(quote(s, safe="") for s in data.draw(st.lists(hostile.SEGMENTS, max_size=5)))
         method = data.draw(hostile.METHODS)
     else:
         rule = data.draw(st.sampled_from(rules))

@@ -443,7 +443,7 @@ def test_staff_export_what_is_owed_and_mark_it_paid(sqlite_url, providers, tmp_p
         result = _cli(h, "incentives", "export")
         assert result.exit_code == 0, result.output
         rows = list(csv.DictReader(io.StringIO(result.stdout)))
-        assert [r["phone"] for r in rows] == [PHONE, OTHER]
+        assert [r["phone"] for r in rows] == ["'" + PHONE, "'" + OTHER]  # inert in a spreadsheet
         assert rows[0]["amount"] == "30" and rows[0]["status"] == "pending" and rows[0]["reference"].startswith("rt-")
         sheet = tmp_path / "paid.csv"
         sheet.write_text("incentive_id,reference\n" + rows[0]["incentive_id"] + ",OXXO-1\n999,\nabc,\n")

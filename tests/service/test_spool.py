@@ -71,6 +71,21 @@ def test_files_rotate_by_size_and_are_replayed_in_arrival_order(manual):
     assert spool.stats()["files"] == 0 and not spool.holding
 
 
+def test_a_process_that_cannot_read_its_hashing_key_spools_and_the_replay_hashes(manual, monkeypatch):
+    harness, spool = manual
+    expected = harness.rt.vault.hash("sms", PHONE)
+    vault = harness.rt.vault
+    monkeypatch.setattr(vault, "_hash_key", None)
+    monkeypatch.setattr(vault, "_hash_key_loader", lambda v: (_ for _ in ()).throw(
+        OperationalError("SELECT sealed FROM vault_keys", None, psycopg.OperationalError("connection refused"))))
+    assert harness.sms(PHONE, "sin llave").status_code == 200
+    assert _stored(harness) == [] and spool.appended == 1
+    monkeypatch.setattr(vault, "_hash_key_loader", None)
+    assert spool.replay() == 1
+    with harness.rt.engine.connect() as connection:
+        assert connection.execute(text("SELECT address_hash FROM inbound_messages")).scalar_one() == expected
+
+
 def test_while_messages_wait_in_the_spool_new_ones_queue_behind_them(manual, monkeypatch):
     harness, spool = manual
     real_write = GroupCommitter._write
