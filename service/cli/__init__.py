@@ -17,7 +17,7 @@ import click
 
 from service.config import ConfigError, Settings
 from service.queue import QUEUE_NAMES
-from surveys.loader import check_text
+from surveys.loader import review_text
 
 log = logging.getLogger("retorno")
 
@@ -257,19 +257,42 @@ def surveys() -> None:
 
 @surveys.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def surveys_check(paths: tuple[Path, ...]) -> None:
-    """Validate survey YAML files (or folders of them): one FILE:LINE: message line per problem."""
+@click.option("--max-segments", type=click.IntRange(min=1), default=None,
+              help="A message longer than this many SMS segments is an error (otherwise a warning over 1).")
+@click.option("--json", "as_json", is_flag=True, help="Problems, warnings and SMS figures as JSON, for tools.")
+def surveys_check(paths: tuple[Path, ...], max_segments: int | None, as_json: bool) -> None:
+    """Validate survey YAML files (or folders of them): one FILE:LINE: message line per problem; for a valid
+    survey, the SMS encoding, characters and segments of every message, per question and language."""
+    import json
+
+    from service.cli import _survey_report as report
+
     failed = False
+    found = []
     for path in _survey_files(paths):
         try:
-            problems = check_text(path.read_text(encoding="utf-8"))
+            review = review_text(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
-            click.echo(f"{path}:1: cannot read the file: {getattr(error, 'strerror', None) or error}")
+            reason = f"cannot read the file: {getattr(error, 'strerror', None) or error}"
+            found.append({"file": str(path), "valid": False, "problems": [{"line": 1, "message": reason}]})
+            if not as_json:
+                click.echo(f"{path}:1: {reason}")
             failed = True
             continue
-        for problem in problems:
+        cost = report.costs(review) if review.definition is not None else None
+        long = report.too_long(path, cost, max_segments or 1, max_segments is not None) if cost else []
+        failed = failed or bool(review.problems) or (max_segments is not None and bool(long))
+        if as_json:
+            found.append(report.as_json(path, review, cost, max_segments))
+            continue
+        for problem in review.problems:
             click.echo(f"{path}:{problem.line}: {problem.message}")
-        failed = failed or bool(problems)
+        if cost is not None:
+            click.echo("\n".join(report.table(path, review, cost)))
+        for line in [*(f"{path}:{w.line}: {w.message}" for w in review.warnings), *long]:
+            click.echo(line)
+    if as_json:
+        click.echo(json.dumps({"files": found}, ensure_ascii=False, indent=2))
     sys.exit(1 if failed else 0)
 
 
