@@ -76,7 +76,12 @@ class Incentive:
     @property
     def credit(self) -> str:
         """The credit as every message writes it: '30 MXN'."""
-        return f"{self.amount:g} {self.currency}"
+        return credit_text(self.amount, self.currency)
+
+
+def credit_text(amount: float, currency: str) -> str:
+    """An amount of credit as every message writes it: '30 MXN', '12.5 USD'."""
+    return f"{amount:g} {currency}"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from tests.surveys.test_engine import RETURNEE_SCRIPT
 from workers import campaigns as sender
 
 CONSENT = "¿Acepta? (SI/NO)"
-RETURNED = "¿Ha vivido en otro país?"
+AGE = "¿Qué edad tiene?"
 NOON_MX = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
 postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 """The dialect-specific statements are covered on SQLite by the tests that run on both."""
@@ -101,15 +101,15 @@ def test_invitations_open_sessions_that_replies_continue_and_the_funnel_counts(h
     harness.sms(a, "si")
     harness.sms(b, "no")
     harness.settle()
-    assert RETURNED in harness.texts_to(a)[-1]
+    assert AGE in harness.texts_to(a)[-1]
     harness.status(invitation.provider_id, "delivered")
     report = _report(harness, campaign_id)
     assert report["counts"] == {"invited": 3, "delivered": 1, "started": 2, "consented": 1, "completed": 0,
-                                "opted_out": 0, "expired": 0}
+                                "opted_out": 0, "expired": 0, "ineligible": 0}
     assert (report["id"], report["survey_id"], report["wave"], report["status"]) == (
         campaign_id, "reintegracion-mx", 3, "running")
     assert report["drop_off"] == [{"question": "consent", "waiting": 1, "expired": 0, "opted_out": 0},
-                                  {"question": "returned", "waiting": 1, "expired": 0, "opted_out": 0}]
+                                  {"question": "age_band", "waiting": 1, "expired": 0, "opted_out": 0}]
     assert a not in json.dumps(report) and "5510000000" not in json.dumps(report)
     [record] = [r for r in harness.responses() if r["address"] == a]
     assert record["wave"] == 3 and record["answers"] == {"consent": "yes"}
@@ -181,7 +181,7 @@ def test_reminders_after_silence_at_most_max_then_expiry(harness):
     assert len(harness.texts_to(quiet)) == 2, "6 h after the invitation, but not after their reply"
     _run(harness, minutes=10)
     _run(harness, seconds=1)
-    assert RETURNED in harness.texts_to(quiet)[-1] and len(harness.texts_to(quiet)) == 3
+    assert AGE in harness.texts_to(quiet)[-1] and len(harness.texts_to(quiet)) == 3
     for hours in (6, 6, 6, 6):
         _run(harness, hours=hours)
         _run(harness, seconds=1)
@@ -193,7 +193,7 @@ def test_reminders_after_silence_at_most_max_then_expiry(harness):
     assert report["reminders_sent"] == 4 and report["status"] == "finished"
     harness.sms(silent, "si")
     harness.settle()
-    assert harness.texts_to(silent)[-1] == "Esta encuesta ya cerró. ¡Gracias por su tiempo!"
+    assert harness.texts_to(silent)[-1] == "Esta encuesta ya no recibe respuestas. ¡Gracias por su tiempo!"
 
 
 @postgresql_only
@@ -213,7 +213,7 @@ def test_opted_out_contacts_get_nothing_even_if_they_opt_out_while_it_sends(harn
         _run(harness, seconds=1)
     _run(harness, hours=2)
     assert len(harness.texts_to(before)) == already
-    assert harness.texts_to(during) == ["Listo, no recibirá más mensajes. Para volver, escriba ALTA."]
+    assert harness.texts_to(during) == ["Listo, ya no le escribiremos. Para volver, escriba ALTA."]
     assert len(harness.texts_to(later)) == 2, "the invitation and one reminder"
     statuses = _statuses(harness, campaign_id)
     assert statuses[("invite", "skipped:opted_out")] == 2 and statuses[("invite", "sent")] == 1
