@@ -724,8 +724,10 @@ class _Turn:
         return question is not None and names_choice(question, self.inbound.text)
 
     def _declines_consent(self) -> bool:
-        """A 'no quiero participar' to the consent question is a decline, not a request to stop."""
+        """A 'no quiero participar' to the consent question is a decline, not a request to stop writing."""
         if self.state.status != IN_PROGRESS or self.state.question != CONSENT_ID:
+            return False
+        if builtin.TAKING_PART.isdisjoint(normalize(self.inbound.text).split()):
             return False
         outcome = parse_answer(self.d.consent, self.inbound.text, self.state.language)
         return isinstance(outcome, Accepted) and outcome.value == "no"

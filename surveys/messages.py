@@ -268,4 +268,6 @@ STOP_PHRASES = (
 )  # fmt: skip
 STOP_ALONE = ("basta", "ya basta", "basta ya", "enough", "no mas mensajes", "ya estuvo")
 """Requests to stop that count only as the whole message (with filler), since the words are common."""
+TAKING_PART = frozenset({"participar", "seguir", "continuar", "contestar", "participate", "continue"})
+"""A request to stop that names taking part ('no quiero participar') answers the consent question: a decline."""
 STOP_FILLER = frozenset("ya por favor porfa porfavor please ok gracias thanks de verdad en serio seriously".split())

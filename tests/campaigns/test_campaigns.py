@@ -373,3 +373,58 @@ def test_the_api_is_for_staff(harness, token):
     assert response.status_code == (403 if token else 401)
     assert harness.api("/api/v1/campaigns/999").get_json()["error"]["code"] == "unknown_campaign"
     assert [c["id"] for c in harness.api("/api/v1/campaigns").get_json()] == [campaign_id]
+
+
+def test_a_plain_request_to_stop_during_a_campaign_gets_no_reminder(harness):
+    asking, silent = _phones(2)
+    _people(harness, [f"{p},returnee" for p in (asking, silent)])
+    campaign_id = _campaign(harness, remind_after=6 * 3600, max_reminders=2, quiet_hours=None)
+    _run(harness)
+    _run(harness, seconds=1)
+    harness.clock.advance(minutes=10)
+    harness.sms(asking, "ya no me escriban por favor")
+    harness.settle()
+    assert harness.texts_to(asking)[-1] == "¿Quiere dejar de recibir mensajes? Responda BAJA."
+    for hours in (6, 6, 6, 6):
+        _run(harness, hours=hours)
+        _run(harness, seconds=1)
+    assert len(harness.texts_to(silent)) == 3, "the invitation and 2 reminders"
+    assert len(harness.texts_to(asking)) == 2, "the invitation and the question, nothing after"
+    statuses = _statuses(harness, campaign_id)
+    assert statuses[("reminder", "skipped:asked_to_stop")] == 1 and statuses[("reminder", "sent")] == 2
+    assert _report(harness, campaign_id)["counts"]["opted_out"] == 0
+    harness.sms(asking, "no, sigo")
+    harness.settle()
+    assert harness.texts_to(asking)[-2:] == ["Bien, seguimos.", harness.texts_to(silent)[0]]
+    harness.sms(asking, "basta")
+    harness.sms(asking, "basta ya")
+    harness.settle()
+    assert harness.texts_to(asking)[-1] == "Listo, ya no le escribiremos. Para volver, escriba ALTA."
+    assert _report(harness, campaign_id)["counts"]["opted_out"] == 1
+
+
+def test_a_minor_is_screened_out_nothing_paid_nothing_else_stored(harness):
+    minor, adult = _phones(2)
+    _people(harness, [f"{p},returnee" for p in (minor, adult)])
+    campaign_id = _campaign(harness, quiet_hours=None)
+    _run(harness)
+    _run(harness, seconds=1)
+    harness.clock.advance(minutes=5)
+    for phone, age in ((minor, "tengo 15"), (adult, "40")):
+        harness.sms(phone, "si")
+        harness.settle()
+        assert harness.count("SELECT coalesce(sum(committed_cents), 0) FROM incentive_budgets") > 0
+        harness.sms(phone, age)
+        harness.settle()
+    assert harness.texts_to(minor)[-1].startswith("Gracias por escribirnos. Esta encuesta es solo para personas de 18")
+    records = {r["address"]: r for r in harness.responses()}
+    assert records[minor]["status"] == "ineligible" and records[minor]["answers"] == {"age_band": "under_18"}
+    assert records[adult]["answers"] == {"consent": "yes", "age_band": "35-44"}
+    assert harness.count("SELECT coalesce(sum(committed_cents), 0) FROM incentive_budgets") == 3000, "one held"
+    assert harness.count("SELECT count(*) FROM incentives") == 0
+    harness.sms(minor, "hola")
+    harness.settle()
+    assert records[minor]["answers"] == {"age_band": "under_18"}
+    assert _report(harness, campaign_id)["counts"]["ineligible"] == 1
+    assert _report(harness, campaign_id)["drop_off"] == [
+        {"question": "returned", "waiting": 1, "expired": 0, "opted_out": 0}]

@@ -385,3 +385,10 @@ def test_help_without_a_contact_names_the_survey():
     talk.send("hola")
     replies = talk.send("help")
     assert replies[0].startswith("Support.") or replies[0].startswith("Apoyos.")
+
+
+def test_ya_no_me_escriban_to_the_consent_asks_to_confirm(bundled):
+    talk = Conversation(bundled)
+    talk.send("hola")
+    assert talk.send("ya no me escriban") == [bundled.message("opt_out_confirm", "es")]
+    assert talk.state.stop_asked and talk.stored == {}
