@@ -637,8 +637,17 @@ def _fuzzy_scores(tokens: Sequence[str], phrases: Iterable[_Phrase], whole: bool
             for i in range(len(tokens) - size + 1):
                 window = " ".join(tokens[i : i + size])
                 if len(window) >= 3 and not window.replace(" ", "").isdigit():
-                    scores[p.target] = max(scores.get(p.target, 0.0), _ratio(window, target_text))
+                    score = _ratio(window, target_text)
+                    if score and size == len(p.words) > 1 and not _word_by_word(tokens[i : i + size], p.words):
+                        score = 0.0
+                    scores[p.target] = max(scores.get(p.target, 0.0), score)
     return scores
+
+
+def _word_by_word(said: Sequence[str], phrase: Sequence[str]) -> bool:
+    """Whether each word is the phrase's word or a typo of it ('me deportarn'), never another word ('mayor de
+    edad' is not 'menor de edad')."""
+    return all(a == b or (min(len(a), len(b)) > 3 and _ratio(a, b)) for a, b in zip(said, phrase, strict=True))
 
 
 def _fuzzy(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> int | Rejected | None:
@@ -670,7 +679,7 @@ DONT_KNOW_ALONE = ("sabe", "sepa", "nos")
 UNSURE = (
     "tal vez", "talvez", "quizas", "quiza", "a lo mejor", "puede ser", "depende", "maybe", "perhaps",
     "depends", "it depends", "probably", "probablemente", "posiblemente", "supongo", "mas o menos", "kind of",
-    "kinda", "sort of",
+    "kinda", "sort of", "a veces", "sometimes",
 )  # fmt: skip
 """Hedges: a yes/no or a number is not stored on them (a survey's own label or synonym still wins)."""
 CONFUSED = (
@@ -695,6 +704,16 @@ _DOUBT_FILLER = frozenset(squeeze(
 ))
 """Words around a question back that do not change it ('pues ¿qué?', 'and which one?')."""
 _DOUBT_KINDS = ("dont_know", "unsure", "confused")
+_QUESTION_WORDS = frozenset("que como cual cuales quien quienes cuando donde cuanto cuantos para por what which how "
+                            "who why when where".split())
+"""A reply that starts with one of these and has a question mark asks back ('¿cómo aceptado?', 'which programs?')."""
+BOTH = ("los dos", "las dos", "ambos", "ambas", "both", "the two", "todas las opciones", "all of the above")
+"""Replies that name every option of a one-answer question: asked again."""
+
+
+@lru_cache(maxsize=1)
+def _both() -> _Phrases:
+    return _Phrases(p for p in (_phrase(text, 0) for text in BOTH) if p is not None)
 
 
 @lru_cache(maxsize=1)
@@ -715,6 +734,8 @@ def doubt(tokens: Sequence[str], covered: frozenset[int] = frozenset(), asked: b
         return "confused" if asked else None
     if core in alone:
         return _DOUBT_KINDS[alone[core]]
+    if asked and core[0] in _QUESTION_WORDS and polarity(core) is None:
+        return "confused"
     kinds = [h[2].target for h in _hits(tokens, anywhere) if not covered.intersection(range(h[0], h[1]))]
     return _DOUBT_KINDS[min(kinds, key=(2, 0, 1).index)] if kinds else None
 
@@ -733,13 +754,14 @@ YES_WORDS = (
     "oki", "va", "vale", "sale", "simon", "sip", "sipi", "dale", "andale", "de acuerdo", "estoy de acuerdo",
     "acepto", "si acepto", "si quiero", "por supuesto", "por supuesto que si", "correcto", "afirmativo",
     "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "no hay problema", "aja", "asi es",
-    "exacto", "efectivamente", "cierto", "sin problema", "sure", "of course", "i agree", "i accept", "agree",
+    "exacto", "efectivamente", "cierto", "sin problema", "esta bien", "sure", "of course", "i agree", "i accept", "agree",
     "accept", "yes please", "i do", "i did", "i have", "i am", "i will", "it does", "absolutely",
     "definitely", "yes i do", "correct", "that s right", "thats right",
 )  # fmt: skip
 NO_WORDS = (
     "no", "n", "nop", "nope", "nel", "nah", "nones", "nunca", "jamas", "para nada", "nada", "ya no", "no acepto", "negativo",
-    "no gracias", "no thanks", "no thank you", "claro que no", "por supuesto que no", "no quiero",
+    "no gracias", "no thanks", "no thank you", "claro que no", "por supuesto que no", "no quiero participar",
+    "no deseo participar", "no quiero contestar", "nadie", "nobody", "no one", "ninguno", "ninguna",
     "no estoy de acuerdo", "no de acuerdo", "no me interesa", "not interested", "tampoco", "i do not agree",
     "i don t agree", "no way", "not really", "de ninguna manera", "incorrecto", "en absoluto", "never",
     "not at all", "i don t", "i dont", "i do not", "i didn t", "i didnt", "i did not", "i haven t",
@@ -753,7 +775,7 @@ _LEAD_FILLER = frozenset(squeeze(
 """Words that may come before a yes or no ('pues sí', 'la verdad no', 'yo creo que sí')."""
 _HEDGES = frozenset(squeeze(
     "pero but aunque although though depende depends veces sometimes casi almost medio kinda maybe quizas "
-    "quiza talvez tal igual poquito regular".split()
+    "quiza talvez tal igual regular".split()
 ))
 """Words after a yes or no that make it something else ('sí, pero a veces no')."""
 _WEAKENERS = frozenset(squeeze(
@@ -775,18 +797,23 @@ def _polar_phrases() -> _Phrases:
     return _Phrases(dict.fromkeys(p for p in found if p is not None))
 
 
-def polarity(tokens: Sequence[str]) -> str | Rejected | None:
+def polarity(
+    tokens: Sequence[str], breaks: frozenset[int] = frozenset(), echoes: frozenset[str] = frozenset()
+) -> str | Rejected | None:
     """'yes' or 'no' when the whole reply (squeezed words) says it: a yes or no first (after filler such as
     'pues'), then words that neither contradict nor weaken it ('sí claro', 'no, gracias', 'nel', but not 'no
-    siempre' or 'sí pero no'); Rejected('ambiguous') for yes and no together; None for anything else."""
-    hits = _hits(tokens, _polar_phrases())
+    siempre' or 'sí pero no'); Rejected('ambiguous') for yes and no together; None for anything else.
+
+    A bare 'no' that begins a statement of its own ('no he buscado trabajo', 'no me he enfermado') is not an
+    answer, unless the statement repeats the question (`echoes`: its words' first letters: 'no me ayudaron')."""
+    hits = _hits(tokens, _polar_phrases(), breaks)
     if not hits:
         return None
     selected = _select(hits)
     targets = {t for _, _, group in selected for t in group}
     if len(targets) > 1:
         return Rejected("ambiguous")
-    first = min(start for start, _, _ in selected)
+    first, first_end, _ = min(selected)
     if any(t not in _LEAD_FILLER for t in tokens[:first]):
         return None
     covered = {i for start, end, _ in selected for i in range(start, end)}
@@ -795,7 +822,40 @@ def polarity(tokens: Sequence[str]) -> str | Rejected | None:
         return None
     if targets == {0}:
         return None if any(t in _NEGATORS for t in rest) else "yes"
-    return None if any(t in _WEAKENERS for t in rest) else "no"
+    end = min((b for b in breaks if b >= first_end), default=len(tokens))
+    clause = [t for i, t in enumerate(tokens[first_end:end], first_end) if i not in covered]
+    if any(t in _WEAKENERS for t in clause):
+        return None
+    if tokens[first:first_end] == ["no"] and _a_statement(clause, echoes):
+        return None
+    return "no"
+
+
+_PERFECT = frozenset("he ha han hemos has e fui fue fuimos fueron habia hay".split())
+_STATEMENT = frozenset("me te se le les lo la los las nos quiero queremos puedo podemos voy vamos estoy estamos "
+                       "sabia supe pude tuve".split())
+
+
+def _a_statement(clause: list[str], echoes: frozenset[str]) -> bool:
+    """Whether the words after a bare 'no' state something else ('no he buscado', 'no me he enfermado')."""
+    clause = [w for w in clause if w not in _LEAD_FILLER]
+    if not clause:
+        return False
+    if clause[0] in _PERFECT:
+        return True
+    return clause[0] in _STATEMENT and len(clause) > 1 and not any(w[:4] in echoes for w in clause[1:])
+
+
+_ECHOES: IdentityMemo[frozenset[str]] = IdentityMemo(4096)
+
+
+def _echoes(question: Question) -> frozenset[str]:
+    """The first four letters of the question's words of four letters or more, in every language."""
+    found = _ECHOES.get((question,))
+    if found is None:
+        said = {w[:4] for text in question.text.values() for w in squeeze(words(text)) if len(w) >= 4}
+        found = _ECHOES.put((question,), None, frozenset(said))
+    return found
 
 
 def _emoji_words(text: str) -> str:
@@ -810,7 +870,7 @@ def _emoji_words(text: str) -> str:
 # ----- Choices --------------------------------------------------------------------------------------------
 
 
-def _pick(choices: Sequence[Choice], text: str) -> int | Rejected:
+def _pick(choices: Sequence[Choice], text: str, echoes: frozenset[str] = frozenset()) -> int | Rejected:
     """The index of the one choice a reply names, or why there is none.
 
     In order: a whole label or synonym; "don't know" (its choice, or asked again); confusion (asked again); a
@@ -835,10 +895,12 @@ def _pick(choices: Sequence[Choice], text: str) -> int | Rejected:
     number, unit = _bare_number(raw)
     if number is not None:
         return _by_numbers([number], choices, unit)
+    if any(h[2].target == 0 and not covered.intersection(range(h[0], h[1])) for h in _hits(tokens, _both())):
+        return Rejected("ambiguous", {"both": True})
     negated = _negated(tokens, breaks)
     affirmed = _affirmed(hits, negated)
     lead = tokens[: min(start for start, _, _ in affirmed)] if affirmed else tokens
-    said = polarity(lead) if len(affirmed) == len(hits) else None  # 'no, busco trabajo'; not 'algunos sí'
+    said = polarity(lead, breaks, echoes) if len(affirmed) == len(hits) else None  # 'no, busco...'; not 'algunos sí'
     if isinstance(said, Rejected):
         return said
     meant = set(meanings[said]) if said else set()
@@ -854,12 +916,19 @@ def _pick(choices: Sequence[Choice], text: str) -> int | Rejected:
     inside = _within_one(tokens, phrases)
     if inside is not None:
         return inside
-    found = _by_numbers([n for n in _numbers(raw) if not n.weak], choices, any(t in _UNITS for t in raw))
+    found = _by_numbers(_sentence_numbers(raw, choices), choices, any(t in _UNITS for t in raw))
     if found is None and len(affirmed) == len(hits):
         found = _keyword(tokens, phrases, negated)
         if found is None and not negated:
             found = _fuzzy(tokens, phrases)
     return Rejected("not_understood") if found is None else found
+
+
+def _sentence_numbers(raw: Sequence[str], choices: Sequence[Choice]) -> list[_Number]:
+    """The numbers in a sentence that can name an option: not articles ('un'), and, when no choice has a range,
+    not quantities ('regresé hace 2 años' does not pick option 2)."""
+    ranged = any(c.range for c in choices)
+    return [n for n in _numbers(raw) if not n.weak and (ranged or n.end >= len(raw) or raw[n.end] not in _UNITS)]
 
 
 def _elsewhere(
@@ -874,7 +943,7 @@ def _elsewhere(
     kept = [i for i in range(len(raw)) if i not in matched]
     rest = [raw[i] for i in kept]
     turned = frozenset(k for k, i in enumerate(kept) if i in negated)
-    numbers = [n for n in _numbers(raw) if not n.weak and n.start not in matched]
+    numbers = [n for n in _sentence_numbers(raw, choices) if n.start not in matched]
     found = [_by_numbers(numbers, choices, any(t in _UNITS for t in raw)), _keyword(squeeze(rest), phrases, turned)]
     return {t for t in found if isinstance(t, int)}
 
@@ -885,7 +954,7 @@ def parse_choice(question: Question, text: str, language: str, today: date | Non
     cleaned, error = _prepare(text, "not_understood")
     if error:
         return error
-    picked = _pick(question.choices, _emoji_words(cleaned))
+    picked = _pick(question.choices, _emoji_words(cleaned), _echoes(question))
     return picked if isinstance(picked, Rejected) else Accepted(question.choices[picked].value)
 
 
@@ -895,7 +964,7 @@ def parse_yes_no(question: Question, text: str, language: str, today: date | Non
     if error:
         return error
     choices = question.choices or _DEFAULT_YES_NO
-    picked = _pick(choices, _emoji_words(cleaned))
+    picked = _pick(choices, _emoji_words(cleaned), _echoes(question))
     if isinstance(picked, Rejected) and picked.reason == "not_understood":
         picked = _yes_no_typo(choices, cleaned)
     return picked if isinstance(picked, Rejected) else Accepted(choices[picked].value)
@@ -942,10 +1011,14 @@ def _greedy(tokens: Sequence[str], phrases: list[_Phrase]) -> tuple[set[int], se
     return targets, {i for start, end, _ in selected for i in range(start, end)}
 
 
-def _run_targets(run: list[str], choices: Sequence[Choice], phrases: list[_Phrase]) -> set[int] | Rejected:
+def _run_targets(
+    run: list[str], choices: Sequence[Choice], phrases: list[_Phrase], beside_a_label: bool = False
+) -> set[int] | Rejected:
     """Options named in an unmatched stretch: numbers ('1 3', 'la uno') or a typo'd label."""
     core = [t for t in run if t not in _NUMBER_FILLER]
     numbers = _numbers(core)
+    if numbers and all(n.weak for n in numbers) and beside_a_label:
+        return set()  # 'una clinica': an article, not option 1
     if numbers and sum(n.end - n.start for n in numbers) == len(core):
         return _known([_number_target(n, choices, unit=False) for n in numbers], len(choices))
     strong = [n for n in numbers if not n.weak]
@@ -984,7 +1057,7 @@ def parse_multi(question: Question, text: str, language: str, today: date | None
     if kind is not None:
         return Rejected("unsure", {"doubt": kind})
     for run in _runs(raw, used):
-        found = _run_targets(run, question.choices, phrases)
+        found = _run_targets(run, question.choices, phrases, beside_a_label=bool(used))
         if isinstance(found, Rejected):
             return found
         selected |= found
