@@ -328,7 +328,7 @@ class _Turn:
             self.state.stop_asked = False
             self.on_keyword(*found)
         elif self.on_stop_request():
-            pass
+            return self.step
         elif self.state.status == NEW:
             self.start()
         elif self.state.status == IN_PROGRESS:

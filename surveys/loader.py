@@ -315,6 +315,8 @@ class _Checker:
         question = self.spec.questions[index]
         if question.when is not None:
             yield Problem(line, f"eligibility: question '{question.id}' must be asked of everyone (it has a when)")
+        if not question.required:
+            yield Problem(line, f"eligibility: question '{question.id}' must be required (a minor could skip it)")
         if question.type in ("integer", "decimal"):
             return
         if question.type != "choice":

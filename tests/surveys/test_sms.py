@@ -69,3 +69,10 @@ def test_paths_follow_the_conditions_and_count_only_eligible_respondents():
     assert all("age" in p for p in found)
     assert question_range(survey.questions, survey.eligibility) == (4, 7)
     assert survey.consent.text["es"] == "4 a 7 preguntas. ¿Acepta?"
+
+
+def test_the_screening_question_must_be_required():
+    from surveys.loader import check_text
+
+    source = BRANCHING.replace("{id: age, type: integer,", "{id: age, type: integer, required: false,")
+    assert any("eligibility: question 'age' must be required" in p.message for p in check_text(source))
