@@ -9,12 +9,14 @@ what the engine did is compared with what the person meant:
 
     python -m bench.answers            # the table
     python -m bench.answers --wrong    # and every reply that did not get what it should
+    python -m bench.answers --speed    # and the engine's time per reply never seen before (caches emptied)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,12 +143,33 @@ def table(results: list[Result]) -> list[str]:
     return lines
 
 
+def speed(rounds: int = 3) -> float:
+    """Microseconds per reply, the corpus played with the parse, keyword and normalization caches emptied (best
+    of `rounds`): the cost of a reply never seen before."""
+    from surveys import parsers, text
+
+    definition = load_file(bundled_files()[0])
+    replies = load_corpus(definition=definition)
+    best = float("inf")
+    for _ in range(rounds):
+        parsers._PARSED.clear()
+        for cached in (text._normalize_short, engine._keyword, engine._asks_to_stop):
+            cached.cache_clear()
+        start = time.perf_counter()
+        evaluate(replies, definition)
+        best = min(best, (time.perf_counter() - start) / len(replies) * 1e6)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wrong", action="store_true", help="list every reply that did not get what it should")
+    parser.add_argument("--speed", action="store_true", help="time each reply never seen before")
     args = parser.parse_args()
     results = evaluate()
     print("\n".join(table(results)))
+    if args.speed:
+        print(f"\n{speed():.0f} us per reply never seen before (best of 3)")
     if args.wrong:
         print()
         for r in results:
