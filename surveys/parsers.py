@@ -458,7 +458,8 @@ _MEANINGS: IdentityMemo[dict[str, tuple[int, ...]]] = IdentityMemo(4096)
 
 
 def _meanings(choices: Sequence[Choice]) -> dict[str, tuple[int, ...]]:
-    """The options a plain yes, no or "don't know" picks: `means`, or a label or synonym that is only sí / no."""
+    """The options a plain yes, no or "don't know" picks: `means`, or a label or synonym that is only sí / no, or
+    that says "don't know" ('No sé', 'No lo sé')."""
     cached = _MEANINGS.get((choices,))
     if cached is not None:
         return cached
@@ -473,6 +474,8 @@ def _meanings(choices: Sequence[Choice]) -> dict[str, tuple[int, ...]]:
                 found["yes"].add(i)
             elif said == ["no"]:
                 found["no"].add(i)
+            elif tuple(said) in _dont_know_names():
+                found["dont_know"].add(i)
     return _MEANINGS.put((choices,), None, {k: tuple(sorted(v)) for k, v in found.items()})
 
 
@@ -723,6 +726,11 @@ def _doubt_phrases() -> tuple[_Phrases, dict[tuple[str, ...], int]]:
     alone = {tuple(squeeze(words(p))): kind for kind, group in ((0, DONT_KNOW_ALONE), (2, CONFUSED_ALONE))
              for p in group}
     return _Phrases(p for p in anywhere if p is not None), alone
+
+
+@lru_cache(maxsize=1)
+def _dont_know_names() -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(squeeze(words(p))) for p in DONT_KNOW)
 
 
 def doubt(tokens: Sequence[str], covered: frozenset[int] = frozenset(), asked: bool = False) -> str | None:

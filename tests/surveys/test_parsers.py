@@ -168,6 +168,16 @@ PLANS = Question(
         Choice("dont_know", {"es": "Todavía no lo decido", "en": "Undecided"}, means="dont_know"),
     ),
 )
+DONT_KNOW_LABEL = Question(
+    "trust",
+    "choice",
+    {"es": "¿Confía en la policía?"},
+    choices=(
+        Choice("yes", {"es": "Sí", "en": "Yes"}),
+        Choice("no", {"es": "No", "en": "No"}),
+        Choice("dk", {"es": "No sé", "en": "Don't know"}),
+    ),
+)
 SEX = Question(
     "sex",
     "choice",
@@ -612,6 +622,8 @@ PRECISION_CASES = [
     ("dont-know-choice", PLANS, "no sé", "es", ok("dont_know")),
     ("dont-know-choice-en", PLANS, "idk", "en", ok("dont_know")),
     ("dont-know-choice-not-confusion", PLANS, "no entiendo", "es", no("unsure", doubt="confused")),
+    ("dont-know-label", DONT_KNOW_LABEL, "ni idea", "es", ok("dk")),
+    ("dont-know-label-en", DONT_KNOW_LABEL, "no idea", "en", ok("dk")),
     ("label-part-beats-skip", SEX, "prefiero no decir", "es", ok("other")),
     ("label-part-beats-skip-en", SEX, "prefer not to say", "en", ok("other")),
     ("number-dont-know", AGE, "no sé", "es", no("unsure")),
