@@ -29,7 +29,7 @@ ANSWERS: dict[str, list[tuple[str, Any]]] = {
                     ("ya no podía quedarme", "could_not_stay"), ("1", "own_decision")],
     "assisted": [("sí", "yes"), ("no", "no"), ("nop", "no"), ("claro", "yes")],
     "sex": [("mujer", "female"), ("1", "female"), ("Hombre", "male"), ("2", "male"), ("otro", "other")],
-    "age_band": [("32 años", "25-34"), ("tengo 45", "45-59"), ("3", "35-44"), ("60 o más", "60+"), ("veinte", "18-24")],
+    "age_band": [("32 años", "25-34"), ("tengo 45", "45-59"), ("3", "25-34"), ("60 o más", "60+"), ("veinte", "18-24")],
     "state": [("nuevo leon", "19"), ("CDMX", "09"), ("jalisco", "14"), ("Edomex", "15"), ("Oaxaca", "20"),
               ("Michoacán", "16"), ("vivo en Zacatecas", "32"), ("BCS", "03")],
     "income_covers": [("a veces", "sometimes"), ("no alcanza", "no"), ("sí", "yes"), ("3", "no")],
@@ -49,8 +49,8 @@ ANSWERS: dict[str, list[tuple[str, Any]]] = {
     "community_need": [("1 y 5", ["jobs", "safety"]), ("1,3", ["jobs", "schools"]), ("salud", ["health"]),
                        ("saltar", None)],
 }
-COMPLETED = "¡Gracias! Terminó la encuesta"
-OPTED_OUT = "Listo, no recibirá más mensajes"
+COMPLETED = "¡Gracias por completar la encuesta!"
+OPTED_OUT = "Listo, ya no le escribiremos"
 
 
 @dataclass

@@ -334,6 +334,9 @@ class _Preparation:
             self._skip(row, "has_session")
             return None
         latest = sessions.get(("latest", person.id))
+        if latest is not None and (latest.state or {}).get("stop_asked"):
+            self._skip(row, "asked_to_stop")
+            return None
         if latest is not None and latest is not existing and latest.status == engine.IN_PROGRESS:
             active_until = aware(latest.last_activity_at) + BUSY
             if active_until > self.now:
@@ -388,7 +391,11 @@ class _Preparation:
             self._skip(row, "answered")
             return None
         definition = self.rt.catalog.get(target.survey_id, target.version, self.session)
-        step = engine.remind(definition, State.from_dict(target.state))
+        state = State.from_dict(target.state)
+        if state.stop_asked:
+            self._held(row, target)
+            return None
+        step = engine.remind(definition, state)
         if not step.replies:
             self._skip(row, "nothing_to_ask")
             return None
@@ -398,6 +405,15 @@ class _Preparation:
         )
         body, payload = render(person.channel, step.replies[0])
         return self._job(row, person, target.id, body, payload)
+
+    def _held(self, row, target) -> None:
+        """A respondent who asked in plain words to stop is not reminded (their remaining reminders are spent, so
+        none is planned again); they were asked to confirm and nothing more goes until they write."""
+        self._skip(row, "asked_to_stop")
+        self.session.execute(
+            update(SurveySession).where(SurveySession.id == target.id)
+            .values(reminders_sent=max(target.reminders_sent, self.campaign.max_reminders))
+        )
 
     def _job(self, row, person, session_id: int | None, body: str, payload: dict[str, Any]) -> _Job:
         return _Job(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Row, bindparam, insert, select, text, update
+from sqlalchemy import Row, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -276,6 +276,8 @@ class _Batch:
         self.incentive_ids: list[int] = []
         self.sealed: list[int] = []
         """Messages that held a number (sealed at the webhook): the batch drops it once they are processed."""
+        self.dropped: dict[int, set[str]] = {}
+        """Sessions of respondents screened out (by id): only these answers of theirs are kept."""
 
     def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
         with self.rt.sessions() as session, session.begin():
@@ -316,6 +318,7 @@ class _Batch:
         self._write_handled(session)
         self._drop_sealed(session)
         self._write_answers(session)
+        self._drop_answers(session)
         result.outbound_ids = self._write_outbound(session)
         result.incentive_ids = list(self.incentive_ids)
 
@@ -444,6 +447,7 @@ class _Batch:
         self.incentive_ids.extend(payout.due)
         row = self._save(session, contact, row, definition, step, message)
         self._apply_events(session, contact, step)
+        self._screened_out(row, step)
         for reply in step.replies:
             body, extra = render(contact.channel, reply)
             kind = "optout" if any(e.kind in TO_OPTED_OUT for e in step.events) else "reply"
@@ -456,7 +460,7 @@ class _Batch:
         """The survey, state and session row this message belongs to (a new survey on a start keyword)."""
         wanted = self.catalog.for_keyword(inbound.text) if inbound.button is None else None
         if current is not None:
-            finished = current.status in (engine.COMPLETED, engine.DECLINED, engine.EXPIRED)
+            finished = current.status in (engine.COMPLETED, engine.DECLINED, engine.EXPIRED, engine.INELIGIBLE)
             if not (finished and wanted is not None and wanted.id != current.survey_id):
                 definition = self.catalog.get(current.survey_id, current.version, session)
                 return definition, current.engine_state(), current
@@ -557,6 +561,21 @@ class _Batch:
             set_={k: query.excluded[k] for k in ("value", "skipped", "in_gap", "inbound_id", "answered_at")},
         )
         session.execute(query, list(self.answers.values()))
+
+    def _screened_out(self, row: SessionRow, step: Step) -> None:
+        """A respondent the survey is not for keeps only the screening answer: the others go at the write."""
+        for event in step.events:
+            if event.kind == "ineligible":
+                kept = set(event.detail.get("kept", ()))
+                self.dropped[row.id] = kept
+                for key in [k for k in self.answers if k[0] == row.id and k[1] not in kept]:
+                    del self.answers[key]
+
+    def _drop_answers(self, session: Session) -> None:
+        for session_id, kept in self.dropped.items():
+            session.execute(
+                delete(Answer).where(Answer.session_id == session_id, Answer.question_id.not_in(sorted(kept)))
+            )
 
     def _apply_events(self, session: Session, contact: Contact, step: Step) -> None:
         for event in step.events:

@@ -40,7 +40,7 @@ ISSUE = "workers.incentives.issue"
 TICK_LIMIT = 1000
 CONCURRENCY = 8
 """Provider calls one job makes at a time."""
-ENDED = (engine.DECLINED, engine.OPTED_OUT, engine.EXPIRED)
+ENDED = (engine.DECLINED, engine.OPTED_OUT, engine.EXPIRED, engine.INELIGIBLE)
 _http = threading.local()
 
 
@@ -136,7 +136,7 @@ class Payout:
                 self._records_written()
                 ledger.withdraw(self.session, row, "this number was already paid for this survey wave", self.now,
                                 self.tally)
-            elif event.kind in ("declined", "opted_out", "expired"):
+            elif event.kind in ("declined", "opted_out", "expired", "ineligible"):
                 self._records_written()
                 budget.release(self.session, row.id, self.tally)
         return True

@@ -1,5 +1,5 @@
-"""How far a campaign got: invited, delivered, started, consented, completed, opted out, expired, and where
-unfinished respondents stopped. Counts only; no one is named."""
+"""How far a campaign got: invited, delivered, started, consented, completed, opted out, expired, ineligible
+(screened out, e.g. a minor), and where unfinished respondents stopped. Counts only; no one is named."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from service.campaigns import UnknownCampaign, moment, senders
 from service.campaigns.timing import QuietHours, format_duration
 from service.models import Campaign, CampaignMessage, OutboundMessage, SurveySession
 
-COUNTS = ("invited", "delivered", "started", "consented", "completed", "opted_out", "expired")
+COUNTS = ("invited", "delivered", "started", "consented", "completed", "opted_out", "expired", "ineligible")
 UNFINISHED = ("in_progress", "expired", "opted_out")
 
 
@@ -35,7 +35,7 @@ def report(rt, campaign_id: int) -> dict[str, Any]:
         )
         replied = or_(
             SurveySession.consented_at.is_not(None),
-            SurveySession.status.in_(("completed", "declined", "opted_out")),
+            SurveySession.status.in_(("completed", "declined", "opted_out", "ineligible")),
             SurveySession.last_activity_at > SurveySession.started_at,
         )
         sessions = session.execute(
@@ -45,6 +45,7 @@ def report(rt, campaign_id: int) -> dict[str, Any]:
                 func.count(case((SurveySession.status == "completed", 1))),
                 func.count(case((SurveySession.status == "opted_out", 1))),
                 func.count(case((SurveySession.status == "expired", 1))),
+                func.count(case((SurveySession.status == "ineligible", 1))),
             ).where(SurveySession.campaign_id == campaign_id)
         ).one()
         stops = session.execute(

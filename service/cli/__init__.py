@@ -18,7 +18,7 @@ import click
 from service.config import ConfigError, Settings, check_reachable, embedded_database
 from service.queue import QUEUE_NAMES
 from surveys.definition import Definition
-from surveys.loader import check_source
+from surveys.loader import review_text
 
 log = logging.getLogger("retorno")
 
@@ -334,27 +334,53 @@ def surveys() -> None:
 
 @surveys.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def surveys_check(paths: tuple[Path, ...]) -> None:
-    """Validate survey YAML files (or folders of them): one FILE:LINE: message line per problem."""
+@click.option("--max-segments", type=click.IntRange(min=1), default=None,
+              help="A message longer than this many SMS segments is an error (otherwise a warning over 1).")
+@click.option("--json", "as_json", is_flag=True, help="Problems, warnings and SMS figures as JSON, for tools.")
+def surveys_check(paths: tuple[Path, ...], max_segments: int | None, as_json: bool) -> None:
+    """Validate survey YAML files (or folders of them): one FILE:LINE: message line per problem; for a valid
+    survey, the SMS encoding, characters and segments of every message, per question and language."""
+    import json
+
+    from service.cli import _survey_report as report
+
     failed = False
+    found = []
     checked: list[Definition] = []
     files = _survey_files(paths)
     for path in files:
         try:
-            definition, problems = check_source(path.read_text(encoding="utf-8"))
+            review = review_text(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
-            click.echo(f"{path}:1: cannot read the file: {getattr(error, 'strerror', None) or error}")
+            reason = f"cannot read the file: {getattr(error, 'strerror', None) or error}"
+            found.append({"file": str(path), "valid": False, "problems": [{"line": 1, "message": reason}]})
+            if not as_json:
+                click.echo(f"{path}:1: {reason}")
             failed = True
             continue
-        for problem in problems:
+        cost = report.costs(review) if review.definition is not None else None
+        long = report.too_long(path, cost, max_segments or 1, max_segments is not None) if cost else []
+        failed = failed or bool(review.problems) or (max_segments is not None and bool(long))
+        if as_json:
+            found.append(report.as_json(path, review, cost, max_segments))
+            continue
+        for problem in review.problems:
             click.echo(f"{path}:{problem.line}: {problem.message}")
-        failed = failed or bool(problems)
-        if definition is not None:
-            checked.append(definition)
+        if review.definition is not None:
+            checked.append(review.definition)
+        if cost is not None:
+            click.echo("\n".join(report.table(path, review, cost)))
+        for line in [*(f"{path}:{w.line}: {w.message}" for w in review.warnings), *long]:
+            click.echo(line)
     if not files:
-        click.echo(f"{paths[0]}:1: no survey files here (*.yaml, *.yml)")
+        reason = "no survey files here (*.yaml, *.yml)"
+        found.append({"file": str(paths[0]), "valid": False, "problems": [{"line": 1, "message": reason}]})
+        if not as_json:
+            click.echo(f"{paths[0]}:1: {reason}")
         failed = True
-    if not failed:
+    if as_json:
+        click.echo(json.dumps({"files": found}, ensure_ascii=False, indent=2))
+    elif not failed:
         click.echo(_checked_summary(checked))
     sys.exit(1 if failed else 0)
 

@@ -164,7 +164,7 @@ def _print_status(data: dict[str, Any]) -> None:
     lines = [("audience", data["audience"], None), ("waiting to send", data["pending"], None),
              ("invited", invited, None)]
     lines += [(name.replace("_", " "), counts[name], invited) for name in
-              ("delivered", "started", "consented", "completed", "opted_out", "expired")]
+              ("delivered", "started", "consented", "completed", "opted_out", "expired", "ineligible")]
     lines.append(("reminders sent", data["reminders_sent"], None))
     width = max(len(name) for name, _, _ in lines)
     for name, value, of in lines:

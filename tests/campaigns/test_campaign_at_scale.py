@@ -42,7 +42,7 @@ STEP = 2.0
 MEXICO, TIJUANA = ZoneInfo("America/Mexico_City"), ZoneInfo("America/Tijuana")
 START = datetime(2026, 3, 2, 20, 50, tzinfo=MEXICO)  # 02:50 UTC on 3 March; 18:50 in Tijuana
 CONSENT = "¿Acepta? (SI/NO)"
-OPTED_OUT = "Listo, no recibirá más mensajes"
+OPTED_OUT = "Listo, ya no le escribiremos"
 WAIT = 8.0
 
 
@@ -326,7 +326,7 @@ def _check(scenario: Scenario, provider: Provider, run: dict) -> None:
         assert phone not in reminders, phone
     for phone in run["during"]:
         assert [body for _, to, body, _ in received if to == phone] == [
-            "Listo, no recibirá más mensajes. Para volver, escriba ALTA."]
+            "Listo, ya no le escribiremos. Para volver, escriba ALTA."]
 
     # no message in quiet hours, in each respondent's time zone
     for to, times in [*invitations.items(), *reminders.items()]:
@@ -373,4 +373,4 @@ def _check(scenario: Scenario, provider: Provider, run: dict) -> None:
     assert counts["expired"] == CONTACTS - opted_out_before - len(said_stop)
     assert counts["delivered"] >= 150
     assert report["status"] == "finished" and report["reminders_sent"] == len(reminders)
-    assert "expired" in run["status"] and "returned" in run["status"]
+    assert "expired" in run["status"] and "age_band" in run["status"]

@@ -189,7 +189,7 @@ def test_worker_killed_mid_batch_reprocesses_without_loss_or_double(clean_postgr
                                            "GROUP BY status, question")).all()
     engine.dispose()
     assert [(q, v, n) for q, v, n in answers] == [("consent", "yes", respondents)]
-    assert sessions == [("in_progress", "returned", respondents)]
+    assert sessions == [("in_progress", "age_band", respondents)]
     replies = _replies_by_address(providers)
     assert len(replies) == respondents
     assert all(n >= 2 for n in replies.values()), "every processed message was answered"

@@ -59,7 +59,7 @@ def test_gaps_api_roles_and_errors(h):
 def test_every_format_from_the_api(h):
     base = f"/api/v1/surveys/{SURVEY}/gaps?dimension=economic"
     data = h.api(base, token=h.analyst_token).get_json()
-    assert data["survey_id"] == SURVEY and data["version"] == 1 and data["min_cell"] == 10
+    assert data["survey_id"] == SURVEY and data["version"] == 2 and data["min_cell"] == 10
     state = next(c for c in data["cells"] if c["region"] == "19" and c["indicator"] is None
                  and c["dimension"] == "economic")
     assert state["n"] == 52 and state["region_name"] == "Nuevo León"
@@ -87,7 +87,7 @@ def test_every_format_from_the_api(h):
     assert "suprimido" in titles["14"]
     assert next(g for g in regions if g.get("data-code") == "14").find("s:path", ns).get("fill") == "url(#hatch)"
     text = svg.get_data(as_text=True)
-    assert "Dimensión económica" in text and "versión 1" in text and "calculado" in text  # title, version, date
+    assert "Dimensión económica" in text and "versión 2" in text and "calculado" in text  # title, version, date
     assert "personas en brecha" in text and "≥ 80%" in text  # legend
 
     png = h.api(base + "&format=png&language=en", token=h.analyst_token)

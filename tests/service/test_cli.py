@@ -166,7 +166,7 @@ def test_a_survey_edited_without_a_new_version_is_refused_naming_file_line_and_c
     path.write_text(source.replace("min_cell: 10", "min_cell: 5"), encoding="utf-8")
     line = source[: source.index("\nversion:")].count("\n") + 2
     result = _invoke(["run", "--port", str(free_port())], DATABASE_URL=sqlite_url, RETORNO_SURVEYS_DIR=str(path.parent))
-    _refused(result, f"{path}:{line}:", "survey prueba was edited (min_cell)", "raise `version` to 2")
+    _refused(result, f"{path}:{line}:", "survey prueba was edited (min_cell)", "raise `version` to 3")
     path.write_text(source.replace("min_cell: 10", "min_cell: 10  # a comment is no edit"), encoding="utf-8")
     from service import runtime as runtimes
     from service.config import Settings

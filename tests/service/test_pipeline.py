@@ -81,7 +81,7 @@ def test_stop_mid_survey_stops_every_further_message(harness):
     before = len(harness.texts_to(PHONE))
     harness.sms(PHONE, "STOP")
     harness.settle()
-    assert harness.texts_to(PHONE)[-1].startswith("Listo, no recibirá más mensajes")
+    assert harness.texts_to(PHONE)[-1].startswith("Listo, ya no le escribiremos")
     for text in ("hola", "1", "encuesta", "ayuda"):
         harness.sms(PHONE, text)
         harness.settle()
@@ -90,7 +90,7 @@ def test_stop_mid_survey_stops_every_further_message(harness):
     assert record["status"] == "opted_out"
     harness.sms(PHONE, "ALTA")
     harness.settle()
-    assert "Bienvenido de nuevo" in harness.texts_to(PHONE)[-1]
+    assert "Gracias por volver" in "\n".join(harness.texts_to(PHONE)[-2:])
 
 
 def test_stop_cancels_messages_already_queued(harness):
@@ -98,7 +98,7 @@ def test_stop_cancels_messages_already_queued(harness):
     harness.sms(PHONE, "STOP")
     harness.settle()
     texts = harness.texts_to(PHONE)
-    assert texts == ["Listo, no recibirá más mensajes. Para volver, escriba ALTA."]
+    assert texts == ["Listo, ya no le escribiremos. Para volver, escriba ALTA."]
     assert harness.count("SELECT count(*) FROM outbound_messages WHERE status = 'cancelled'") == 1
 
 
@@ -110,14 +110,16 @@ def test_telegram_conversation_with_buttons(harness):
     assert consent.buttons == ["consent=yes", "consent=no"]
     harness.telegram_button(chat, "consent=yes")
     harness.settle()
+    harness.telegram_button(chat, "age_band=25-34")
+    harness.settle()
     question = harness.providers.to(str(chat))[-1]
     assert question.buttons == ["returned=returnee", "returned=community"]
-    assert len(harness.providers.acks) == 1
+    assert len(harness.providers.acks) == 2
     harness.telegram_button(chat, "returned=community")
     harness.settle()
     [record] = harness.responses()
     assert record["channel"] == "telegram"
-    assert record["answers"] == {"consent": "yes", "returned": "community"}
+    assert record["answers"] == {"consent": "yes", "age_band": "25-34", "returned": "community"}
 
 
 def test_telegram_stickers_and_edits_get_a_hint(harness):
@@ -134,8 +136,9 @@ def test_telegram_stickers_and_edits_get_a_hint(harness):
     assert harness.telegram(edited).status_code == 200
     harness.settle()
     texts = harness.texts_to(str(chat))
-    assert texts[1].startswith("Solo puedo leer texto")
-    assert texts[2].startswith("Recibí una edición")
+    hints = [t for t in texts[1:] if "¿Acepta?" not in t]
+    assert hints[0].startswith("Solo puedo leer texto")
+    assert hints[1].startswith("Los mensajes editados no cuentan")
     [record] = harness.responses()
     assert record["answers"] == {}
 

@@ -55,7 +55,7 @@ def test_run_announces_itself_and_chat_completes_the_survey(running, tmp_path):
     )
     assert chat.returncode == 0, chat.stderr
     assert "¿Acepta? (SI/NO)" in chat.stdout
-    assert "¡Gracias! Terminó la encuesta." in chat.stdout
+    assert "¡Gracias por completar la encuesta!" in chat.stdout
     health = requests.get(f"{url}/healthz", timeout=5).json()
     assert health.pop("spool")["files"] == 0
     assert health == {"status": "ok", "database": "ok", "queue": "ok",
