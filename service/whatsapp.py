@@ -75,6 +75,11 @@ def has_opt_in(opt_in_at: datetime | None, withdrawn_at: datetime | None) -> boo
     return opt_in_at is not None and (withdrawn_at is None or _aware(withdrawn_at) < _aware(opt_in_at))
 
 
+def withdrew(opt_in_at: datetime | None, withdrawn_at: datetime | None) -> bool:
+    """The person said STOP since their last opt-in (a campaign --without-opt-in still leaves them out)."""
+    return withdrawn_at is not None and (opt_in_at is None or _aware(withdrawn_at) >= _aware(opt_in_at))
+
+
 def withdraw_opt_in(session: Session, contact: Contact, now: datetime) -> None:
     """A STOP: the person's opt-in is withdrawn on every channel their number is on."""
     contact.opt_in_withdrawn_at = now

@@ -307,6 +307,9 @@ class _Preparation:
             if person.opted_out or person.unreachable:
                 self._skip(row, "opted_out" if person.opted_out else "unreachable")
                 continue
+            if person.channel == "whatsapp" and whatsapp.withdrew(person.opt_in_at, person.opt_in_withdrawn_at):
+                self._skip(row, "opt_in_withdrawn")
+                continue
             if (person.channel == "whatsapp" and self.campaign.opt_in_required
                     and not whatsapp.has_opt_in(person.opt_in_at, person.opt_in_withdrawn_at)):
                 self._skip(row, "no_opt_in")

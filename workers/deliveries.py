@@ -118,7 +118,11 @@ def _opt_out(session: Session, contact_id: int, now: datetime) -> None:
 
 
 def reconcile(rt: Runtime, campaign: Campaign, now: datetime, undo) -> int:
-    """Campaign messages Twilio accepted and then reported failed: act on their error codes (once each)."""
+    """Campaign messages Twilio accepted and then reported failed: act on their error codes (once each).
+
+    What no code calls for otherwise is `failed` with the code as its reason (an invitation that never arrived
+    is no invitation; a reminder that did not still counts as sent, so reminders do not repeat without end).
+    """
     o, m = OutboundMessage.__table__.c, CampaignMessage.__table__.c
     done = 0
     with rt.sessions() as session, session.begin():
@@ -129,7 +133,7 @@ def reconcile(rt: Runtime, campaign: Campaign, now: datetime, undo) -> int:
                 o.campaign_id == campaign.id,
                 o.status.in_(("failed", "undelivered")),
                 o.error_code.is_not(None),
-                and_(m.campaign_id == campaign.id, m.status == "sent", m.reason.is_(None)),
+                and_(m.campaign_id == campaign.id, m.status == "sent"),
             )
             .order_by(m.contact_id, m.id)
             .limit(BATCH)
@@ -142,11 +146,9 @@ def reconcile(rt: Runtime, campaign: Campaign, now: datetime, undo) -> int:
             failure = Failure(row.id, row.kind, row.channel, row.contact_id, row.session_id, row.attempts,
                               str(row.error_code), bool((row.payload or {}).get("content_sid")))
             settled = settle(rt, session, campaign, failure, now)
-            values: dict[str, Any] = {"reason": failure.code[:32]}
-            if settled is not None:
-                values, undone = settled
-                if undone:
-                    undo(session, failure)
+            values, undone = settled or ({"status": "failed", "reason": failure.code[:32]}, failure.kind == "invite")
+            if undone:
+                undo(session, failure)
             values.setdefault("error", f"{failure.code} {errors.meaning(failure.code)}"[:2000])
             session.execute(update(CampaignMessage).where(CampaignMessage.id == row.id).values(**values))
             done += 1

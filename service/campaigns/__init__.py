@@ -230,10 +230,11 @@ def _not_invited(campaign: Campaign):
     whatsapp = Contact.channel == "whatsapp"
     if not (campaign.templates or {}).get("invite"):
         yield "no_template", whatsapp
+    withdrawn = Contact.opt_in_withdrawn_at.is_not(None) & (
+        Contact.opt_in_at.is_(None) | (Contact.opt_in_withdrawn_at >= Contact.opt_in_at))
+    yield "opt_in_withdrawn", whatsapp & withdrawn
     if campaign.opt_in_required:
-        opted_in = Contact.opt_in_at.is_not(None) & (
-            Contact.opt_in_withdrawn_at.is_(None) | (Contact.opt_in_withdrawn_at < Contact.opt_in_at))
-        yield "no_opt_in", whatsapp & ~opted_in
+        yield "no_opt_in", whatsapp & Contact.opt_in_at.is_(None)
 
 
 def pause(rt, campaign_id: int) -> Campaign:

@@ -115,6 +115,7 @@ def start(campaign_id: int) -> None:
     if started.skipped:
         why = {"opted_out": "opted out", "unreachable": "cannot be reached",
                "no_opt_in": "have no WhatsApp opt-in (import it, or --without-opt-in)",
+               "opt_in_withdrawn": "withdrew their WhatsApp opt-in (STOP)",
                "no_template": "are on WhatsApp and the campaign has no template"}
         click.echo(f"  {started.skipped:,} will not be invited: "
                    + ", ".join(f"{n:,} {why.get(reason, reason)}" for reason, n in started.reasons.items()))
