@@ -39,6 +39,11 @@ class Sent:
     variables: dict[str, str] = field(default_factory=dict)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256
+    """Senders open 16 connections at once; the default backlog of 5 drops some (a connection error mid-send)."""
+
+
 class FakeProviders:
     def __init__(self) -> None:
         self.messages: list[Sent] = []
@@ -54,7 +59,7 @@ class FakeProviders:
         self.on_status: Callable[[str, str, str, str | None], None] | None = None
         self.lock = threading.Lock()
         self.counter = itertools.count(1)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
