@@ -26,8 +26,17 @@ from sqlalchemy import create_engine, text
 
 from service.cli import main
 from service.testclock import SharedClock
-from tests.processes import free_port, running, service_env, start_web, start_worker, stop, wait_healthy
-from tests.support import TWILIO_SID, twilio_form, twilio_signature
+from tests.processes import (
+    free_port,
+    post_as_twilio,
+    running,
+    service_env,
+    start_web,
+    start_worker,
+    stop,
+    wait_healthy,
+)
+from tests.support import TWILIO_SID, twilio_form
 
 pytestmark = pytest.mark.integration
 
@@ -103,13 +112,9 @@ class Respondents:
     def post(self, path: str, form: dict[str, str]) -> None:
         session = getattr(self.http, "session", None) or requests.Session()
         self.http.session = session
-        headers = {"X-Twilio-Signature": twilio_signature(self.web_url + path, form)}
-        try:
-            response = session.post(self.web_url + path, data=form, headers=headers, timeout=30)
-            if response.status_code != 200:
-                self.errors.append(f"{path}: {response.status_code}")
-        except requests.RequestException as error:
-            self.errors.append(f"{path}: {error}")
+        error = post_as_twilio(session, self.web_url, path, form)
+        if error:
+            self.errors.append(error)
 
     def messages(self, number: str) -> list:
         with self.lock:
