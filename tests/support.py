@@ -176,6 +176,9 @@ class Harness:
         self.analyst_token = create_token(self.rt, "analyst", "tests")
 
     def close(self) -> None:
+        from service.inbox import committer
+
+        committer(self.rt)._drop_connection()  # its own connection, outside the pool: dispose() would leave it open
         self.rt.engine.dispose()
 
     # -- provider requests --------------------------------------------------------------------------------

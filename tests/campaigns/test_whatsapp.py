@@ -313,19 +313,27 @@ def test_a_reply_outside_the_window_without_a_template_is_not_sent(harness):
 
 
 @pytest.fixture
-def cli(harness, monkeypatch):
+def command(harness, monkeypatch):
+    """`retorno ARGS...` on the harness's database; the harness's runtime is back in place afterwards."""
     monkeypatch.setenv("DATABASE_URL", harness.settings.database_url)
     monkeypatch.setenv("RETORNO_SECRET_KEY", harness.settings.secret_key)
     monkeypatch.delenv("REDIS_URL", raising=False)
-    runner = CliRunner()
 
     def run(*args: str):
-        result = runner.invoke(main, ["campaigns", "create", "--survey", "reintegracion-mx", "--tag", "returnee",
-                                      *args])
+        result = CliRunner().invoke(main, list(args))
+        its_own = runtimes.current()
+        if its_own is not harness.rt:
+            its_own.engine.dispose()
         runtimes.install(harness.rt)
         return result
 
     return run
+
+
+@pytest.fixture
+def cli(command):
+    """`retorno campaigns create` for the tag returnee, with more options."""
+    return lambda *args: command("campaigns", "create", "--survey", "reintegracion-mx", "--tag", "returnee", *args)
 
 
 def test_a_whatsapp_campaign_without_a_template_is_refused_in_one_line(harness, cli):
@@ -368,7 +376,7 @@ def test_template_options_are_checked(harness, cli, args, message):
     assert (result.exit_code, result.output) == (1, message)
 
 
-def test_cli_status_shows_errors_by_code_and_the_fallback(harness, cli):
+def test_cli_status_shows_errors_by_code_and_the_fallback(harness, cli, command):
     phones = _phones(2)
     _whatsapp(harness, phones)
     harness.providers.whatsapp_errors[phones[0]] = "63049"
@@ -377,8 +385,7 @@ def test_cli_status_shows_errors_by_code_and_the_fallback(harness, cli):
     started = campaigns.start(harness.rt, campaign_id)
     assert started.reasons == {}
     _run(harness)
-    result = CliRunner().invoke(main, ["campaigns", "status", str(campaign_id)])
-    runtimes.install(harness.rt)
+    result = command("campaigns", "status", str(campaign_id))
     assert result.exit_code == 0, result.output
     assert "by SMS instead of WhatsApp: 1 invited, 0 waiting, 0 not invited" in result.output
     assert " 63049       1  Meta chose not to deliver this marketing template" in result.output
@@ -389,9 +396,8 @@ def test_cli_status_shows_errors_by_code_and_the_fallback(harness, cli):
     assert len(rows) == 1 and rows[0].channel == "sms"
 
 
-def test_start_says_why_whatsapp_contacts_are_not_invited(harness, cli):
+def test_start_says_why_whatsapp_contacts_are_not_invited(harness, cli, command):
     _whatsapp(harness, _phones(2), opt_in="")
     created = cli("--whatsapp-template", INVITE_ES)
-    result = CliRunner().invoke(main, ["campaigns", "start", created.stdout.split()[-1]])
-    runtimes.install(harness.rt)
+    result = command("campaigns", "start", created.stdout.split()[-1])
     assert "2 will not be invited: 2 have no WhatsApp opt-in (import it, or --without-opt-in)" in result.output

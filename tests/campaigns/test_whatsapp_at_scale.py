@@ -195,7 +195,11 @@ def test_a_thousand_whatsapp_contacts(clean_postgres, redis_url, providers, tmp_
                 stop(worker)
             people.pool.shutdown(wait=True)
     print(f"real seconds: {time.monotonic() - began:.1f}")
-    _check(scenario, people, run, held | invalid)
+    try:
+        _check(scenario, people, run, held | invalid)
+    finally:
+        scenario.db.dispose()
+        clock.redis.close()
 
 
 def _play(scenario: Scenario, tmp_path) -> dict:
