@@ -114,9 +114,10 @@ def report(rt, campaign_id: int) -> dict[str, Any]:
 def invited_counts(rt) -> dict[int, tuple[int, int]]:
     """campaign id -> (invited, audience): what `retorno campaigns list` shows, in one query."""
     sent = func.count(case((CampaignMessage.status == "sent", 1)))
+    people = func.count(case((CampaignMessage.fallback_of.is_(None), 1)))  # an SMS fallback is the same person
     with rt.sessions() as session:
         rows = session.execute(
-            select(CampaignMessage.campaign_id, sent, func.count())
+            select(CampaignMessage.campaign_id, sent, people)
             .where(CampaignMessage.kind == "invite")
             .group_by(CampaignMessage.campaign_id)
         ).all()

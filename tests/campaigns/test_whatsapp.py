@@ -391,6 +391,7 @@ def test_cli_status_shows_errors_by_code_and_the_fallback(harness, cli, command)
     assert " 63049       1  Meta chose not to deliver this marketing template" in result.output
     assert "invited by SMS instead" in result.output
     assert "WhatsApp templates for invite, SMS when WhatsApp does not deliver" in result.output
+    assert "2 invited of 2 contacts" in command("campaigns", "list").output, "the SMS fallback is the same person"
     with harness.rt.sessions() as session:
         rows = session.scalars(select(CampaignMessage).where(CampaignMessage.fallback_of.is_not(None))).all()
     assert len(rows) == 1 and rows[0].channel == "sms"
