@@ -134,7 +134,7 @@ def _claim(rt: Runtime, ids: Sequence[int]) -> list[_Claim]:
         if cancelled:
             connection.execute(_CANCEL, {"ids": [row.id for row in cancelled]})
         templates: dict[int, dict] = {}
-        if any(row.channel == "whatsapp" for row in sending):  # WhatsApp's 24-hour window: a template, or wait
+        if any(row.channel == "whatsapp" for row in sending):  # WhatsApp's 24-hour window: a template, or not sent
             templates, closed = whatsapp.outside_window(rt, session, [r for r in sending if r.channel == "whatsapp"], now)
             sending = [row for row in sending if row.id not in closed]
         if sending:

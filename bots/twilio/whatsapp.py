@@ -12,15 +12,17 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from surveys.messages import OPT_OUT_KEYWORDS
+
 WINDOW = timedelta(hours=24)
 MARGIN = timedelta(minutes=10)
 """Free text is sent only until this long before the window closes (the message may wait in a queue a while)."""
 WINDOW_CLOSED = "63016"
 """Twilio's error for free text outside the window."""
 CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}", re.ASCII)
-STOP_PAYLOADS = frozenset({"stop", "baja", "alto", "opt_out", "optout", "no_more", "unsubscribe", "cancelar"})
-"""Quick-reply button ids that mean "no more messages" (the template's button id, or one of Retorno's STOP
-words); any other button, like `start`, opens the conversation."""
+STOP_PAYLOADS = OPT_OUT_KEYWORDS | {"opt_out", "optout", "opt-out"}
+"""Quick-reply button ids that mean "no more messages" (`stop`, or any of Retorno's STOP words, like `baja`); any
+other button, like `start`, opens the conversation."""
 
 
 def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
