@@ -26,8 +26,6 @@ from surveys import engine
 from surveys.definition import Definition
 from surveys.engine import Inbound, State, Step
 
-KINDS = ("invite", "reminder", "credit")
-"""What a campaign's templates are for: the invitation (and a new wave's), the reminder, the credit-sent notice."""
 STOP_WORD = "STOP"
 WINDOW_CLOSED_ERROR = "window_closed"
 NO_CREDIT = {"es": "sin saldo por ahora", "en": "no credit for now"}
