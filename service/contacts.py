@@ -1,9 +1,11 @@
 """Importing contacts from a CSV file: staff's lists of people who came back (reception centres, programmes).
 
 Columns: `phone` or `telegram_chat_id` (one per row), and optionally `language` (es, en), `tags` (separated by
-spaces), `timezone` (America/Tijuana) and `channel` (sms or whatsapp, for phones), under these names or the
-Spanish ones staff write (`teléfono`, `celular`, `idioma`, `etiquetas`, `zona_horaria`, `canal`; `HEADERS`
-lists them all, compared without case or accents). Phone numbers are normalized to
+spaces), `timezone` (America/Tijuana), `channel` (sms or whatsapp, for phones) and `opt_in` (when and where the
+person agreed to WhatsApp messages: "2026-01-15 formulario de registro", or sí; `opt_in_source` may hold the
+where), under these names or the Spanish ones staff write (`teléfono`, `celular`, `idioma`, `etiquetas`,
+`zona_horaria`, `canal`, `consentimiento`, `origen_consentimiento`; `HEADERS` lists them all, compared without
+case or accents). Phone numbers are normalized to
 E.164 and stored exactly as the webhooks store a sender (encrypted address, keyed hash), so a person who was
 imported and later writes in is the same contact. Rows for the same person are merged (tags united); an existing
 contact keeps its answers, its language choice and its opt-out: importing never re-activates someone who said STOP.
@@ -18,6 +20,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,10 @@ HEADERS = {
     "tags": ("tags", "tag", "etiquetas", "etiqueta"),
     "timezone": ("timezone", "time_zone", "zona_horaria", "huso_horario"),
     "channel": ("channel", "canal"),
+    "opt_in": ("opt_in", "optin", "consentimiento", "consentimiento_whatsapp", "opt_in_whatsapp",
+               "fecha_consentimiento", "autorizacion", "acepta_whatsapp"),
+    "opt_in_source": ("opt_in_source", "origen_consentimiento", "fuente_consentimiento", "consentimiento_origen",
+                      "origen_opt_in", "fuente_opt_in"),
 }
 COLUMNS = tuple(HEADERS)
 _CANONICAL = {alias: column for column, aliases in HEADERS.items() for alias in aliases}
@@ -69,6 +76,18 @@ class Person:
     tags: list[str] = field(default_factory=list)
     timezone: str | None = None
     warning: str | None = None
+    opt_in: OptIn | None = None
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """The person's consent to WhatsApp messages from the programme: when (None: as of the import) and where."""
+
+    at: datetime | None
+    source: str | None
+
+    def newer_than(self, other: datetime | None) -> bool:
+        return other is None or (self.at is not None and self.at > _aware(other))
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,8 @@ class Report:
     updated: int = 0
     merged: int = 0
     kept_opted_out: int = 0
+    opt_ins: int = 0
+    """People with an opt-in in the file."""
     problems: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[tuple[int, str]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
@@ -182,7 +203,44 @@ def _person(line: int, row: dict[str, str], default_region: str, extra: list[str
             raise InvalidAddress(f"language {row['language']!r} is not es or en")
     tags = [normalize_tag(t) for t in _TAG_SPLIT.split(row.get("tags", "")) if t]
     timezone = check_zone(row["timezone"]) if row.get("timezone") else None
-    return Person(line, channel, identity, reply_to, language, _unite(tags, extra), timezone, warning)
+    opt_in = read_opt_in(row.get("opt_in", ""), row.get("opt_in_source", ""))
+    return Person(line, channel, identity, reply_to, language, _unite(tags, extra), timezone, warning, opt_in)
+
+
+_YES = frozenset({"si", "sí", "yes", "y", "s", "x", "1", "true", "verdadero", "acepto", "acepta"})
+_NO = frozenset({"no", "n", "0", "false", "falso"})
+_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?|\d{1,2}[/-]\d{1,2}[/-]\d{4})\s*[;,|:-]?\s*(.*)$")
+
+
+def read_opt_in(value: str, source: str = "") -> OptIn | None:
+    """The opt_in column: a date (2026-01-15, 15/01/2026), optionally followed by where it was given
+    ("2026-01-15 formulario de registro"), or sí/yes (given, as of the import); empty or no: none."""
+    text = value.strip()
+    source = source.strip()
+    if not text or text.lower() in _NO:
+        return None
+    if text.lower() in _YES:
+        return OptIn(None, source[:128] or None)
+    found = _DATE.match(text)
+    if found is None:
+        raise InvalidAddress(f"opt_in {value!r} is not a date (YYYY-MM-DD or DD/MM/YYYY, then its source) nor sí/no")
+    when = _opt_in_date(found.group(1), value)
+    return OptIn(when, (source or found.group(2).strip())[:128] or None)
+
+
+def _opt_in_date(text: str, value: str) -> datetime:
+    try:
+        if "/" in text or (text.count("-") == 2 and len(text.split("-")[0]) <= 2):
+            day, month, year = (int(part) for part in re.split(r"[/-]", text))
+            when = datetime(year, month, day, tzinfo=UTC)
+        else:
+            when = datetime.fromisoformat(text.replace(" ", "T"))
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidAddress(f"opt_in {value!r} is not a real date") from None
+    if when > datetime.now(UTC) + timedelta(days=1):
+        raise InvalidAddress(f"opt_in {value!r} is in the future")
+    return when
 
 
 def _unpayable(e164: str, payout: Payout | None) -> str | None:
@@ -221,9 +279,11 @@ def merge(rt, people: Iterable[Person | tuple[int, str]], report: Report,
         key = (item.channel, rt.vault.hash(item.channel, item.identity))
         if key in merged:
             report.merged += 1
+            report.opt_ins += 1 if item.opt_in and not merged[key].opt_in else 0
             _merge(merged[key], item)
         else:
             merged[key] = item
+            report.opt_ins += 1 if item.opt_in else 0
     return merged
 
 
@@ -255,6 +315,8 @@ def _store(rt, people: dict[tuple[str, str], Person], report: Report) -> None:
                 "address_enc": vault.encrypt(person.reply_to), "language": person.language, "tags": person.tags,
                 "timezone": person.timezone, "opted_out": False, "unreachable": False,
                 "phone_hash": vault.hash("phone", person.identity) if channel in PHONE_CHANNELS else None,
+                "opt_in_at": (person.opt_in.at or now) if person.opt_in else None,
+                "opt_in_source": person.opt_in.source if person.opt_in else None,
                 "created_at": now, "updated_at": now,
             })
         created: set[tuple[str, str]] = set()
@@ -278,6 +340,9 @@ def _store(rt, people: dict[tuple[str, str], Person], report: Report) -> None:
                 contact.language = person.language
             if person.timezone and person.timezone != contact.timezone:
                 contact.timezone = person.timezone
+            if person.opt_in and person.opt_in.newer_than(contact.opt_in_at):
+                contact.opt_in_at = person.opt_in.at or now
+                contact.opt_in_source = person.opt_in.source
             contact.updated_at = now
             report.updated += 1
             if contact.opted_out:
@@ -296,6 +361,12 @@ def _merge(into: Person, other: Person) -> None:
     into.tags = _unite(into.tags, other.tags)
     into.language = into.language or other.language
     into.timezone = into.timezone or other.timezone
+    if other.opt_in and (into.opt_in is None or other.opt_in.newer_than(into.opt_in.at)):
+        into.opt_in = other.opt_in
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _unite(first: list[str], second: Iterable[str]) -> list[str]:

@@ -25,6 +25,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bots.base import Incoming, StatusUpdate
+from bots.twilio import errors
+from service import early_reports
 from service import spool as spools
 from service.db import UNAVAILABLE, cause, json_rows
 from service.models import Contact, InboundMessage, OutboundMessage
@@ -39,7 +41,10 @@ STATUS_RANK = {
     "queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2,
     "delivered": 3, "read": 4, "undelivered": 3, "failed": 3, "canceled": 3,
 }
-UNREACHABLE_ERRORS = {"21610", "21614", "30003", "30005", "30006", "63024"}
+UNREACHABLE_ERRORS = errors.codes(errors.UNREACHABLE)
+OPTED_OUT_ERRORS = errors.codes(errors.OPTED_OUT)
+"""Delivery errors that mark the contact: unreachable (a number that is not, or not on WhatsApp), or opted out
+(they blocked the business on WhatsApp); bots/twilio/errors.py says what each code means."""
 
 
 def identity(channel: str, address: str, default_region: str) -> str:
@@ -333,20 +338,36 @@ def store_status(runtime: Runtime, status: StatusUpdate) -> None:
 
 def record_status(runtime: Runtime, status: StatusUpdate, at: datetime | None = None) -> bool:
     """Apply a delivery report (received `at`, default now) to the message it names; statuses only move forward.
-    False if the message is unknown."""
+    False if the message is unknown.
+
+    A report can come before the sender has written down the provider's id for its message (Twilio reports a
+    WhatsApp failure within a second): it is kept (service/early_reports.py) and applied once the id is known.
+    """
     rank = STATUS_RANK.get(status.status)
     if rank is None:
         return True
     with runtime.sessions() as session, session.begin():
         message = session.query(OutboundMessage).filter_by(provider_id=status.provider_id).with_for_update().first()
         if message is None:
+            early_reports.keep(session, status, at or runtime.now())
             return False
-        if rank >= STATUS_RANK.get(message.status, 0):
-            message.status = status.status
-            if status.error_code:
-                message.error_code = status.error_code[:32]
-            if status.status in ("delivered", "read") and message.delivered_at is None:
-                message.delivered_at = at or runtime.now()
-        if status.error_code in UNREACHABLE_ERRORS:
-            session.execute(update(Contact).where(Contact.id == message.contact_id).values(unreachable=True))
+        apply_status(session, message, status, at or runtime.now())
     return True
+
+
+def apply_status(session: Session, message: OutboundMessage, status: StatusUpdate, now: datetime) -> None:
+    """A delivery report's effect on its message and, for errors that say so, on the contact."""
+    rank = STATUS_RANK.get(status.status)
+    if rank is None:
+        return
+    if rank >= STATUS_RANK.get(message.status, 0):
+        message.status = status.status
+        if status.error_code:
+            message.error_code = status.error_code[:32]
+        if status.status in ("delivered", "read") and message.delivered_at is None:
+            message.delivered_at = now
+    if status.error_code in UNREACHABLE_ERRORS:
+        session.execute(update(Contact).where(Contact.id == message.contact_id).values(unreachable=True))
+    elif status.error_code in OPTED_OUT_ERRORS:
+        session.execute(update(Contact).where(Contact.id == message.contact_id).values(
+            opted_out=True, opted_out_at=now, opt_in_withdrawn_at=now))

@@ -63,6 +63,14 @@ class Contact(Base):
     """A test contact (the console channel): never paid, never in gap maps, in exports only when asked."""
     erase_requested_at: Mapped[datetime | None]
     """The respondent confirmed BORRAR: erased by the privacy job once the last reply has gone out."""
+    last_inbound_at: Mapped[datetime | None]
+    """When the person last wrote (kept for WhatsApp: free text may answer them for 24 hours after)."""
+    last_template_at: Mapped[datetime | None]
+    """When a WhatsApp template last went to them (their next message answers it, not the survey's question)."""
+    opt_in_at: Mapped[datetime | None]
+    opt_in_source: Mapped[str | None] = mapped_column(String(128))
+    opt_in_withdrawn_at: Mapped[datetime | None]
+    """A STOP on any channel withdraws the opt-in; an opt-in dated later gives it again."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -176,6 +184,17 @@ class OutboundMessage(Base):
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+
+
+class EarlyReport(Base):
+    """A delivery report that came before its message's provider id was recorded; applied once it is."""
+
+    __tablename__ = "early_reports"
+
+    provider_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(Base):
@@ -374,6 +393,14 @@ class Campaign(Base):
     remind_after: Mapped[int | None] = mapped_column(Integer)
     max_reminders: Mapped[int] = mapped_column(Integer, default=0)
     expire_after: Mapped[int | None] = mapped_column(Integer)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    """Only the tagged contacts on this channel (None: every channel)."""
+    templates: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    """WhatsApp Content API templates: {"invite"|"reminder"|"credit": {language: "HX..."}}."""
+    fallback: Mapped[str | None] = mapped_column(String(16))
+    """'sms': a WhatsApp invitation WhatsApp would not deliver goes to the same number by SMS."""
+    opt_in_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    """WhatsApp contacts are invited only with a recorded opt-in."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -392,6 +419,7 @@ class CampaignMessage(Base):
         UniqueConstraint("campaign_id", "contact_id", "kind", "number", name="uq_campaign_messages_once"),
         Index("ix_campaign_messages_due", "campaign_id", "status", "due_at"),
         Index("ix_campaign_messages_session", "session_id"),
+        Index("ix_campaign_messages_outbound", "outbound_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -399,6 +427,8 @@ class CampaignMessage(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     session_id: Mapped[int | None] = mapped_column(Id)
     outbound_id: Mapped[int | None] = mapped_column(Id)
+    fallback_of: Mapped[int | None] = mapped_column(Id)
+    """The WhatsApp invitation this SMS invitation stands in for (its status is then `fallback`)."""
     kind: Mapped[str] = mapped_column(String(16))
     number: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str] = mapped_column(String(16))

@@ -71,6 +71,19 @@ def _spawn(command: list[str], env: dict[str, str], log: Path | None) -> subproc
                             start_new_session=True)
 
 
+def post_as_twilio(session: requests.Session, web_url: str, path: str, form: dict[str, str],
+                   public_url: str | None = None) -> str | None:
+    """POST a form to a running Retorno as Twilio does (signed for `public_url` + path); what went wrong, or None."""
+    from tests.support import twilio_signature
+
+    headers = {"X-Twilio-Signature": twilio_signature((public_url or web_url) + path, form)}
+    try:
+        response = session.post(web_url + path, data=form, headers=headers, timeout=30)
+    except requests.RequestException as error:
+        return f"{path}: {error}"
+    return None if response.status_code == 200 else f"{path}: {response.status_code}"
+
+
 def wait_healthy(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from bots import render
 from service import runtime as runtimes
+from service import whatsapp
 from service.db import UNAVAILABLE, among, cause, json_rows
 from service.inbox import PHONE_CHANNELS, SEALED_FIELDS, opened
 from service.logs import scrub
@@ -434,17 +435,23 @@ class _Batch:
             language_hint=payload.get("language_hint"),
             contact=shared,
         )
+        answers_template = False
+        if contact.channel == "whatsapp":
+            inbound, answers_template = whatsapp.read_reply(contact, inbound, payload.get("button_payload"))
         found = engine.keyword(inbound.text) if inbound.button is None else None
         if contact.opted_out and not (found and found[0] in ("opt_in", "erase")):
             handled["status"] = "ignored"
             return current
         definition, state, row = self._conversation(session, contact, current, inbound)
-        payout = incentives.Payout(self.rt, session, contact, row, definition, self.now, self.tally)
-        step = payout.step(state, lambda available: engine.handle(
-            definition, state, inbound, incentive_available=available, ask_phone=payout.ask_phone,
-            phone_region=self.rt.settings.default_region,
-        ))
-        self.incentive_ids.extend(payout.due)
+        if answers_template and state is not None and state.status == engine.IN_PROGRESS:
+            step = whatsapp.ask_again(definition, state, inbound)  # the template did not show the question
+        else:
+            payout = incentives.Payout(self.rt, session, contact, row, definition, self.now, self.tally)
+            step = payout.step(state, lambda available: engine.handle(
+                definition, state, inbound, incentive_available=available, ask_phone=payout.ask_phone,
+                phone_region=self.rt.settings.default_region,
+            ))
+            self.incentive_ids.extend(payout.due)
         row = self._save(session, contact, row, definition, step, message)
         self._apply_events(session, contact, step)
         self._screened_out(row, step)
@@ -582,6 +589,7 @@ class _Batch:
             if event.kind == "opted_out":
                 contact.opted_out = True
                 contact.opted_out_at = self.now
+                whatsapp.withdraw_opt_in(session, contact, self.now)
                 session.execute(
                     update(OutboundMessage)
                     .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == "queued")

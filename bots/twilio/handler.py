@@ -30,6 +30,8 @@ WHATSAPP_PREFIX = "whatsapp:"
 MAX_BODY = 10_000
 """Characters; Twilio itself caps inbound bodies at 1,600, so anything near this is not from Twilio."""
 MAX_FIELD = 10_000
+MAX_BUTTON = 256
+"""Characters of a template quick-reply button's id that are kept (the ids Retorno reads are short)."""
 MAX_MEDIA = 100
 
 KNOWN_STATUSES = frozenset({
@@ -114,7 +116,11 @@ def _validator_form(url: str) -> bool:
 
 
 def parse_message(params: Params, account_sid: str | None = None) -> Incoming:
-    """The respondent's message in an inbound SMS/WhatsApp webhook (to `account_sid`, when given)."""
+    """The respondent's message in an inbound SMS/WhatsApp webhook (to `account_sid`, when given).
+
+    WhatsApp's own fields are read for what the survey needs and no more: a template button's id (ButtonPayload)
+    is kept; the person's WhatsApp profile name (ProfileName) and WhatsApp id (WaId, their number) never are.
+    """
     form = _form(params)
     _account(form, account_sid)
     provider_id = _message_sid(form, "MessageSid", "SmsMessageSid", "SmsSid")
@@ -124,6 +130,9 @@ def parse_message(params: Params, account_sid: str | None = None) -> Incoming:
         body = _text(form, "ButtonText", MAX_FIELD)
     media = _media_count(form.one("NumMedia"))
     kind, extra = "text", {}
+    button = _text(form, "ButtonPayload", MAX_FIELD).strip()[:MAX_BUTTON] if channel == "whatsapp" else ""
+    if button:  # a template's quick-reply button: its id says start or stop, whatever its label
+        extra["button_payload"] = button
     if media:
         extra["media_count"] = media
     if not body.strip():

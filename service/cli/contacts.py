@@ -26,9 +26,11 @@ def contacts() -> None:
 @click.option("--survey", "survey_id", default=None,
               help="Warn about numbers this survey's credit cannot top up (default: RETORNO_DEFAULT_SURVEY).")
 def import_contacts(file: Path, tags: tuple[str, ...], dry_run: bool, survey_id: str | None) -> None:
-    """Import contacts from a CSV: phone or telegram_chat_id, and optionally language, tags, timezone, channel.
+    """Import contacts from a CSV: phone or telegram_chat_id, and optionally language, tags, timezone, channel,
+    opt_in (WhatsApp consent: "2026-01-15 formulario de registro", or sí) and opt_in_source.
 
-    Spanish column names work too: teléfono or celular, idioma, etiquetas, zona_horaria, canal. Numbers are
+    Spanish column names work too: teléfono or celular, idioma, etiquetas, zona_horaria, canal, consentimiento,
+    origen_consentimiento. Numbers are
     normalized (RETORNO_DEFAULT_REGION for numbers without +country), rows of the same person are merged, and
     contacts who opted out stay opted out. Bad rows are listed with their line numbers (exit 1); the others are
     imported, so fix those lines and import the file again.
@@ -88,6 +90,8 @@ def _summary(file: Path, report: Report, dry_run: bool) -> None:
     if report.merged:
         was = "row was" if report.merged == 1 else "rows were"
         click.echo(f"  {report.merged:,} {was} the same person as an earlier row and merged")
+    if report.opt_ins:
+        click.echo(f"  {plural(report.opt_ins, 'person', 'people')} with an opt-in to WhatsApp messages")
     if report.kept_opted_out:
         stays = "stays" if report.kept_opted_out == 1 else "stay"
         click.echo(f"  {report.kept_opted_out:,} opted out earlier and {stays} opted out (no messages)")

@@ -31,8 +31,17 @@ from sqlalchemy import create_engine, text
 
 from service.cli import main
 from service.testclock import SharedClock
-from tests.processes import free_port, running, service_env, start_web, start_worker, stop, wait_healthy
-from tests.support import TWILIO_FROM, twilio_form, twilio_signature
+from tests.processes import (
+    free_port,
+    post_as_twilio,
+    running,
+    service_env,
+    start_web,
+    start_worker,
+    stop,
+    wait_healthy,
+)
+from tests.support import TWILIO_FROM, twilio_form
 
 pytestmark = pytest.mark.integration
 
@@ -82,13 +91,9 @@ class Provider:
     def _post(self, path: str, form: dict[str, str]) -> None:
         session = getattr(self.http, "session", None) or requests.Session()
         self.http.session = session
-        headers = {"X-Twilio-Signature": twilio_signature(self.public_url + path, form)}
-        try:
-            response = session.post(self.web_url + path, data=form, headers=headers, timeout=30)
-            if response.status_code != 200:
-                self.errors.append(f"{path}: {response.status_code}")
-        except requests.RequestException as error:
-            self.errors.append(f"{path}: {error}")
+        error = post_as_twilio(session, self.web_url, path, form, self.public_url)
+        if error:
+            self.errors.append(error)
 
     def say(self, phone: str, body: str) -> None:
         self._post("/webhooks/twilio/sms", twilio_form(phone, body, f"SM{next(self.ids):032d}"))

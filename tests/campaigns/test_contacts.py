@@ -281,3 +281,54 @@ def test_contacts_list_counts_by_tag_channel_and_language_and_never_shows_a_numb
     as_json = json.loads(CliRunner().invoke(main, ["contacts", "list", "--json"]).stdout)
     assert as_json["total"] == 4 and as_json["invitable"] == 3
     assert as_json["tags"]["comunidad"] == {"contacts": 1, "invitable": 0, "opted_out": 1}
+
+
+OPT_IN = """celular,canal,Consentimiento,Origen consentimiento
+5512345678,whatsapp,2026-01-15 formulario de registro,
+5512345679,whatsapp,15/01/2026,feria de empleo Tijuana
+5512345680,whatsapp,sí,
+5512345681,whatsapp,no,
+5512345682,whatsapp,,
+5512345683,whatsapp,mañana,
+5512345684,whatsapp,31/02/2026,
+5512345685,whatsapp,2099-01-01,
+5512345686,whatsapp,2026-01-10T09:30 | llamada,
+"""
+
+
+def test_opt_in_with_its_date_and_source_spanish_headers_and_bad_values_by_line(harness):
+    report = _import(harness, OPT_IN)
+    assert report.problems == [
+        (7, "opt_in 'mañana' is not a date (YYYY-MM-DD or DD/MM/YYYY, then its source) nor sí/no"),
+        (8, "opt_in '31/02/2026' is not a real date"),
+        (9, "opt_in '2099-01-01' is in the future"),
+    ]
+    assert report.opt_ins == 4 and report.columns["opt_in"] == ["Consentimiento"]
+    contacts = {address.removeprefix("whatsapp:+52"): c for address, c in _contacts(harness).items()}
+    assert (contacts["5512345678"].opt_in_at.date().isoformat(), contacts["5512345678"].opt_in_source) == (
+        "2026-01-15", "formulario de registro")
+    assert (contacts["5512345679"].opt_in_at.date().isoformat(), contacts["5512345679"].opt_in_source) == (
+        "2026-01-15", "feria de empleo Tijuana")
+    assert contacts["5512345680"].opt_in_at is not None and contacts["5512345680"].opt_in_source is None
+    assert contacts["5512345681"].opt_in_at is None and contacts["5512345682"].opt_in_at is None
+    assert contacts["5512345686"].opt_in_source == "llamada"
+
+
+def test_a_newer_opt_in_replaces_the_old_one_and_an_older_one_does_not(harness):
+    _import(harness, "phone,channel,opt_in\n5512345678,whatsapp,2026-01-15 albergue\n")
+    _import(harness, "phone,channel,opt_in\n5512345678,whatsapp,2025-06-01 lista vieja\n")
+    [contact] = _contacts(harness).values()
+    assert contact.opt_in_source == "albergue"
+    _import(harness, "phone,channel,opt_in,opt_in_source\n5512345678,whatsapp,2026-02-01,feria\n")
+    [contact] = _contacts(harness).values()
+    assert (contact.opt_in_at.date().isoformat(), contact.opt_in_source) == ("2026-02-01", "feria")
+
+
+def test_the_import_summary_counts_opt_ins(sqlite_url, tmp_path, monkeypatch):
+    path = tmp_path / "whatsapp.csv"
+    path.write_text("celular,canal,consentimiento\n5512345678,whatsapp,2026-01-15 registro\n5512345679,whatsapp,\n")
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RETORNO_SECRET_KEY", "retorno-test-secret-key-0123456789")
+    result = CliRunner().invoke(main, ["contacts", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 person with an opt-in to WhatsApp messages" in result.stdout
