@@ -14,11 +14,11 @@ GREETINGS = ("hola", "Hola", "hola!", "Hola buenas", "buenas tardes", "HOLA", "o
 
 ANSWERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("consent", ("si claro", "Sí", "si", "SI", "sí acepto", "Si, claro", "ok si", "sii", "si 👍", "Sí!")),
+    ("age_band", tuple(f"{age}{suffix}" for age in range(25, 35) for suffix in ("", " años", " anos", " Años"))),
     ("returned", ("1", "1)", "regrese", "Regresé", "soy retornado", "1.", "regresé de EU", "uno")),
     ("return_type", ("me deportaron 😔", "deportado", "Deportado", "me deportaron", "deportada", "3", "3.")),
     ("assisted", ("Sí", "si", "SI", "sí", "si me ayudaron", "Si!", "sí, algo", "1")),
     ("sex", ("mujer", "Mujer", "MUJER", "soy mujer", "1", "femenino", "mujer.")),
-    ("age_band", tuple(f"{age}{suffix}" for age in range(25, 35) for suffix in ("", " años", " anos", " Años"))),
     ("state", ("nuevo leon", "Nuevo León", "NUEVO LEON", "nuevo león", "N.L.", "Nuevo Leon", "19", "nl")),
     ("income_covers", ("a veces", "A veces", "aveces", "2", "A VECES")),
     ("work", ("2.", "2", "por mi cuenta", "Por mi cuenta", "2)", "dos")),

@@ -7,19 +7,23 @@ read back from the database even after the file has changed.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ruamel.yaml import YAML
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service import audit
 from service.models import SurveyVersion
 from surveys.definition import Definition
 from surveys.loader import SurveyError, bundled_files, load_text
+from surveys.schema import SURVEY_ID_PATTERN
 from surveys.text import normalize
 
 if TYPE_CHECKING:
@@ -32,6 +36,15 @@ class UnknownSurvey(LookupError):
     pass
 
 
+_SURVEY_ID = re.compile(SURVEY_ID_PATTERN, re.ASCII)
+MAX_VERSION = 2**31 - 1
+
+
+def is_survey_id(value: str) -> bool:
+    """Whether `value` has the form of a survey id (so it may be looked up at all)."""
+    return _SURVEY_ID.fullmatch(value) is not None
+
+
 class Catalog:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -41,6 +54,9 @@ class Catalog:
         self._lock = threading.Lock()
         self._published = False
         self.problems: list[str] = []
+        self.refused: list[str] = []
+        """`FILE:LINE: message` for each problem of a survey file not loaded, and each file edited without a new
+        version: the service runs on what was published before, and `retorno run` or `worker` refuse to start."""
 
     def files(self) -> list[Path]:
         folder = self.runtime.settings.surveys_dir
@@ -48,24 +64,26 @@ class Catalog:
         return [*bundled_files(), *extra]
 
     def publish(self) -> None:
-        """Load every survey file and store each new version; a changed file with an old version is refused."""
+        """Load every survey file and store each new version; an invalid file, or a changed file with an old version,
+        is refused (see `refused`) and what was published before stays in use."""
         with self._lock:
-            loaded: dict[str, tuple[Definition, str]] = {}
+            self.refused = []
+            loaded: dict[str, tuple[Definition, str, Path]] = {}
             for path in self.files():
                 source = path.read_text(encoding="utf-8")
                 try:
                     definition = load_text(source, str(path))
                 except SurveyError as error:
                     self.problems.append(str(error))
-                    log.error("survey file %s is invalid and was not loaded:\n%s", path, error)
+                    self.refused += [f"{path}:{problem.line}: {problem.message}" for problem in error.problems]
                     continue
-                loaded[definition.id] = (definition, source)
+                loaded[definition.id] = (definition, source, path)
             with self.runtime.sessions() as session:
-                for definition, source in loaded.values():
-                    self._publish_one(session, definition, source)
+                for definition, source, path in loaded.values():
+                    self._publish_one(session, definition, source, path)
             self._published = True
 
-    def _publish_one(self, session, definition: Definition, source: str) -> None:
+    def _publish_one(self, session, definition: Definition, source: str, path: Path) -> None:
         key = (definition.id, definition.version)
         stored = session.get(SurveyVersion, key)
         if stored is None:
@@ -78,32 +96,48 @@ class Catalog:
                     definition=definition.normalized(),
                 )
             )
+            audit.add(session, self.runtime.now(), "system", "survey.published",
+                      f"{definition.id} v{definition.version}", digest=definition.digest)
             try:
                 session.commit()
             except IntegrityError:
                 session.rollback()
                 stored = session.get(SurveyVersion, key)
         if stored is not None and stored.digest != definition.digest:
-            message = (
-                f"survey {definition.id} version {definition.version} was edited without a new version number; "
-                f"the published version {definition.version} stays in use. Raise `version` to publish the edit."
-            )
-            self.problems.append(message)
-            log.error(message)
+            changes = edits(stored.source, source)
+            if changes:
+                message = (
+                    f"{path}:{version_line(source)}: survey {definition.id} was edited ({changes}) but still says "
+                    f"version {definition.version}, which is published as it was: raise `version` to "
+                    f"{definition.version + 1} to publish the edit, or undo it"
+                )
+                self.problems.append(message)
+                self.refused.append(message)
             definition = load_text(stored.source, f"{definition.id} v{definition.version}")
         self._versions[key] = definition
         self._current[definition.id] = definition
+
+    def known(self) -> list[str]:
+        """The ids of every survey published in the files or the database."""
+        self.ensure_published()
+        with self.runtime.sessions() as session:
+            stored = session.scalars(select(SurveyVersion.survey_id).distinct()).all()
+        return sorted({*self._current, *stored})
 
     def ensure_published(self) -> None:
         """Publish the files once per process; call it outside any open transaction."""
         if not self._published:
             self.publish()
+            for problem in self.refused:
+                log.error("survey not published: %s", problem)
 
     def current(self, survey_id: str, session: Session | None = None) -> Definition:
         """The version new respondents start on."""
         self.ensure_published()
         if survey_id in self._current:
             return self._current[survey_id]
+        if not is_survey_id(survey_id):
+            raise UnknownSurvey(survey_id)
         with self._reading(session) as reader:
             version = reader.scalar(
                 select(SurveyVersion.version)
@@ -121,6 +155,8 @@ class Catalog:
         found = self._versions.get(key)
         if found is not None:
             return found
+        if not is_survey_id(survey_id) or not 1 <= version <= MAX_VERSION:
+            raise UnknownSurvey(f"{survey_id} v{version}")
         with self._reading(session) as reader:
             stored = reader.get(SurveyVersion, key)
             if stored is None:
@@ -157,3 +193,33 @@ class Catalog:
             if said in definition.start_set:
                 return definition
         return None
+
+
+_VERSION_KEY = re.compile(r"^version\s*:", re.MULTILINE)
+
+
+def version_line(source: str) -> int:
+    """The line of a survey file's top-level `version` key (1 when it cannot be found)."""
+    found = _VERSION_KEY.search(source)
+    return source.count("\n", 0, found.start()) + 1 if found else 1
+
+
+def edits(published: str, source: str, most: int = 4) -> str:
+    """What a survey file changes in its published source, in a few words ('' when they mean the same)."""
+    yaml = YAML(typ="safe", pure=True)
+    before, after = yaml.load(published) or {}, yaml.load(source) or {}
+    changed = [key for key in sorted(set(before) | set(after)) if key != "questions" and before.get(key) != after.get(key)]
+    old = {q.get("id"): q for q in before.get("questions") or [] if isinstance(q, dict)}
+    new = {q.get("id"): q for q in after.get("questions") or [] if isinstance(q, dict)}
+    for question_id, question in new.items():
+        if question_id not in old:
+            changed.append(f"question {question_id} added")
+        elif question != old[question_id]:
+            keys = sorted(k for k in set(question) | set(old[question_id]) if question.get(k) != old[question_id].get(k))
+            changed.append(f"question {question_id} {'/'.join(map(str, keys))}")
+    changed += [f"question {question_id} removed" for question_id in old if question_id not in new]
+    if not changed and list(old) != list(new):
+        changed.append("question order")
+    if len(changed) > most:
+        changed[most:] = [f"{len(changed) - most} more"]
+    return ", ".join(changed)

@@ -13,6 +13,10 @@ class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and how to fix it."""
 
 
+EMBEDDED_DATABASE = "retorno.sqlite3"
+DATABASE_FORMS = "postgresql://USER:PASSWORD@HOST:5432/DATABASE or sqlite:///PATH"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -34,6 +38,9 @@ class Settings:
     console_channel: bool = False
     sender_rate: float | None = None
     test_clock: bool = False
+    # The local spool of webhooks the database could not take (service.spool)
+    spool_dir: Path | None = None
+    spool_max_mb: float = 256.0
     # Incentives
     incentive_provider: str = "ledger"
     incentive_max_attempts: int = 6
@@ -44,11 +51,20 @@ class Settings:
     reloadly_api_base: str = "https://topups.reloadly.com"
     reloadly_auth_url: str = "https://auth.reloadly.com/oauth/token"
     reloadly_timeout: float = 30.0
+    # Privacy
+    old_secret_keys: tuple[str, ...] = ()
+    retention_days: float = 30.0
+    """Message bodies and provider payloads are purged this long after processing (paid numbers after payment)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def embedded_database(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def spool_path(self) -> Path:
+        """Where this machine spools webhooks while the database is down: RETORNO_SPOOL_DIR, else the data folder."""
+        return self.spool_dir or self.data_dir / "spool"
 
     @property
     def embedded_queue(self) -> bool:
@@ -78,15 +94,17 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        data_dir = Path(get("RETORNO_DATA_DIR") or "retorno-data").resolve()
+        data_dir = _data_dir(get)
         database_url = get("DATABASE_URL")
         if database_url is None:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            database_url = f"sqlite:///{data_dir / 'retorno.sqlite3'}"
+            private_folder(data_dir)
+            database_url = f"sqlite:///{data_dir / EMBEDDED_DATABASE}"
         elif database_url.startswith("postgres://"):
             database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
         elif database_url.startswith("postgresql://"):
             database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+        _check_database_url(database_url)
+        _check_redis_url(get("REDIS_URL"))
         secret_key = get("RETORNO_SECRET_KEY")
         if secret_key is None:
             if not database_url.startswith("sqlite"):
@@ -102,6 +120,10 @@ class Settings:
             raise ConfigError(f"RETORNO_SURVEYS_DIR={surveys_dir} is not a folder")
         rate = get("RETORNO_SEND_RATE")
         incentives = _incentive_settings(get)
+        spool_dir = get("RETORNO_SPOOL_DIR")
+        spool_max_mb = _positive(get, "RETORNO_SPOOL_MAX_MB", float, 256.0)
+        old_keys = tuple(k.strip() for k in (get("RETORNO_OLD_SECRET_KEYS") or "").split(",") if k.strip())
+        retention_days = _positive(get, "RETORNO_RETENTION_DAYS", float, 30.0)
         return cls(
             database_url=database_url,
             redis_url=get("REDIS_URL"),
@@ -122,8 +144,101 @@ class Settings:
             console_channel=(get("RETORNO_CONSOLE_CHANNEL") or "").lower() in ("1", "true", "yes"),
             sender_rate=float(rate) if rate else None,
             test_clock=(get("RETORNO_TEST_CLOCK") or "").lower() in ("1", "true", "yes"),
+            spool_dir=Path(spool_dir).resolve() if spool_dir else None,
+            spool_max_mb=spool_max_mb,
+            old_secret_keys=old_keys,
+            retention_days=retention_days,
             **incentives,
         )
+
+
+def embedded_database(env: Mapping[str, str] | None = None) -> Path | None:
+    """The SQLite file the embedded mode uses (None with DATABASE_URL): RETORNO_DATA_DIR's, or ./retorno-data's."""
+    env = os.environ if env is None else env
+    if env.get("DATABASE_URL", "").strip():
+        return None
+    return _data_dir(lambda name: env.get(name, "").strip() or None) / EMBEDDED_DATABASE
+
+
+def _data_dir(get) -> Path:
+    return Path(get("RETORNO_DATA_DIR") or "retorno-data").resolve()
+
+
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can read, for PostgreSQL through psycopg or for SQLite; ConfigError naming the fix otherwise."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"DATABASE_URL is not a database URL; write it as {DATABASE_FORMS}") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in ("postgresql", "sqlite"):
+        raise ConfigError(f"DATABASE_URL is a {backend} URL; Retorno runs on PostgreSQL or SQLite: {DATABASE_FORMS}")
+    if backend == "postgresql" and driver != "psycopg":
+        raise ConfigError(f"DATABASE_URL asks for the {driver} driver; write it as postgresql://... (Retorno uses psycopg 3)")
+    if backend == "postgresql" and not parsed.database:
+        raise ConfigError(f"DATABASE_URL names no database; write it as {DATABASE_FORMS}")
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(f"DATABASE_URL is a SQLite file in {folder}, which does not exist; create the folder first")
+
+
+def _check_redis_url(url: str | None) -> None:
+    """A Redis URL redis-py can read; ConfigError naming the fix otherwise."""
+    if url is None:
+        return
+    from redis.connection import ConnectionPool
+
+    try:
+        ConnectionPool.from_url(url)
+    except ValueError as error:
+        raise ConfigError(f"REDIS_URL is not a Redis URL ({error}); write it as redis://HOST:6379/0") from None
+
+
+def masked(url: str) -> str:
+    """A database or Redis URL without its password, fit for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "(unreadable URL)"
+
+
+def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
+    """Connect once to the database and to Redis (when configured); ConfigError with what failed and the fix."""
+    if not settings.embedded_database:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings.database_url)
+        try:
+            psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                            connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as error:
+            reason = " ".join(str(error).split())
+            raise ConfigError(
+                f"DATABASE_URL {masked(settings.database_url)} cannot be reached ({reason}); "
+                "check its host, port, user, password and database name, and that PostgreSQL is running"
+            ) from None
+    if settings.redis_url:
+        from redis import Redis
+        from redis.exceptions import RedisError
+
+        try:
+            Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout).ping()
+        except RedisError as error:
+            raise ConfigError(
+                f"REDIS_URL {masked(settings.redis_url)} cannot be reached ({error}); "
+                "check its host, port and password, and that Redis is running"
+            ) from None
 
 
 def _incentive_settings(get) -> dict:
@@ -147,25 +262,41 @@ def _incentive_settings(get) -> dict:
         ("RELOADLY_TIMEOUT", "reloadly_timeout", float),
     )
     for name, field_name, kind in numbers:
-        raw = get(name)
-        if raw is None:
-            continue
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw} is not a number") from None
-        if value <= 0:
-            raise ConfigError(f"{name} must be more than 0")
-        values[field_name] = value
+        value = _positive(get, name, kind, None)
+        if value is not None:
+            values[field_name] = value
     return values
+
+
+def _positive(get, name: str, kind, default):
+    """A positive number from the environment, or `default` when unset; a wrong value is a ConfigError."""
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw} is not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be more than 0")
+    return value
+
+
+def private_folder(folder: Path) -> None:
+    """Make `folder` (the data folder) if needed, readable by its owner only (0700)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        os.chmod(folder, 0o700)
 
 
 def _embedded_secret(data_dir: Path) -> str:
     """The secret of an embedded install: made once, kept in the data folder, readable by its owner only."""
     path = data_dir / "secret_key"
     if path.exists():
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(data_dir)
     key = secrets.token_urlsafe(32)
     temporary = data_dir / f".secret_key.{os.getpid()}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,28 +1,40 @@
 """The analysts' dashboard: gap maps and tables behind a token login.
 
-Log in with an API token (analyst or staff): it is kept in an HttpOnly, SameSite=Strict cookie. The page is
+Log in with an API token (analyst or staff): the cookie then holds a random session id that lasts SESSION_TTL
+(never the token; only the id's hash is stored), HttpOnly, SameSite=Strict, and Secure whenever the service is
+served over HTTPS (RETORNO_PUBLIC_URL https, as behind a load balancer). Logging out, or revoking the token,
+ends the session at once. The page is
 rendered on the server (map as inline SVG, table of every published cell of the selection); filters are a GET
 form, the table sorts in the browser, downloads reuse the API's exports. Only published figures reach the page.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
+from sqlalchemy import select, update
 
-from service.auth import role_of
+from service import audit
+from service.auth import Caller, authenticate, live
 from service.campaigns.timing import format_duration
 from service.catalog import UnknownSurvey
+from service.edge import refuse_control_characters
 from service.gaps import aggregate, maps, snapshot, views
 from service.gaps.exports import FORMATS, geography_for, render
 from service.gaps.geography import GeographyError
+from service.models import ApiToken, DashboardSession
 from surveys.definition import DIMENSIONS
 
 dashboard = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/dashboard/static")
-COOKIE = "retorno_token"
+dashboard.before_request(refuse_control_characters)
+COOKIE = "retorno_session"
+SESSION_TTL = timedelta(hours=8)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -81,12 +93,43 @@ def _secured(response: Response) -> Response:
     return response
 
 
-def _token() -> str | None:
-    cookie = request.cookies.get(COOKIE)
-    if cookie:
-        return cookie
+def _session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _caller(runtime) -> Caller | None:
+    """Who is looking: the dashboard session in the cookie (its token still valid), or a bearer token."""
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        now = runtime.now()
+        with runtime.sessions() as session:
+            row = session.execute(
+                select(ApiToken.id, ApiToken.name, ApiToken.role)
+                .join(DashboardSession, DashboardSession.token_id == ApiToken.id)
+                .where(DashboardSession.id_hash == _session_hash(session_id), DashboardSession.revoked_at.is_(None),
+                       DashboardSession.expires_at > now, ApiToken.revoked_at.is_(None), live(ApiToken.expires_at, now))
+            ).first()
+        if row is not None:
+            return Caller(row.id, row.name, row.role)
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if scheme.lower() == "bearer" and value.strip():
+        return authenticate(runtime, value.strip())
+    return None
+
+
+def _open_session(runtime, caller: Caller) -> str:
+    """A new dashboard session for `caller`; its id (for the cookie)."""
+    session_id = secrets.token_urlsafe(32)
+    now = runtime.now()
+    with runtime.sessions() as session, session.begin():
+        session.add(DashboardSession(id_hash=_session_hash(session_id), token_id=caller.token_id, created_at=now,
+                                     expires_at=now + SESSION_TTL))
+        audit.add(session, now, caller.actor, "dashboard.login", f"token #{caller.token_id}")
+    return session_id
+
+
+def _secure(runtime) -> bool:
+    return request.is_secure or runtime.settings.public_url.lower().startswith("https://")
 
 
 def _language() -> str:
@@ -106,30 +149,43 @@ def index():
     runtime = current_app.extensions["retorno"]
     language = _language()
     if request.method == "POST":
-        token = (request.form.get("token") or "").strip()
-        if role_of(runtime, token) is None:
+        caller = authenticate(runtime, (request.form.get("token") or "").strip())
+        if caller is None:
             return _login(language, WORDS[language]["bad_token"], 401)
         response = redirect(url_for("dashboard.index", lang=request.args.get("lang") or None), code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure,
-                            path="/dashboard")
+        response.set_cookie(COOKIE, _open_session(runtime, caller), httponly=True, samesite="Strict",
+                            secure=_secure(runtime), path="/dashboard", max_age=int(SESSION_TTL.total_seconds()))
         return _secured(response)
-    role = role_of(runtime, _token())
-    if role is None:
+    caller = _caller(runtime)
+    if caller is None:
         return _login(language, WORDS[language]["bad_token"] if request.cookies.get(COOKIE) else None, 401)
-    return _secured(_page(runtime, role, language))
+    return _secured(_page(runtime, caller.role, language))
 
 
 @dashboard.post("/dashboard/logout")
 def logout():
+    runtime = current_app.extensions["retorno"]
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        caller = _caller(runtime)
+        now = runtime.now()
+        with runtime.sessions() as session, session.begin():
+            ended = session.execute(
+                update(DashboardSession)
+                .where(DashboardSession.id_hash == _session_hash(session_id), DashboardSession.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount
+            if ended and caller is not None:
+                audit.add(session, now, caller.actor, "dashboard.logout", f"token #{caller.token_id}")
     response = redirect(url_for("dashboard.index"), code=303)
-    response.delete_cookie(COOKIE, path="/dashboard")
+    response.delete_cookie(COOKIE, path="/dashboard", secure=_secure(runtime), httponly=True, samesite="Strict")
     return _secured(response)
 
 
 @dashboard.get("/dashboard/export")
 def export():
     runtime = current_app.extensions["retorno"]
-    if role_of(runtime, _token()) is None:
+    if _caller(runtime) is None:
         return _login(_language(), None, 401)
     output_format = request.args.get("format", "csv")
     try:

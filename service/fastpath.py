@@ -4,7 +4,8 @@ A valid request is verified, parsed and stored by the same functions as the Flas
 the same answer as the view would give, without a request context, routing or werkzeug's form parser. Everything
 else goes to Flask unchanged: other routes and methods, debug mode, bodies without a plain Content-Length or over
 MAX_CONTENT_LENGTH, and every request the fast path refuses, which Flask then answers from the same body as it
-always has (400, 403, 404, 413). A failure to store is answered by Flask's error handlers (503 for the database).
+always has (400, 403, 404, 413). `store` spools what the database cannot take; a failure to store anyway (the
+spool full too) is answered by Flask's error handlers (503).
 """
 
 from __future__ import annotations

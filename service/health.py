@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import func, select, text
 
+from service import spool as spools
 from service.inbox import committer
 from service.models import InboundMessage, OutboundMessage
 from service.runtime import Runtime
@@ -18,6 +19,8 @@ def _runtime() -> Runtime:
 
 @health.get("/healthz")
 def healthz():
+    """`ok`; `degraded` (still 200: webhooks are kept) while the database is down but this machine's spool takes
+    them, or while spooled records wait for the database; `unavailable` (503) when webhooks cannot be kept."""
     rt = _runtime()
     checks = {"database": "ok", "queue": "ok"}
     try:
@@ -27,11 +30,17 @@ def healthz():
         checks["database"] = "unavailable"
     if not rt.dispatcher.ping():
         checks["queue"] = "unavailable"
-    ok = all(v == "ok" for v in checks.values())
-    body = {"status": "ok" if ok else "unavailable", **checks}
+    spool = spools.of(rt)
+    stats = spool.stats()
+    spooling = checks["database"] != "ok" and spool.writable()
+    if checks["queue"] != "ok" or (checks["database"] != "ok" and not spooling):
+        status = "unavailable"
+    else:
+        status = "degraded" if spooling or stats["files"] else "ok"
+    body = {"status": status, **checks, "spool": stats}
     body["queue_backend"] = "embedded" if rt.settings.embedded_queue else "redis"
     body["database_backend"] = rt.engine.dialect.name
-    return jsonify(body), 200 if ok else 503
+    return jsonify(body), 503 if status == "unavailable" else 200
 
 
 @health.get("/metrics")
@@ -39,10 +48,10 @@ def metrics():
     rt = _runtime()
     lines: list[str] = []
 
-    def gauge(name: str, help_text: str, value: float, labels: str = "") -> None:
+    def gauge(name: str, help_text: str, value: float, labels: str = "", kind: str = "gauge") -> None:
         if not any(line.startswith(f"# HELP {name} ") for line in lines):
             lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} gauge")
+            lines.append(f"# TYPE {name} {kind}")
         lines.append(f"{name}{labels} {value}")
 
     try:
@@ -53,16 +62,32 @@ def metrics():
     except Exception:  # noqa: BLE001
         gauge("retorno_queue_up", "1 when the queue answers", 0)
     gauge("retorno_queue_push_failures", "Failed pushes to the queue in this process", rt.dispatcher.failures)
+    spooled = spools.of(rt).stats()
+    gauge("retorno_spool_bytes", "Bytes of webhooks in this machine's spool, waiting for the database",
+          spooled["bytes"])
+    gauge("retorno_spool_files", "Files in this machine's spool", spooled["files"])
+    gauge("retorno_spool_oldest_seconds", "Age of the oldest record in this machine's spool", spooled["oldest_seconds"])
+    for name, help_text in (
+        ("appended", "Records this process spooled while the database could not take them"),
+        ("replayed", "Spooled records this process moved into the database"),
+        ("refused", "Records answered 503 because neither the database nor the spool could keep them"),
+        ("rejected", "Spooled records the database refused on replay, kept in the spool's rejected/ folder"),
+    ):
+        gauge(f"retorno_spool_{name}_total", help_text, spooled[name], kind="counter")
     stored = committer(rt)
     gauge("retorno_group_commits", "Group commits of webhook messages by this process", stored.batches)
     gauge("retorno_group_commit_rows", "Webhook messages stored by this process's group commits", stored.rows)
     try:
         now = rt.now()
         with rt.sessions() as session:
+            set_aside = 0
             for status, count in session.execute(
                 select(InboundMessage.status, func.count()).group_by(InboundMessage.status)
             ):
                 gauge("retorno_inbound_messages", "Inbound messages by status", count, f'{{status="{status}"}}')
+                set_aside += count if status == "failed" else 0
+            gauge("retorno_inbound_set_aside", "Inbound messages the workers could not process, set aside for "
+                  "staff (retorno inbox failed)", set_aside)
             for status, count in session.execute(
                 select(OutboundMessage.status, func.count()).group_by(OutboundMessage.status)
             ):

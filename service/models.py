@@ -41,7 +41,10 @@ class Contact(Base):
     """A person we talk to on one channel; `public_id` is the pseudonymous respondent id in exports."""
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("channel", "address_hash", name="uq_contacts_channel_address"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "address_hash", name="uq_contacts_channel_address"),
+        Index("ix_contacts_test", "id", postgresql_where=text("test"), sqlite_where=text("test")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True)
@@ -56,6 +59,18 @@ class Contact(Base):
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None]
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """A test contact (the console channel): never paid, never in gap maps, in exports only when asked."""
+    erase_requested_at: Mapped[datetime | None]
+    """The respondent confirmed BORRAR: erased by the privacy job once the last reply has gone out."""
+    last_inbound_at: Mapped[datetime | None]
+    """When the person last wrote (kept for WhatsApp: free text may answer them for 24 hours after)."""
+    last_template_at: Mapped[datetime | None]
+    """When a WhatsApp template last went to them (their next message answers it, not the survey's question)."""
+    opt_in_at: Mapped[datetime | None]
+    opt_in_source: Mapped[str | None] = mapped_column(String(128))
+    opt_in_withdrawn_at: Mapped[datetime | None]
+    """A STOP on any channel withdraws the opt-in; an opt-in dated later gives it again."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -171,6 +186,17 @@ class OutboundMessage(Base):
     delivered_at: Mapped[datetime | None]
 
 
+class EarlyReport(Base):
+    """A delivery report that came before its message's provider id was recorded; applied once it is."""
+
+    __tablename__ = "early_reports"
+
+    provider_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
     """A bearer token for the JSON API and dashboard; only its SHA-256 is stored."""
 
@@ -183,6 +209,71 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+
+class DashboardSession(Base):
+    """A dashboard login: the cookie holds a random id (only its SHA-256 is stored), never the token."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+# -- Privacy ------------------------------------------------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """Who did what with people's data, when: append-only (the database refuses updates and deletes).
+
+    `actor` is a token's name (or `token #id`), `cli:<user>` or `respondent`; `target` a survey, campaign,
+    token or respondent id; never a phone number.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(160))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OptOutMarker(Base):
+    """What remains of an erased person: keyed hashes of their addresses, so that no campaign reaches them."""
+
+    __tablename__ = "opt_out_markers"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """A channel (sms, whatsapp, telegram, console) for an address hash, or `phone` for a phone hash."""
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RetentionMark(Base):
+    """How far the retention purge got in a table of messages (ids at or below `last_id` are purged)."""
+
+    __tablename__ = "retention_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VaultKey(Base):
+    """A key kept sealed under the current secret key (`hash`: the stable hashing key, after a rotation)."""
+
+    __tablename__ = "vault_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # -- Gap maps -----------------------------------------------------------------------------------------------
@@ -258,8 +349,9 @@ class Incentive(Base):
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id"), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    """None on an anonymous ledger line: a paid record of a person who was erased."""
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("survey_sessions.id"), unique=True)
     survey_id: Mapped[str] = mapped_column(String(64))
     wave: Mapped[int] = mapped_column(Integer)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
@@ -304,6 +396,14 @@ class Campaign(Base):
     remind_after: Mapped[int | None] = mapped_column(Integer)
     max_reminders: Mapped[int] = mapped_column(Integer, default=0)
     expire_after: Mapped[int | None] = mapped_column(Integer)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    """Only the tagged contacts on this channel (None: every channel)."""
+    templates: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    """WhatsApp Content API templates: {"invite"|"reminder"|"credit": {language: "HX..."}}."""
+    fallback: Mapped[str | None] = mapped_column(String(16))
+    """'sms': a WhatsApp invitation WhatsApp would not deliver goes to the same number by SMS."""
+    opt_in_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    """WhatsApp contacts are invited only with a recorded opt-in."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -322,6 +422,7 @@ class CampaignMessage(Base):
         UniqueConstraint("campaign_id", "contact_id", "kind", "number", name="uq_campaign_messages_once"),
         Index("ix_campaign_messages_due", "campaign_id", "status", "due_at"),
         Index("ix_campaign_messages_session", "session_id"),
+        Index("ix_campaign_messages_outbound", "outbound_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -329,6 +430,8 @@ class CampaignMessage(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     session_id: Mapped[int | None] = mapped_column(Id)
     outbound_id: Mapped[int | None] = mapped_column(Id)
+    fallback_of: Mapped[int | None] = mapped_column(Id)
+    """The WhatsApp invitation this SMS invitation stands in for (its status is then `fallback`)."""
     kind: Mapped[str] = mapped_column(String(16))
     number: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str] = mapped_column(String(16))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
@@ -49,14 +50,19 @@ _lock = threading.Lock()
 
 
 def build(settings: Settings, dispatcher: Dispatcher | None = None, pool_size: int = 5) -> Runtime:
+    from service import logs
+
+    logs.install(settings)
     engine = make_engine(settings.database_url, pool_size=pool_size)
+    vault = Vault(settings.secret_key, settings.old_secret_keys)
+    vault.load_hash_key_with(lambda v: kept_hash_key(engine, v))
     if dispatcher is None:
         dispatcher = EmbeddedDispatcher() if settings.embedded_queue else RedisDispatcher(settings.redis_url)
     runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
-        vault=Vault(settings.secret_key),
+        vault=vault,
         dispatcher=dispatcher,
     )
     if settings.test_clock and settings.redis_url:
@@ -64,6 +70,32 @@ def build(settings: Settings, dispatcher: Dispatcher | None = None, pool_size: i
 
         runtime.clock = SharedClock(settings.redis_url)
     return runtime
+
+
+def kept_hash_key(engine: Engine, vault: Vault) -> bytes | None:
+    """The hashing key kept in the database by `retorno keys rotate`, or None (never rotated, or not migrated).
+
+    Read on a plain driver connection: the first hash may come inside a SQLite write transaction, which a second
+    transaction of this process would wait for forever."""
+    try:
+        connection = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as error:  # the database is down: as any query would say it
+        raise OperationalError("SELECT sealed FROM vault_keys", None, error) from error
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT sealed FROM vault_keys WHERE name = 'hash'")
+            row = cursor.fetchone()
+        except Exception as error:  # no such table yet (before migrations): nothing kept; anything else is raised
+            if "vault_keys" not in str(error):
+                raise
+            row = None
+        finally:
+            cursor.close()
+        connection.rollback()
+    finally:
+        connection.close()
+    return vault.open_key(row[0]) if row else None
 
 
 def install(runtime: Runtime) -> Runtime:

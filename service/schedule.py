@@ -20,6 +20,7 @@ PERIODIC: list[tuple[str, int]] = [
     ("workers.campaigns.tick", 2),
     ("workers.campaigns.maintain", 5),
     ("workers.incentives.tick", 5),
+    ("workers.privacy.purge", 60),
 ]
 LEADER_KEY = "retorno:scheduler:leader"
 LEADER_TTL = 15

@@ -22,6 +22,8 @@ class Choice:
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     range: tuple[float, float] | None = None
     exclusive: bool = False
+    means: str | None = None
+    """'yes', 'no' or 'dont_know': a plain "sí", "no" or "no sé" picks this choice."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Question:
     errors: dict[str, str] = field(default_factory=dict)
     regions: tuple[Region, ...] = ()
     line: int = 0
+    hint: dict[str, str] = field(default_factory=dict)
+    """A short clarification per language, sent with the question again when a respondent is unsure."""
 
     def choice(self, value: str) -> Choice | None:
         return next((c for c in self.choices if c.value == value), None)
@@ -68,6 +72,31 @@ class Incentive:
     amount: float
     currency: str
     budget: float | None = None
+
+    @property
+    def credit(self) -> str:
+        """The credit as every message writes it: '30 MXN'."""
+        return credit_text(self.amount, self.currency)
+
+
+def credit_text(amount: float, currency: str) -> str:
+    """An amount of credit as every message writes it: '30 MXN', '12.5 USD'."""
+    return f"{amount:g} {currency}"
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Who may answer: the screening question (integer, or choices with ranges) and the youngest age it admits."""
+
+    question: str
+    min_age: int
+
+    def admits(self, question: Question, value: Any) -> bool:
+        """Whether this answer to the screening question lets the respondent go on."""
+        if question.type in ("integer", "decimal"):
+            return isinstance(value, int | float) and value >= self.min_age
+        choice = question.choice(value) if isinstance(value, str) else None
+        return choice is not None and choice.range is not None and choice.range[0] >= self.min_age
 
 
 @dataclass(frozen=True)
@@ -90,6 +119,11 @@ class Definition:
     max_reprompts: int = 3
     resume_after_minutes: int = 360
     digest: str = ""
+    contact: dict[str, str] = field(default_factory=dict)
+    """Who a respondent can reach, per language (HELP says it)."""
+    eligibility: Eligibility | None = None
+    question_range: tuple[int, int] = (0, 0)
+    """The fewest and most questions (consent aside) an eligible respondent can be asked."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {q.id: i for i, q in enumerate(self.questions)})

@@ -19,14 +19,15 @@ from functools import lru_cache
 from typing import Any
 
 from surveys import messages as builtin
+from surveys import sms
 from surveys.definition import CONSENT_ID, Definition, Question
 from surveys.memo import IdentityMemo
-from surveys.parsers import Accepted, Rejected, Unsure, parse_answer
+from surveys.parsers import Accepted, Rejected, Unsure, names_choice, parse_answer, polarity
 from surveys.phones import mobile_number
-from surveys.text import SHORT, normalize
+from surveys.text import SHORT, normalize, squeeze
 
-NEW, IN_PROGRESS, COMPLETED, DECLINED, OPTED_OUT, EXPIRED = (
-    "new", "in_progress", "completed", "declined", "opted_out", "expired"
+NEW, IN_PROGRESS, COMPLETED, DECLINED, OPTED_OUT, EXPIRED, INELIGIBLE = (
+    "new", "in_progress", "completed", "declined", "opted_out", "expired", "ineligible"
 )
 CONFIRM = "_confirm"
 _DEFAULT_STARTS = frozenset(normalize(k) for k in builtin.DEFAULT_START_KEYWORD.values())
@@ -50,6 +51,10 @@ class State:
     incentive: bool = True
     resume_status: str | None = None
     last_at: str | None = None
+    erase_pending: bool = False
+    """The respondent asked to erase their data; the same keyword again confirms."""
+    stop_asked: bool = False
+    """Asked to confirm a plain-language request to stop: nothing is sent (no reminder) until they write."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy that shares no list or dict with this state."""
@@ -174,11 +179,49 @@ def invite(definition: Definition, state: State | None = None, incentive_availab
 
 
 def remind(definition: Definition, state: State) -> Step:
-    """Ask the current question again (a campaign reminder); nothing when there is nothing to ask."""
+    """Ask the current question again (a campaign reminder); nothing when there is nothing to ask, or when the
+    respondent asked to stop and has not written since."""
     turn = _Turn(definition, state.copy(), Inbound(), True)
-    if state.status == IN_PROGRESS and state.question:
+    if state.status == IN_PROGRESS and state.question and not state.stop_asked:
         turn.ask(definition.question(state.question))
     return turn.step
+
+
+_REHEARSED_REASONS = {
+    "choice": ("not_understood", "ambiguous", "unsure"),
+    "multi": ("not_understood", "ambiguous", "exclusive", "unsure"),
+    "yes_no": ("not_understood", "ambiguous", "unsure"),
+    "integer": ("not_a_number", "too_small", "too_large", "unsure"),
+    "decimal": ("not_a_number", "too_small", "too_large", "unsure"),
+    "text": ("empty", "too_long", "unsure"),
+    "date": ("not_a_date", "ambiguous", "unsure"),
+    "region": ("unknown_region", "ambiguous", "unsure"),
+}
+
+
+def rehearse(definition: Definition, question_id: str, language: str) -> dict[str, list[list[Reply]]]:
+    """What the engine can send about one question, to measure it: the question as asked, each re-prompt (one
+    per kind of mistake; a region's "did you mean" too) and the answer to HELP. Nothing is stored."""
+    question = definition.question(question_id)
+    state = State(definition.id, definition.version, language, status=IN_PROGRESS, question=question_id)
+
+    def turn() -> _Turn:
+        return _Turn(definition, state.copy(), Inbound(), True)
+
+    asked = turn()
+    asked.ask(question)
+    reprompts = []
+    for reason in _REHEARSED_REASONS.get(question.type, ("not_understood",)):
+        wrong = turn()
+        wrong.reject(question, Rejected(reason, {"max_length": question.max_length or ""}))
+        reprompts.append(wrong.step.replies)
+    if question.type == "region":
+        unsure = turn()
+        unsure.ask_confirmation(question, max((r.name for r in question.regions), key=len, default=""))
+        reprompts.append(unsure.step.replies)
+    helped = turn()
+    helped.on_keyword("help", None)
+    return {"question": [asked.step.replies], "reprompt": reprompts, "help": [helped.step.replies]}
 
 
 def expire(definition: Definition, state: State) -> Step:
@@ -191,7 +234,7 @@ def expire(definition: Definition, state: State) -> Step:
 
 
 def keyword(text: str) -> tuple[str, str | None] | None:
-    """The built-in keyword a whole message is, if any: ('opt_out'|'opt_in'|'help'|'language', argument)."""
+    """The built-in keyword a whole message is, if any: ('opt_out'|'opt_in'|'help'|'language'|'erase', argument)."""
     return _keyword(text) if len(text) <= SHORT else _keyword.__wrapped__(text)
 
 
@@ -206,7 +249,37 @@ def _keyword(text: str) -> tuple[str, str | None] | None:
         return ("help", None)
     if word in builtin.LANGUAGE_KEYWORDS:
         return ("language", builtin.LANGUAGE_KEYWORDS[word])
+    if word in builtin.ERASE_KEYWORDS:
+        return ("erase", None)
     return None
+
+
+def asks_to_stop(text: str) -> bool:
+    """Whether a message asks in plain words to stop being written to ('ya no me escriban', 'leave me alone')."""
+    return _asks_to_stop(text) if len(text) <= SHORT else _asks_to_stop.__wrapped__(text)
+
+
+def _stop_phrases() -> tuple[dict[str, list[tuple[str, ...]]], frozenset[tuple[str, ...]]]:
+    """The requests to stop by first word, and those that must be the whole message (without filler)."""
+    by_first: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in builtin.STOP_PHRASES:
+        said = tuple(squeeze(phrase.split()))
+        by_first.setdefault(said[0], []).append(said)
+    alone = frozenset(
+        tuple(w for w in squeeze(p.split()) if w not in builtin.STOP_FILLER) for p in builtin.STOP_ALONE
+    )
+    return by_first, alone
+
+
+_STOP_BY_FIRST, _STOP_ALONE = _stop_phrases()
+
+
+@lru_cache(maxsize=8192)
+def _asks_to_stop(text: str) -> bool:
+    said = tuple(squeeze(normalize(text).split()))
+    if tuple(w for w in said if w not in builtin.STOP_FILLER) in _STOP_ALONE:
+        return True
+    return any(said[i : i + len(p)] == p for i, word in enumerate(said) for p in _STOP_BY_FIRST.get(word, ()))
 
 
 def _guess_language(definition: Definition, inbound: Inbound | None) -> str:
@@ -247,14 +320,23 @@ class _Turn:
         since_last = self._since_last()
         if self.inbound.at is not None:
             self.state.last_at = self.inbound.at.isoformat()
+        asked_to_erase, self.state.erase_pending = self.state.erase_pending, False
+        if found and found[0] == "erase":
+            self.on_erase(asked_to_erase)
+            return self.step
         if self.state.status == OPTED_OUT:
             if found and found[0] == "opt_in":
                 self.opt_in()
             else:
                 self.event("ignored")
             return self.step
+        if found and found[0] != "opt_out" and self._names_choice():
+            found = None  # a label or synonym of the question answers it, even when it is also a keyword
         if found:
+            self.state.stop_asked = False
             self.on_keyword(*found)
+        elif self.on_stop_request():
+            return self.step
         elif self.state.status == NEW:
             self.start()
         elif self.state.status == IN_PROGRESS:
@@ -271,7 +353,34 @@ class _Turn:
                 self.say("already_declined", keyword=self._start_keyword())
         elif self.state.status == EXPIRED:
             self.say("expired")
+        elif self.state.status == INELIGIBLE:
+            self.say("ineligible", min_age=self._min_age())
         return self.step
+
+    def on_stop_request(self) -> bool:
+        """A plain-language request to stop ('ya no me escriban') is asked once to confirm with the keyword, and
+        nothing else is sent until the respondent writes; a second such request, or a yes, opts out; a no goes on.
+        True when this message was such a request or its answer."""
+        asked, self.state.stop_asked = self.state.stop_asked, False
+        if self.inbound.button is not None:
+            return False
+        text = self.inbound.text
+        if asks_to_stop(text) and not self._declines_consent():
+            if asked:
+                self.on_keyword("opt_out", None)
+            else:
+                self.state.stop_asked = True
+                self.event("stop_asked", self.state.question)
+                self.say("opt_out_confirm")
+            return True
+        said = polarity(squeeze(normalize(text).split())) if asked else None
+        if said == "yes":
+            self.on_keyword("opt_out", None)
+        elif said == "no":
+            self.event("stop_withdrawn", self.state.question)
+            self.preamble.append(self.d.message("opt_out_cancelled", self.state.language))
+            self.repeat_current()
+        return said in ("yes", "no")
 
     def on_keyword(self, kind: str, argument: str | None) -> None:
         if kind == "opt_out":
@@ -287,10 +396,21 @@ class _Turn:
                 self.repeat_current()
         elif kind == "help":
             self.event("help", self.state.question)
-            self.preamble.append(self.d.message("help", self.state.language, title=self.d.title[self.state.language]))
+            self.preamble.append(self._help_text())
             self.repeat_current()
         elif kind == "language":
             self.switch_language(argument)
+
+    def on_erase(self, confirmed: bool) -> None:
+        """BORRAR / DELETE MY DATA: asks once to confirm; the caller erases the respondent on 'erase_confirmed'
+        (the state does not change otherwise, so another message goes on where they were)."""
+        if confirmed:
+            self.event("erase_confirmed", self.state.question)
+            self.say("erased")
+            return
+        self.state.erase_pending = True
+        self.event("erase_requested", self.state.question)
+        self.say("erase_confirm")
 
     def on_answer(self, since_last: timedelta | None) -> None:
         question = self._current()
@@ -385,6 +505,8 @@ class _Turn:
             self.say("already_declined", keyword=self._start_keyword())
         elif status == EXPIRED:
             self.say("expired")
+        elif status == INELIGIBLE:
+            self.say("ineligible", min_age=self._min_age())
         elif status == NEW:
             self.start()
         else:
@@ -445,7 +567,22 @@ class _Turn:
                 self.state.incentive = False
                 self.preamble.append(self.d.message("no_credit", self.state.language))
         self.step.answers.append(Answer(question.id, value))
+        rule = self.d.eligibility
+        if rule is not None and question.id == rule.question and not rule.admits(question, value):
+            self.screen_out(question, value)
+            return
         self.advance()
+
+    def screen_out(self, question: Question, value: Any) -> None:
+        """Someone the survey is not for (a minor): thanked and ended; only the screening answer is kept and
+        nothing is paid (the `ineligible` event tells the caller to drop the answers stored before it)."""
+        self.state.status = INELIGIBLE
+        self.state.question = None
+        self.state.answers = {question.id: value}
+        self.state.incentive = False
+        self.state.pending = None
+        self.event("ineligible", question.id, {"kept": [question.id]})
+        self.say("ineligible", min_age=self._min_age())
 
     def skip(self, question: Question) -> None:
         self.state.answers[question.id] = None
@@ -493,7 +630,7 @@ class _Turn:
             self.preamble.append(self.d.message("completed", self.state.language))
             self.ask_payout_phone()
         else:
-            self.say("completed_incentive", amount=f"{incentive.amount:g}", currency=incentive.currency)
+            self.say("completed_incentive", **self._credit())
 
     def on_payout_phone(self) -> None:
         """The post-completion step: the number to send the credit to, typed or shared as a contact."""
@@ -505,7 +642,7 @@ class _Turn:
             self.event("invalid", PAYOUT_PHONE, {"reason": "not_a_mobile", "attempt": self.state.attempts})
             if self.state.attempts > self.d.max_reprompts:
                 self.state.attempts = 0
-                self.say("phone_later")
+                self.say("phone_later", **self._credit())
                 return
             self.preamble.append(self.d.message("error_phone", self.state.language))
             self.ask_payout_phone()
@@ -518,7 +655,7 @@ class _Turn:
             self.say("phone_paid_before", close_keyboard=True)
             return
         self.event("payout_phone", PAYOUT_PHONE, {"phone": number})
-        self.say("phone_saved", close_keyboard=True, ending=number[-4:])
+        self.say("phone_saved", close_keyboard=True, ending=number[-4:], **self._credit())
 
     # -- messages -----------------------------------------------------------------------------------------
 
@@ -529,8 +666,7 @@ class _Turn:
         self.state.question = question.id
         text, choices = _asked(self.d, question, self.state.language)
         if self.preamble:
-            text = "\n".join([*self.preamble, text])
-            self.preamble = []
+            text = self._with_preamble(text, question.type in ("choice", "multi"), choices)
         self.step.replies.append(
             Reply(
                 text=text,
@@ -540,6 +676,19 @@ class _Turn:
                 multi=question.type == "multi",
             )
         )
+
+    def _with_preamble(self, text: str, numbered: bool, choices: tuple[ReplyChoice, ...]) -> str:
+        """The question with what was prepared before it; what would make it take more SMS segments than it
+        takes alone goes first, as messages of their own (a re-prompt or HELP never makes a question cost more)."""
+        *before, last = _packed(self.preamble)
+        self.preamble = []
+        for message in before:
+            self.step.replies.append(Reply(text=message))
+        question = Reply(text, numbered=numbered, choices=choices).plain()
+        if sms.segments(f"{last}\n{question}") > sms.segments(question):
+            self.step.replies.append(Reply(text=last))
+            return text
+        return f"{last}\n{text}"
 
     def ask_confirmation(self, question: Question, label: str) -> None:
         language = self.state.language
@@ -552,9 +701,7 @@ class _Turn:
 
     def ask_payout_phone(self) -> None:
         language = self.state.language
-        incentive = self.d.incentive
-        amount, currency = (f"{incentive.amount:g}", incentive.currency) if incentive else ("", "")
-        text = "\n".join([*self.preamble, self.d.message("ask_phone", language, amount=amount, currency=currency)])
+        text = "\n".join([*self.preamble, self.d.message("ask_phone", language, **self._credit())])
         self.preamble = []
         button = self.d.message("phone_button", language)
         self.step.replies.append(Reply(text=text, question_id=PAYOUT_PHONE, contact_button=button))
@@ -565,7 +712,8 @@ class _Turn:
 
     def flush(self, close_keyboard: bool = False) -> None:
         if self.preamble:
-            self.step.replies.append(Reply(text="\n".join(self.preamble), close_keyboard=close_keyboard))
+            for message in _packed(self.preamble):
+                self.step.replies.append(Reply(text=message, close_keyboard=close_keyboard))
             self.preamble = []
 
     def event(self, kind: str, question_id: str | None = None, detail: dict[str, Any] | None = None) -> None:
@@ -587,7 +735,37 @@ class _Turn:
         return self.inbound.at.date() if self.inbound.at is not None else None
 
     def _is_skip_word(self) -> bool:
-        return normalize(self.inbound.text) in self.d.skip_set
+        return normalize(self.inbound.text) in self.d.skip_set and not self._names_choice()
+
+    def _names_choice(self) -> bool:
+        """Whether the reply is (part of) a label or synonym of the question being asked."""
+        question = self._current() if self.state.status == IN_PROGRESS else None
+        return question is not None and names_choice(question, self.inbound.text)
+
+    def _declines_consent(self) -> bool:
+        """A 'no quiero participar' to the consent question is a decline, not a request to stop writing."""
+        if self.state.status != IN_PROGRESS or self.state.question != CONSENT_ID:
+            return False
+        if builtin.TAKING_PART.isdisjoint(normalize(self.inbound.text).split()):
+            return False
+        outcome = parse_answer(self.d.consent, self.inbound.text, self.state.language)
+        return isinstance(outcome, Accepted) and outcome.value == "no"
+
+    def _min_age(self) -> int | str:
+        return self.d.eligibility.min_age if self.d.eligibility else ""
+
+    def _credit(self) -> dict[str, str]:
+        """The credit for messages: written once ('30 MXN'), and as amount and currency for older overrides."""
+        incentive = self.d.incentive
+        if incentive is None:
+            return {"credit": "", "amount": "", "currency": ""}
+        return {"credit": incentive.credit, "amount": f"{incentive.amount:g}", "currency": incentive.currency}
+
+    def _help_text(self) -> str:
+        language = self.state.language
+        title = self.d.title.get(language) or self.d.title[self.d.default_language]
+        contact = self.d.contact.get(language) or self.d.contact.get(self.d.default_language) or title
+        return self.d.message("help", language, contact=contact, title=title)
 
     def _is_start_keyword(self) -> bool:
         said = normalize(self.inbound.text)
@@ -598,10 +776,24 @@ class _Turn:
 
     def _error_text(self, question: Question, outcome: Rejected) -> str:
         language = self.state.language
+        if outcome.reason == "unsure":
+            return question.hint.get(language) or self.d.message(_UNSURE_KEYS[question.type], language)
         if question.errors.get(language):
             return question.errors[language]
         key = _error_key(question, outcome)
         return self.d.message(key, language, **_format_detail(question, outcome))
+
+
+def _packed(parts: list[str]) -> list[str]:
+    """Parts of a reply joined into as few messages as keep each in one SMS segment (a longer part alone)."""
+    messages = [parts[0]]
+    for part in parts[1:]:
+        joined = f"{messages[-1]}\n{part}"
+        if sms.segments(joined) == 1:
+            messages[-1] = joined
+        else:
+            messages.append(part)
+    return messages
 
 
 _ASKED: IdentityMemo[tuple[str, tuple[ReplyChoice, ...]]] = IdentityMemo(4096)
@@ -623,6 +815,19 @@ def _asked(definition: Definition, question: Question, language: str) -> tuple[s
         parts.append(definition.message("hint_optional", language))
     choices = tuple(ReplyChoice(c.value, c.label[language], f"{question.id}={c.value}") for c in question.choices)
     return _ASKED.put((definition, question), language, ("\n".join(parts), choices))
+
+
+_UNSURE_KEYS = {
+    "choice": "unsure_choice",
+    "multi": "unsure_multi",
+    "yes_no": "unsure_yes_no",
+    "integer": "unsure_number",
+    "decimal": "unsure_number",
+    "date": "unsure_date",
+    "region": "unsure_region",
+    "text": "unsure_text",
+}
+"""The clarification a respondent who is unsure gets, by question type, when the question has no `hint`."""
 
 
 def _error_key(question: Question, outcome: Rejected) -> str:

@@ -10,20 +10,20 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from surveys import messages as builtin
-from surveys.definition import CONSENT_ID, Choice, Definition, Incentive, Question, Region
+from surveys import yamlsource
+from surveys.definition import CONSENT_ID, Choice, Definition, Eligibility, Incentive, Question, Region
 from surveys.expressions import ExpressionError, compile_expression
+from surveys.paths import question_range
 from surveys.regions import REGION_SETS
-from surveys.schema import ChoiceSpec, QuestionSpec, RegionSpec, SurveySpec
+from surveys.schema import ChoiceSpec, EligibilitySpec, QuestionSpec, RegionSpec, SurveySpec
 from surveys.text import normalize
 
 BUNDLED_DIR = Path(__file__).parent / "definitions"
@@ -33,10 +33,15 @@ LOWEST_MIN_CELL = 5  # below this, a published cell may describe one or two iden
 SHORTEST_RELEASE = 3600  # seconds; more frequent releases give an observer more moments to compare
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
 _INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
+CONSENT_PLACEHOLDERS = ("questions", "credit")
+"""What a consent text may say in braces: the question count a respondent can get, and the credit."""
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_ADDED_LATER = ("contact", "eligibility", "hint", "means")
+"""Keys added after surveys were first published: left out of the digest while unset, so it does not change."""
 _KNOWN_KEYS = sorted(
     {
         name
-        for model in (SurveySpec, QuestionSpec, ChoiceSpec, RegionSpec)
+        for model in (SurveySpec, QuestionSpec, ChoiceSpec, RegionSpec, EligibilitySpec)
         for name in model.model_fields
     }
     | {"text", "accept", "decline", "amount", "currency", "budget"}
@@ -58,9 +63,31 @@ class SurveyError(ValueError):
         super().__init__("\n".join(f"{name}:{p.line}: {p.message}" for p in problems))
 
 
+@dataclass(frozen=True)
+class Review:
+    """A survey source checked: its definition when valid, its problems, and warnings that do not stop it."""
+
+    definition: Definition | None
+    problems: list[Problem]
+    warnings: list[Problem]
+    lines: dict[str, int]
+    """The line of each question (by id) and of each overridden message ('messages.<name>')."""
+
+
 def check_text(text: str) -> list[Problem]:
     """Every problem in a survey's YAML source, sorted by line; empty when the survey is valid."""
     return _compile(text)[1]
+
+
+def check_source(text: str) -> tuple[Definition | None, list[Problem]]:
+    """The survey in a YAML source and its problems: (definition, []) when valid, (None, problems) otherwise."""
+    return _compile(text)
+
+
+def review_text(text: str) -> Review:
+    """The problems of a survey's source and, when it is valid, what its author should know (collisions)."""
+    definition, problems, warnings, lines = _review(text)
+    return Review(definition, problems, warnings, lines)
 
 
 def load_text(text: str, name: str = "<survey>") -> Definition:
@@ -80,33 +107,39 @@ def bundled_files() -> list[Path]:
 
 
 def _compile(text: str) -> tuple[Definition | None, list[Problem]]:
+    definition, problems, _, _ = _review(text, warnings=False)
+    return definition, problems
+
+
+def _review(
+    text: str, warnings: bool = True
+) -> tuple[Definition | None, list[Problem], list[Problem], dict[str, int]]:
     data, problems = _parse_yaml(text)
     if problems:
-        return None, problems
+        return None, problems, [], {}
     if not isinstance(data, CommentedMap):
-        return None, [Problem(1, "a survey must be a mapping of keys such as id, version, questions")]
+        return None, [Problem(1, "a survey must be a mapping of keys such as id, version, questions")], [], {}
     try:
         spec = SurveySpec.model_validate(_plain(data))
     except ValidationError as error:
-        return None, sorted(set(_schema_problems(error, data)))
-    problems = sorted(set(_Checker(spec, data).problems()))
+        return None, sorted(set(_schema_problems(error, data))), [], {}
+    checker = _Checker(spec, data)
+    problems = sorted(set(checker.problems()))
     if problems:
-        return None, problems
-    return _build(spec), []
+        return None, problems, [], {}
+    if not warnings:
+        return _build(spec), [], [], {}
+    lines = {CONSENT_ID: line_of(data, ("consent",))}
+    lines |= {q.id: line_of(data, ("questions", i)) for i, q in enumerate(spec.questions)}
+    lines |= {f"messages.{key}": line_of(data, ("messages", key)) for key in spec.messages}
+    return _build(spec), [], sorted(set(checker.warnings())), lines
 
 
 def _parse_yaml(text: str) -> tuple[Any, list[Problem]]:
     try:
-        return YAML(typ="rt").load(text), []
-    except MarkedYAMLError as error:
-        mark = error.context_mark or error.problem_mark
-        line = mark.line + 1 if mark else 1
-        message = " ".join(part for part in (error.context, error.problem) if part)
-        if error.context_mark and error.problem_mark and error.problem_mark.line != error.context_mark.line:
-            message += f" (line {error.problem_mark.line + 1})"
-        return None, [Problem(line, f"YAML: {message}")]
-    except YAMLError as error:
-        return None, [Problem(1, f"YAML: {error}")]
+        return yamlsource.load(text), []
+    except yamlsource.YamlProblem as problem:
+        return None, [Problem(problem.line, problem.message)]
 
 
 def _plain(node: Any) -> Any:
@@ -199,6 +232,15 @@ class _Checker:
         yield from self._keywords()
         yield from self._disclosure()
         yield from self._questions()
+        if self.spec.contact:
+            yield from self._translated(self.spec.contact, ("contact",), "contact")
+        yield from self._consent_placeholders()
+        yield from self._eligibility()
+
+    def warnings(self) -> Iterator[Problem]:
+        """Things that work, but maybe not as the author expects: labels that are also skip words or keywords."""
+        for i, question in enumerate(self.spec.questions):
+            yield from _QuestionChecker(self, question, ("questions", i), {}).collisions()
 
     def at(self, *path: Any) -> int:
         return line_of(self.data, path)
@@ -267,6 +309,52 @@ class _Checker:
                     self.at("start_keywords", i), f"start keyword '{keyword}' is already a built-in keyword"
                 )
 
+    def _consent_placeholders(self) -> Iterator[Problem]:
+        for lang, text in self.spec.consent.text.items():
+            for name in _PLACEHOLDER.findall(text):
+                if name not in CONSENT_PLACEHOLDERS:
+                    known = ", ".join(f"{{{n}}}" for n in CONSENT_PLACEHOLDERS)
+                    yield Problem(self.at("consent", "text", lang), f"consent text: unknown {{{name}}} (known: {known})")
+                elif name == "credit" and self.spec.incentive is None:
+                    yield Problem(self.at("consent", "text", lang), "consent text: {credit} needs an incentive")
+
+    def _eligibility(self) -> Iterator[Problem]:
+        rule = self.spec.eligibility
+        if rule is None:
+            return
+        line = self.at("eligibility", "question")
+        index = _index_of(self.spec, rule.question)
+        if index is None:
+            hint = difflib.get_close_matches(rule.question, [q.id for q in self.spec.questions], n=1)
+            suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
+            yield Problem(line, f"eligibility: '{rule.question}' is not a question{suffix}")
+            return
+        question = self.spec.questions[index]
+        if question.when is not None:
+            yield Problem(line, f"eligibility: question '{question.id}' must be asked of everyone (it has a when)")
+        if not question.required:
+            yield Problem(line, f"eligibility: question '{question.id}' must be required (a minor could skip it)")
+        if question.type in ("integer", "decimal"):
+            return
+        if question.type != "choice":
+            yield Problem(line, f"eligibility: question '{question.id}' must be an integer, or a choice with ranges")
+            return
+        for i, choice in enumerate(question.choices):
+            where = self.at("questions", index, "choices", i)
+            if choice.range is None:
+                yield Problem(where, f"eligibility: choice '{choice.value}' of '{question.id}' needs a range of ages")
+            elif choice.range[0] < rule.min_age <= choice.range[1]:
+                yield Problem(
+                    where,
+                    f"eligibility: choice '{choice.value}' mixes ages under and over {rule.min_age}; split it",
+                )
+        if not any(c.range and c.range[1] < rule.min_age for c in question.choices):
+            yield Problem(
+                line,
+                f"eligibility: question '{question.id}' needs a choice for ages under {rule.min_age} "
+                f"(e.g. range: [0, {rule.min_age - 1}]) so that a minor can answer",
+            )
+
     def _questions(self) -> Iterator[Problem]:
         seen: dict[str, int] = {}
         regions = []
@@ -313,7 +401,10 @@ class _QuestionChecker:
         yield from self.c._translated(self.q.text, (*self.path, "text"), f"{self.name} text")
         if self.q.error:
             yield from self.c._translated(self.q.error, (*self.path, "error"), f"{self.name} error")
+        if self.q.hint:
+            yield from self.c._translated(self.q.hint, (*self.path, "hint"), f"{self.name} hint")
         yield from self._choices()
+        yield from self._meanings()
         yield from self._limits()
         yield from self._regions()
         yield from self._analytics()
@@ -350,15 +441,16 @@ class _QuestionChecker:
                         f"{self.name}: choices '{labels[(lang, label)]}' and '{choice.value}' have the same {lang} label",
                     )
                 labels.setdefault((lang, label), choice.value)
-            for lang, synonyms in choice.synonyms.items():
+            for lang in choice.synonyms:
                 if lang not in self.c.languages:
                     yield Problem(self.at(*where, "synonyms", lang), f"{self.name}: synonyms in '{lang}', which is not one of languages")
-                for synonym in synonyms:
-                    if normalize(synonym) in builtin.ALL_KEYWORDS:
-                        yield Problem(
-                            self.at(*where, "synonyms", lang),
-                            f"{self.name}: synonym '{synonym}' is a built-in keyword and would never reach the question",
-                        )
+            for line, kind, phrase in self._phrases(i, choice):
+                if normalize(phrase) in builtin.OPT_OUT_KEYWORDS:
+                    yield Problem(
+                        line,
+                        f"{self.name}: {kind} '{phrase}' is an opt-out keyword; STOP always works, so this reply "
+                        "would never reach the question (reword it)",
+                    )
             if choice.range is not None:
                 if q.type != "choice":
                     yield Problem(self.at(*where, "range"), f"{self.name}: range only belongs to choice questions")
@@ -366,6 +458,60 @@ class _QuestionChecker:
                     yield Problem(self.at(*where, "range"), f"{self.name}: range of '{choice.value}' goes from high to low")
             if choice.exclusive and q.type != "multi":
                 yield Problem(self.at(*where, "exclusive"), f"{self.name}: exclusive only belongs to multi questions")
+
+    def _phrases(self, i: int, choice: ChoiceSpec) -> Iterator[tuple[int, str, str]]:
+        """(line, 'label' or 'synonym', text) for every way the author names a choice."""
+        where = (*self.path, "choices", i)
+        for lang, label in choice.label.items():
+            yield self.c.at(*where, "label", lang), "label", label
+        for lang, synonyms in choice.synonyms.items():
+            for synonym in synonyms:
+                yield self.c.at(*where, "synonyms", lang), "synonym", synonym
+
+    def _meanings(self) -> Iterator[Problem]:
+        meant = [(i, c) for i, c in enumerate(self.q.choices) if c.means is not None]
+        if meant and self.q.type != "choice":
+            yield Problem(self.at("choices", meant[0][0], "means"), f"{self.name}: means only belongs to choice questions")
+            return
+        unknown = [i for i, c in meant if c.means == "dont_know"]
+        for i in unknown[1:]:
+            yield Problem(self.at("choices", i, "means"), f"{self.name}: only one choice can mean dont_know")
+
+    def collisions(self) -> Iterator[Problem]:
+        """Labels and synonyms that are also a skip word, a keyword or another choice's name, with their lines."""
+        if self.q.type not in ("choice", "multi"):
+            return
+        skip_words = {normalize(w): w for lang in self.c.languages
+                      for w in (*builtin.SKIP_WORDS.get(lang, ()), *self.c.spec.skip_words.get(lang, ()))}
+        keywords = {normalize(k): k for k in builtin.ALL_KEYWORDS - builtin.OPT_OUT_KEYWORDS}
+        named: dict[str, set[str]] = {}
+        for i, choice in enumerate(self.q.choices):
+            for _, _, phrase in self._phrases(i, choice):
+                named.setdefault(normalize(phrase), set()).add(choice.value)
+        for i, choice in enumerate(self.q.choices):
+            for line, kind, phrase in self._phrases(i, choice):
+                said = normalize(phrase)
+                words = f" {said} "
+                if not self.q.required:
+                    for word in (w for w in skip_words if f" {w} " in words):
+                        yield Problem(
+                            line,
+                            f"warning: {self.name}: {kind} '{phrase}' contains the skip word '{skip_words[word]}': "
+                            f"here that reply picks '{choice.value}' instead of skipping",
+                        )
+                for word in (k for k in keywords if f" {k} " in words):
+                    yield Problem(
+                        line,
+                        f"warning: {self.name}: {kind} '{phrase}' contains the keyword '{keywords[word].upper()}': "
+                        f"here that reply picks '{choice.value}' instead of acting as the keyword",
+                    )
+                others = sorted(named.get(said, set()) - {choice.value})
+                if others:
+                    yield Problem(
+                        line,
+                        f"warning: {self.name}: {kind} '{phrase}' also names choice '{others[0]}': "
+                        "that reply is always asked again",
+                    )
 
     def _limits(self) -> Iterator[Problem]:
         q = self.q
@@ -474,25 +620,31 @@ def _build(spec: SurveySpec) -> Definition:
         lang: tuple(dict.fromkeys((*builtin.SKIP_WORDS.get(lang, ()), *spec.skip_words.get(lang, ()))))
         for lang in spec.languages
     }
+    incentive = Incentive(spec.incentive.amount, spec.incentive.currency, spec.incentive.budget) if spec.incentive else None
+    eligibility = Eligibility(spec.eligibility.question, spec.eligibility.min_age) if spec.eligibility else None
+    questions = tuple(_question(q, spec.languages) for q in spec.questions)
     consent = Question(
         id=CONSENT_ID,
         type="yes_no",
         text=dict(spec.consent.text),
         choices=(
-            Choice("yes", _labels(spec.consent.accept, builtin.CONSENT_LABELS["yes"], spec.languages)),
-            Choice("no", _labels(spec.consent.decline, builtin.CONSENT_LABELS["no"], spec.languages)),
+            Choice("yes", _labels(spec.consent.accept, builtin.CONSENT_LABELS["yes"], spec.languages), means="yes"),
+            Choice("no", _labels(spec.consent.decline, builtin.CONSENT_LABELS["no"], spec.languages), means="no"),
         ),
     )
-    incentive = spec.incentive
+    counts = question_range((consent, *questions), eligibility)
+    consent = replace(consent, text={
+        lang: _fill_consent(text, lang, counts, incentive) for lang, text in consent.text.items()
+    })
     return Definition(
         id=spec.id,
         version=spec.version,
         title=dict(spec.title),
         languages=tuple(dict.fromkeys(spec.languages)),
         default_language=spec.default_language,
-        questions=(consent, *(_question(q, spec.languages) for q in spec.questions)),
+        questions=(consent, *questions),
         start_keywords=tuple(k.upper() for k in spec.start_keywords),
-        incentive=Incentive(incentive.amount, incentive.currency, incentive.budget) if incentive else None,
+        incentive=incentive,
         min_cell=spec.min_cell,
         release_interval=release_seconds(spec.release_interval) or 86400,
         weights={d: float(spec.weights.get(d, 1.0)) for d in ("economic", "social", "psychosocial")},
@@ -500,8 +652,53 @@ def _build(spec: SurveySpec) -> Definition:
         skip_words=skip_words,
         max_reprompts=spec.max_reprompts,
         resume_after_minutes=spec.resume_after_minutes,
-        digest=hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest(),
+        digest=hashlib.sha256(json.dumps(_dumped(spec), sort_keys=True).encode()).hexdigest(),
+        contact=dict(spec.contact),
+        eligibility=eligibility,
+        question_range=counts,
     )
+
+
+_RANGE_WORDS = {"es": "{low} a {high}", "en": "{low} to {high}"}
+
+
+def _fill_consent(text: str, language: str, counts: tuple[int, int], incentive: Incentive | None) -> str:
+    """The consent text with {questions} ('18 a 21', or '21') and {credit} ('30 MXN') written in."""
+    low, high = counts
+    number = str(low) if low == high else _RANGE_WORDS.get(language, "{low}-{high}").format(low=low, high=high)
+    text = text.replace("{questions}", number)
+    return text.replace("{credit}", incentive.credit) if incentive else text
+
+
+def _dumped(spec: SurveySpec) -> Any:
+    """The spec as plain data for the digest, without keys added later while they are unset."""
+
+    def prune(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: prune(v) for k, v in node.items() if not (k in _ADDED_LATER and v in (None, {}))}
+        if isinstance(node, list):
+            return [prune(v) for v in node]
+        return node
+
+    return prune(spec.model_dump(mode="json"))
+
+
+def _meanings(q: QuestionSpec) -> list[str | None]:
+    """Each choice's `means`: as written, or inferred for two choices whose labels start with Sí/Yes and No."""
+    choices = q.choices
+    written = [c.means for c in choices]
+    if any(written) or len(choices) != 2 or q.type != "choice":
+        return written
+    inferred = [_leading_polarity(c.label) for c in choices]
+    return inferred if sorted(m or "" for m in inferred) == ["no", "yes"] else written
+
+
+def _leading_polarity(label: dict[str, str]) -> str | None:
+    """'yes' when every label starts with Sí/Si/Yes, 'no' when every one starts with No; else None."""
+    firsts = {(normalize(text).split(" ") or [""])[0] for text in label.values()}
+    if firsts and firsts <= {"si", "yes"}:
+        return "yes"
+    return "no" if firsts == {"no"} else None
 
 
 def _labels(given: dict[str, str], defaults: dict[str, str], languages: list[str]) -> dict[str, str]:
@@ -510,17 +707,18 @@ def _labels(given: dict[str, str], defaults: dict[str, str], languages: list[str
 
 def _question(q: QuestionSpec, languages: list[str]) -> Question:
     if q.type == "yes_no":
-        choices = tuple(Choice(v, _labels({}, builtin.YES_NO_LABELS[v], languages)) for v in ("yes", "no"))
+        choices = tuple(Choice(v, _labels({}, builtin.YES_NO_LABELS[v], languages), means=v) for v in ("yes", "no"))
     else:
         choices = tuple(
             Choice(
                 value=c.value,
                 label=dict(c.label),
                 synonyms={lang: tuple(words) for lang, words in c.synonyms.items()},
+                means=means,
                 range=c.range,
                 exclusive=c.exclusive,
             )
-            for c in q.choices
+            for c, means in zip(q.choices, _meanings(q), strict=True)
         )
     return Question(
         id=q.id,
@@ -537,5 +735,6 @@ def _question(q: QuestionSpec, languages: list[str]) -> Question:
         gap=tuple(q.gap) if q.gap is not None else None,
         group=q.group,
         errors=dict(q.error),
+        hint=dict(q.hint),
         regions=_regions(q) if q.type == "region" else (),
     )

@@ -7,71 +7,84 @@ from __future__ import annotations
 
 DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
     "declined": {
-        "es": "Entendido, gracias. No le enviaremos más preguntas.",
+        "es": "Entendido, gracias. No le enviaremos mas preguntas.",
         "en": "Understood, thank you. We will not send you more questions.",
     },
     "completed": {
-        "es": "¡Gracias! Terminó la encuesta.",
-        "en": "Thank you! You finished the survey.",
+        "es": "¡Gracias por completar la encuesta!",
+        "en": "Thank you for completing the survey!",
     },
     "completed_incentive": {
-        "es": "¡Gracias! Terminó la encuesta. Pronto recibirá su saldo de {amount} {currency}.",
-        "en": "Thank you! You finished the survey. You will soon get your {amount} {currency} credit.",
+        "es": "¡Gracias por completar la encuesta! Pronto le enviaremos su saldo de {credit}.",
+        "en": "Thank you for completing the survey! We will soon send your {credit} credit.",
     },
     "completed_no_credit": {
-        "es": "¡Gracias! Terminó la encuesta. Lo sentimos: esta vez no podemos enviarle saldo.",
-        "en": "Thank you! You finished the survey. Sorry: we cannot send you credit this time.",
+        "es": "¡Gracias por completar la encuesta! Lo sentimos: esta vez no podemos enviarle saldo.",
+        "en": "Thank you for completing the survey! Sorry: we cannot send you credit this time.",
     },
     "ask_phone": {
-        "es": "Para enviarle su saldo de {amount} {currency}, escriba su número de celular (10 dígitos) "
-              "o toque «Compartir mi número».",
-        "en": "To send you your {amount} {currency} credit, write your mobile number "
-              "or tap “Share my number”.",
+        "es": "Para enviarle su saldo de {credit}, escriba su numero de celular (10 digitos) o toque el boton "
+              "de abajo.",
+        "en": "To send you your {credit} credit, write your mobile number or tap the button below.",
     },
     "phone_button": {"es": "📱 Compartir mi número", "en": "📱 Share my number"},
     "error_phone": {
-        "es": "Ese no parece un número de celular. Escriba los 10 dígitos, p. ej. 55 1234 5678.",
+        "es": "Ese no parece un numero de celular. Escriba los 10 digitos, p. ej. 55 1234 5678.",
         "en": "That does not look like a mobile number. Write it with its area code, e.g. 55 1234 5678.",
     },
     "phone_later": {
-        "es": "Cuando quiera, escríbanos su número de celular para enviarle su saldo.",
-        "en": "Whenever you like, send us your mobile number to get your credit.",
+        "es": "Cuando quiera, escribanos su numero de celular para enviarle su saldo de {credit}.",
+        "en": "Whenever you like, send us your mobile number to get your {credit} credit.",
     },
     "phone_saved": {
-        "es": "Gracias. Enviaremos su saldo al número que termina en {ending}.",
-        "en": "Thank you. We will send your credit to the number ending in {ending}.",
+        "es": "Gracias. Enviaremos su saldo de {credit} al numero que termina en {ending}.",
+        "en": "Thank you. We will send your {credit} credit to the number ending in {ending}.",
     },
     "phone_paid_before": {
-        "es": "Ese número ya recibió el saldo de esta encuesta. ¡Gracias por participar!",
+        "es": "A ese numero ya le enviamos el saldo de esta encuesta. ¡Gracias por participar!",
         "en": "That number already got the credit for this survey. Thank you for taking part!",
     },
     "credit_sent": {
-        "es": "Le enviamos su saldo de {amount} {currency}. ¡Gracias por participar!",
-        "en": "We sent your {amount} {currency} credit. Thank you for taking part!",
+        "es": "Le enviamos su saldo de {credit}. ¡Gracias por participar!",
+        "en": "We sent your {credit} credit. Thank you for taking part!",
     },
     "already_completed": {
-        "es": "Ya respondió esta encuesta. ¡Gracias! Escriba AYUDA si necesita algo.",
+        "es": "Esta encuesta ya tiene sus respuestas. ¡Gracias! Escriba AYUDA si necesita algo.",
         "en": "You already answered this survey. Thank you! Send HELP if you need anything.",
     },
     "already_declined": {
-        "es": "Usted decidió no participar. Si cambia de opinión, escriba {keyword}.",
+        "es": "Entendimos que no desea participar. Si lo piensa mejor, escriba {keyword}.",
         "en": "You chose not to take part. If you change your mind, send {keyword}.",
     },
     "expired": {
-        "es": "Esta encuesta ya cerró. ¡Gracias por su tiempo!",
+        "es": "Esta encuesta ya no recibe respuestas. ¡Gracias por su tiempo!",
         "en": "This survey has closed. Thank you for your time!",
     },
     "opted_out": {
-        "es": "Listo, no recibirá más mensajes. Para volver, escriba ALTA.",
-        "en": "Done, you will get no more messages. To come back, send START.",
+        "es": "Listo, ya no le escribiremos. Para volver, escriba ALTA.",
+        "en": "Done, we will not write to you again. To come back, send START.",
     },
     "opted_in": {
-        "es": "Bienvenido de nuevo.",
-        "en": "Welcome back.",
+        "es": "Gracias por volver.",
+        "en": "Thanks for coming back.",
+    },
+    "opt_out_confirm": {
+        "es": "¿Quiere dejar de recibir mensajes? Responda BAJA.",
+        "en": "Do you want to stop getting messages? Reply STOP.",
+    },
+    "opt_out_cancelled": {
+        "es": "Bien, seguimos.",
+        "en": "OK, let's continue.",
+    },
+    "ineligible": {
+        "es": "Gracias por escribirnos. Esta encuesta es solo para personas de {min_age} años o mas, asi que no "
+              "le haremos mas preguntas. ¡Le deseamos lo mejor!",
+        "en": "Thank you for writing to us. This survey is only for people aged {min_age} or older, so we will "
+              "not ask you more questions. We wish you all the best!",
     },
     "help": {
-        "es": "Encuesta «{title}». Conteste cada pregunta. SALTAR omite una opcional, ENGLISH cambia idioma, BAJA termina.",
-        "en": "Survey “{title}”. Answer each question. SKIP skips an optional one, ESPAÑOL changes language, STOP ends.",
+        "es": "{contact}. SALTAR omite una pregunta opcional, ENGLISH cambia el idioma, BAJA termina.",
+        "en": "{contact}. SKIP skips an optional question, ESPAÑOL changes the language, STOP ends.",
     },
     "language_changed": {
         "es": "Ahora seguimos en español.",
@@ -82,7 +95,7 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "en": "Hello again, let's continue where we stopped.",
     },
     "paused": {
-        "es": "No logramos entender su respuesta. Escríbanos cuando quiera para seguir.",
+        "es": "No logramos entender su respuesta. Escribanos cuando quiera para seguir.",
         "en": "We could not understand your answer. Write to us any time to continue.",
     },
     "skipped": {
@@ -94,19 +107,19 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "en": "This question cannot be skipped.",
     },
     "media": {
-        "es": "Solo puedo leer texto. Responda con palabras o números.",
+        "es": "Solo puedo leer texto. Responda con palabras o numeros.",
         "en": "I can only read text. Please answer with words or numbers.",
     },
     "edited": {
-        "es": "Recibí una edición. Si quiere cambiar su respuesta, envíela como mensaje nuevo.",
-        "en": "I got an edit. To change your answer, send it as a new message.",
+        "es": "Los mensajes editados no cuentan: para cambiar su respuesta, mande un mensaje nuevo.",
+        "en": "Edited messages do not count: to change your answer, send a new message.",
     },
     "stale_button": {
-        "es": "Ese botón era de una pregunta anterior.",
+        "es": "Ese boton era de una pregunta anterior.",
         "en": "That button belonged to an earlier question.",
     },
     "no_credit": {
-        "es": "Aviso: por ahora ya no hay saldo disponible para esta encuesta, pero su respuesta sí nos ayuda.",
+        "es": "Aviso: por ahora ya no hay saldo disponible para esta encuesta, pero sus respuestas nos ayudan igual.",
         "en": "Note: there is no more phone credit for this survey now, but your answers still help.",
     },
     "confirm": {
@@ -116,42 +129,70 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
     "hint_yes_no": {"es": "(SI/NO)", "en": "(YES/NO)"},
     "hint_multi": {"es": "Puede elegir varias, p. ej. 1 3.", "en": "You can pick several, e.g. 1 3."},
     "hint_optional": {"es": "(o SALTAR)", "en": "(or SKIP)"},
+    "unsure_choice": {
+        "es": "Elija la opcion que mas se acerque, con su numero.",
+        "en": "Pick the option closest to your case, by its number.",
+    },
+    "unsure_multi": {
+        "es": "Elija las opciones que mas se acerquen, p. ej. 1 3.",
+        "en": "Pick the options closest to your case, e.g. 1 3.",
+    },
+    "unsure_yes_no": {
+        "es": "Responda SI o NO, lo que mas se acerque.",
+        "en": "Reply YES or NO, whichever is closer.",
+    },
+    "unsure_number": {
+        "es": "Un numero aproximado esta bien.",
+        "en": "An approximate number is fine.",
+    },
+    "unsure_date": {
+        "es": "Una fecha aproximada esta bien, p. ej. 03/2024.",
+        "en": "An approximate date is fine, e.g. 03/2024.",
+    },
+    "unsure_region": {
+        "es": "Escriba el estado donde vive ahora, p. ej. Jalisco.",
+        "en": "Write the state you live in now, e.g. Jalisco.",
+    },
+    "unsure_text": {
+        "es": "Escriba su respuesta con sus palabras.",
+        "en": "Write your answer in your own words.",
+    },
     "error_not_understood": {
-        "es": "No entendí su respuesta.",
+        "es": "No entendimos su respuesta.",
         "en": "I did not understand your answer.",
     },
     "error_choice": {
-        "es": "Responda con el número de una opción.",
+        "es": "Responda con el numero de una opcion.",
         "en": "Please reply with the number of an option.",
     },
     "error_multi": {
-        "es": "Responda con uno o más números, p. ej. 1 3.",
+        "es": "Responda con uno o mas numeros, p. ej. 1 3.",
         "en": "Please reply with one or more numbers, e.g. 1 3.",
     },
     "error_yes_no": {"es": "Responda SI o NO, por favor.", "en": "Please reply YES or NO."},
     "error_ambiguous": {
-        "es": "Su respuesta coincide con varias opciones; elija un número.",
+        "es": "Su respuesta coincide con varias opciones; elija un numero.",
         "en": "Your answer matches several options; please pick a number.",
     },
     "error_exclusive": {
-        "es": "Esa opción no se combina con otras; elija de nuevo.",
+        "es": "Esa opcion no se combina con otras; elija de nuevo.",
         "en": "That option cannot be combined with others; please choose again.",
     },
-    "error_number": {"es": "Responda con un número.", "en": "Please reply with a number."},
+    "error_number": {"es": "Responda con un numero.", "en": "Please reply with a number."},
     "error_range": {
-        "es": "Responda con un número entre {min} y {max}.",
+        "es": "Responda con un numero entre {min} y {max}.",
         "en": "Please reply with a number between {min} and {max}.",
     },
     "error_too_small": {
-        "es": "El número debe ser {min} o más.",
+        "es": "El numero debe ser {min} o mas.",
         "en": "The number must be {min} or more.",
     },
     "error_too_large": {
-        "es": "El número debe ser {max} o menos.",
+        "es": "El numero debe ser {max} o menos.",
         "en": "The number must be {max} or less.",
     },
     "error_too_long": {
-        "es": "Su respuesta es muy larga (máximo {max_length} caracteres).",
+        "es": "Su respuesta es muy larga (hasta {max_length} letras).",
         "en": "Your answer is too long (at most {max_length} characters).",
     },
     "error_empty": {"es": "Escriba su respuesta, por favor.", "en": "Please write your answer."},
@@ -160,10 +201,12 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "en": "Please write a date, e.g. 15/03/2024.",
     },
     "error_region": {
-        "es": "No reconocí el estado. Escriba su nombre, p. ej. Jalisco.",
+        "es": "No encontramos ese estado. Escriba su nombre, p. ej. Jalisco.",
         "en": "I did not recognise the state. Write its name, e.g. Jalisco.",
     },
 }
+TELEGRAM_ONLY = frozenset({"phone_button"})
+"""Messages that only ever appear on Telegram (a button label): exempt from the one-SMS-segment rule."""
 
 YES_NO_LABELS: dict[str, dict[str, str]] = {
     "yes": {"es": "Sí", "en": "Yes"},
@@ -202,4 +245,43 @@ SKIP_WORDS: dict[str, tuple[str, ...]] = {
 GREETINGS_EN = frozenset({"hi", "hello", "hey", "survey", "english", "start", "good morning"})
 DEFAULT_START_KEYWORD = {"es": "ENCUESTA", "en": "SURVEY"}
 
-ALL_KEYWORDS = OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS | HELP_KEYWORDS | frozenset(LANGUAGE_KEYWORDS)
+# Erasure by message (a right of the people asked): the keyword, then the same keyword again to confirm.
+ERASE_KEYWORDS = frozenset({"borrar", "borrar mis datos", "borra mis datos", "delete my data", "erase my data"})
+DEFAULT_MESSAGES.update({
+    "erase_confirm": {
+        "es": "¿Borrar todos sus datos y respuestas? Para confirmar, escriba BORRAR otra vez.",
+        "en": "Delete all your data and answers? To confirm, send DELETE MY DATA again.",
+    },
+    "erased": {
+        "es": "Listo: borramos sus datos y no le volveremos a escribir.",
+        "en": "Done: we are deleting your data and will not write to you again.",
+    },
+})
+
+ALL_KEYWORDS = (OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS | HELP_KEYWORDS | frozenset(LANGUAGE_KEYWORDS)
+                | ERASE_KEYWORDS)
+
+# Plain-language requests to stop, matched after normalization: they are asked once to confirm with the keyword
+# ("opt_out_confirm"); a second one, or a yes to that question, opts out.
+STOP_PHRASES = (
+    "no me escriban", "no me escriba", "no me escribas", "no me vuelvan a escribir", "no me vuelva a escribir",
+    "dejen de escribirme", "deje de escribirme", "deja de escribirme", "dejen de escribir",
+    "dejen de mandarme", "deje de mandarme", "dejen de enviarme", "no me manden", "no me mande",
+    "no me envien", "no me envie", "no quiero seguir", "no quiero continuar", "no quiero participar",
+    "ya no quiero participar", "no quiero mas mensajes", "no quiero recibir", "ya no quiero recibir",
+    "no quiero que me escriban", "dejenme en paz", "dejeme en paz", "dejame en paz", "no me molesten",
+    "no me moleste", "dejen de molestar", "dejen de molestarme", "quitenme de la lista", "quiteme de la lista",
+    "quitame de la lista", "sacame de la lista", "saquenme de la lista", "borrenme de la lista",
+    "borrame de la lista", "quitenme de su lista", "no quiero contestar mas", "ya no quiero contestar",
+    "stop texting", "stop messaging", "stop sending", "stop writing", "quit texting", "dont text me",
+    "don t text me", "do not text me", "dont message me", "don t message me", "do not message me",
+    "dont contact me", "don t contact me", "do not contact me", "leave me alone", "remove me", "take me off",
+    "unsubscribe me", "opt me out", "i want to stop", "i dont want to continue", "i don t want to continue",
+    "i do not want to continue", "i dont want to participate", "i don t want to participate",
+    "i do not want to participate", "no more messages", "no more texts", "please stop",
+)  # fmt: skip
+STOP_ALONE = ("basta", "ya basta", "basta ya", "enough", "no mas mensajes", "ya estuvo")
+"""Requests to stop that count only as the whole message (with filler), since the words are common."""
+TAKING_PART = frozenset({"participar", "seguir", "continuar", "contestar", "participate", "continue"})
+"""A request to stop that names taking part ('no quiero participar') answers the consent question: a decline."""
+STOP_FILLER = frozenset("ya por favor porfa porfavor please ok gracias thanks de verdad en serio seriously".split())

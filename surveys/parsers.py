@@ -21,7 +21,7 @@ from typing import Any
 from surveys.definition import Choice, Question, Region
 from surveys.memo import IdentityMemo
 from surveys.regions import MEXICO_STATES
-from surveys.text import SHORT, contains_phrase, normalize, words
+from surveys.text import SHORT, contains_phrase, normalize, squeeze, words
 
 # ----- Outcomes -------------------------------------------------------------------------------------------
 
@@ -53,6 +53,7 @@ Outcome = Accepted | Rejected | Unsure
 
 REASONS = (
     "empty",
+    "unsure",
     "not_understood",
     "ambiguous",
     "not_a_number",
@@ -96,14 +97,6 @@ def _prepare(text: object, failure: str) -> tuple[str, Rejected | None]:
     if len(cleaned) > MAX_INPUT:
         return "", Rejected(failure, {"max_length": MAX_INPUT})
     return cleaned, None
-
-
-_REPEATS = re.compile(r"([a-z])\1+")
-
-
-def _squeeze(tokens: Iterable[str]) -> list[str]:
-    """Collapse repeated letters ('siii' -> 'si', 'llave' -> 'lave'); applied to replies and phrases alike."""
-    return [_REPEATS.sub(r"\1", t) for t in tokens]
 
 
 def _ratio(a: str, b: str, floor: float = FUZZY_CUTOFF - FUZZY_MARGIN) -> float:
@@ -311,6 +304,9 @@ def _one_number(text: str, question: Question) -> float | Rejected:
     cleaned, error = _prepare(text, "not_a_number")
     if error:
         return error
+    unsure = _doubtful(cleaned)
+    if unsure:
+        return unsure
     tokens = words(_MINUS.sub(" minus ", cleaned))
     mentions = [_signed(tokens, n) for n in _numbers(tokens, group_spaces=True) if not n.ordinal]
     strong = [n for n in mentions if not n.weak] or mentions
@@ -350,17 +346,15 @@ def parse_text(question: Question, text: str, language: str, today: date | None 
     cleaned = " ".join(_clean(text).split())
     if not cleaned:
         return Rejected("empty")
+    if len(cleaned) <= SHORT and doubt(squeeze(words(cleaned)), asked="?" in cleaned) == "confused":
+        return Rejected("unsure", {"doubt": "confused"})
     if question.max_length is not None and len(cleaned) > question.max_length:
         return Rejected("too_long", {"max_length": question.max_length, "length": len(cleaned)})
     return Accepted(cleaned)
 
 
-# ----- Choices --------------------------------------------------------------------------------------------
+# ----- Labels and synonyms in a reply ---------------------------------------------------------------------
 
-_DONT_KNOW = (
-    "no se", "no lo se", "no sabria", "no estoy seguro", "no estoy segura", "quien sabe", "tal vez",
-    "quizas", "quiza", "a lo mejor", "nose", "maybe", "not sure", "dont know", "don t know", "idk",
-)  # fmt: skip
 _NUMBER_FILLER = frozenset(
     "opcion opciones option options opc op la el lo numero number num nro es mi respuesta answer my is "
     "the choice eleccion elijo escojo pick choose i creo que pues seria would be it s its de".split()
@@ -372,28 +366,58 @@ _UNITS = frozenset(
 _STOPWORDS = frozenset(
     "para como pero porque with from that this have tengo tiene estoy esta esto otra otro algo more".split()
 )
+_NEGATORS = frozenset(squeeze(
+    "no nunca jamas tampoco ni not never nope nel nah t dont didnt doesnt cant isnt wasnt havent hasnt wont "
+    "neither nor".split()
+))
+"""Words that turn the answer a few words after them around ('no tengo empleo', "I don't have a job")."""
+_NEGATION_REACH = 3
+_POLAR_CORE = frozenset({"si", "no", "yes"})
+"""A label or synonym that is only one of these words answers through the reply's yes/no reading."""
 
 
 @dataclass(frozen=True)
 class _Phrase:
-    """A phrase as normalized words naming option `target`; target -1 means "I don't know"."""
+    """A phrase as normalized words naming option `target`."""
 
     words: tuple[str, ...]
     target: int
     exact_only: bool = False  # one-letter synonyms ('s', 'y', 'n'): the whole reply must be the phrase
     label: bool = False  # from a label: its words can be keywords
+    breaks: frozenset[int] = frozenset()  # word positions where the phrase's own punctuation starts a clause
+
+
+_CLAUSE = re.compile(r"(?<![0-9])[,;.!?¿¡:]+|[,;.!?¿¡:]+(?![0-9])")
+"""Punctuation between clauses ('No, busco trabajo'), but not inside numbers ('3,5')."""
+
+
+def _tokens(text: str) -> tuple[list[str], frozenset[int]]:
+    """The reply's words and the word positions that begin a new clause after punctuation."""
+    raw = words(text)
+    if len(raw) < 2 or not _CLAUSE.search(text):
+        return raw, frozenset()
+    parts = [words(part) for part in _CLAUSE.split(text)]
+    if [t for part in parts for t in part] != raw:
+        return raw, frozenset()
+    breaks, at = set(), 0
+    for part in parts[:-1]:
+        at += len(part)
+        if 0 < at < len(raw):
+            breaks.add(at)
+    return raw, frozenset(breaks)
 
 
 @lru_cache(maxsize=4096)
 def _phrase(
-    text: str, target: int, label: bool = False, exact_only: bool = False, squeeze: bool = True
+    text: str, target: int, label: bool = False, exact_only: bool = False, squeezed: bool = True
 ) -> _Phrase | None:
     """The phrase for a label, synonym or value; None for blank or purely numeric text."""
-    tokens = tuple(_squeeze(words(text)) if squeeze else words(text))
+    raw, breaks = _tokens(text)
+    tokens = tuple(squeeze(raw) if squeezed else raw)
     if not tokens or all(t.isdigit() for t in tokens):
         return None  # bare numbers are option numbers, never labels
     exact_only = exact_only or (len(tokens) == 1 and len(tokens[0]) <= 1)
-    return _Phrase(tokens, target, exact_only, label)
+    return _Phrase(tokens, target, exact_only, label, breaks)
 
 
 def _choice_phrases(
@@ -401,7 +425,9 @@ def _choice_phrases(
 ) -> list[_Phrase]:
     """Every way to name each choice: value, labels and synonyms in all languages, plus `extra`.
 
-    Worked out once per question (definitions live as long as the process), keyed by identity.
+    A label or synonym that is only 'sí' or 'no' is left out: it answers through the reply's yes/no reading
+    (`_meanings`), so that 'no' inside 'no entiendo' never picks it. Worked out once per question (definitions
+    live as long as the process), keyed by identity.
     """
     owners, key = (choices, *extra.values()) if extra else (choices,), tuple(extra or ())
     cached = _PHRASES.get(owners, key)
@@ -413,8 +439,8 @@ def _choice_phrases(
         found += [_phrase(label, i, label=True) for label in choice.label.values()]
         found += [_phrase(s, i) for synonyms in choice.synonyms.values() for s in synonyms]
         found += [_phrase(s, i) for s in (extra or {}).get(i, ())]
-    found += [_phrase(s, -1) for s in _DONT_KNOW]
-    return _PHRASES.put(owners, key, _Phrases({p: None for p in found if p is not None}))
+    kept = (p for p in found if p is not None and not (len(p.words) == 1 and p.words[0] in _POLAR_CORE))
+    return _PHRASES.put(owners, key, _Phrases(dict.fromkeys(kept)))
 
 
 class _Phrases(list):
@@ -427,13 +453,38 @@ class _Phrases(list):
 
 _PHRASES: IdentityMemo[_Phrases] = IdentityMemo(4096)
 """Phrases of each question's choices (and extra synonyms)."""
+_MEANINGS: IdentityMemo[dict[str, tuple[int, ...]]] = IdentityMemo(4096)
+"""The choices each question's yes, no and "don't know" pick."""
+
+
+def _meanings(choices: Sequence[Choice]) -> dict[str, tuple[int, ...]]:
+    """The options a plain yes, no or "don't know" picks: `means`, or a label or synonym that is only sí / no, or
+    that says "don't know" ('No sé', 'No lo sé')."""
+    cached = _MEANINGS.get((choices,))
+    if cached is not None:
+        return cached
+    found: dict[str, set[int]] = {"yes": set(), "no": set(), "dont_know": set()}
+    for i, choice in enumerate(choices):
+        if choice.means in found:
+            found[choice.means].add(i)
+        names = [choice.value, *choice.label.values(), *(s for group in choice.synonyms.values() for s in group)]
+        for name in names:
+            said = squeeze(words(name))
+            if said in (["si"], ["yes"]):
+                found["yes"].add(i)
+            elif said == ["no"]:
+                found["no"].add(i)
+            elif tuple(said) in _dont_know_names():
+                found["dont_know"].add(i)
+    return _MEANINGS.put((choices,), None, {k: tuple(sorted(v)) for k, v in found.items()})
 
 
 _Hit = tuple[int, int, _Phrase]  # (start, end, phrase): where a phrase occurs in a reply
 
 
-def _hits(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> list[_Hit]:
-    """Where each phrase occurs in the reply, as (start, end, phrase)."""
+def _hits(tokens: Sequence[str], phrases: Sequence[_Phrase], breaks: frozenset[int] = frozenset()) -> list[_Hit]:
+    """Where each phrase occurs in the reply, as (start, end, phrase); never across the reply's punctuation
+    unless the phrase has the same ('no, busco trabajo' is not 'No busco trabajo')."""
     by_first = phrases.by_first if isinstance(phrases, _Phrases) else _by_first_word(phrases)
     whole = tuple(tokens)
     found = []
@@ -445,6 +496,8 @@ def _hits(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> list[_Hit]:
                     found.append((0, n, p))
             elif whole[i : i + n] == p.words:
                 found.append((i, i + n, p))
+    if breaks:
+        found = [h for h in found if all(b - h[0] in h[2].breaks for b in breaks if h[0] < b < h[1])]
     return found
 
 
@@ -458,23 +511,40 @@ def _by_first_word(phrases: Iterable[_Phrase]) -> dict[str, list[_Phrase]]:
 def _select(hits: list[_Hit]) -> list[tuple[int, int, set[int]]]:
     """Non-overlapping phrase matches, longest first ('no, nunca' beats 'no'), as (start, end, targets).
 
-    Phrases matching the very same words are grouped; a real option beats "I don't know" there.
+    Phrases matching the very same words are grouped.
     """
     selected: list[tuple[int, int, set[int]]] = []
     for start, end, _ in sorted(hits, key=lambda h: (h[0] - h[1], h[0])):
         if any(start < e and s < end for s, e, _ in selected):
             continue
-        same = {h[2].target for h in hits if h[0] == start and h[1] == end}
-        selected.append((start, end, same - {-1} or {-1}))
+        selected.append((start, end, {h[2].target for h in hits if h[0] == start and h[1] == end}))
     return selected
 
 
 def _resolve(selected: list[tuple[int, int, set[int]]]) -> int | Rejected:
     """The one option the selected matches name, or why there is not exactly one."""
-    targets = {t for _, _, group in selected for t in group} - {-1}
+    targets = {t for _, _, group in selected for t in group}
     if not targets:
         return Rejected("not_understood")
     return targets.pop() if len(targets) == 1 else Rejected("ambiguous")
+
+
+def _negated(tokens: Sequence[str], breaks: frozenset[int]) -> frozenset[int]:
+    """Positions a negator a few words before (in the same clause) turns around."""
+    turned: set[int] = set()
+    for j, token in enumerate(tokens):
+        if token in _NEGATORS:
+            for i in range(j + 1, min(len(tokens), j + 1 + _NEGATION_REACH)):
+                if i in breaks:
+                    break
+                turned.add(i)
+    return frozenset(turned)
+
+
+def _affirmed(hits: list[_Hit], negated: frozenset[int]) -> list[_Hit]:
+    """The matches no negator turns around ('no tengo empleo' does not name 'Tengo empleo'); a phrase that
+    begins with a negator itself ('No busco trabajo', 'nunca') stands."""
+    return [h for h in hits if h[0] not in negated or h[2].words[0] in _NEGATORS]
 
 
 def _number_target(number: _Number, choices: Sequence[Choice], unit: bool) -> int | None | Rejected:
@@ -511,8 +581,11 @@ def _bare_number(tokens: Sequence[str]) -> tuple[_Number | None, bool]:
     return None, unit
 
 
-def _keyword(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> int | Rejected | None:
-    """The option whose label has a distinctive word the reply uses ('familia' -> 'Reunirme con mi familia')."""
+def _keyword(
+    tokens: Sequence[str], phrases: Sequence[_Phrase], negated: frozenset[int] = frozenset()
+) -> int | Rejected | None:
+    """The option whose label has a distinctive word the reply uses ('familia' -> 'Reunirme con mi familia');
+    a word a negator turns around ('no tengo familia') names nothing."""
     owners: dict[str, set[int]] = {}
     for p in phrases:
         for w in p.words:
@@ -520,13 +593,38 @@ def _keyword(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> int | Rejecte
                 owners.setdefault(w, set()).add(p.target)
     keywords = [w for w, targets in owners.items() if len(targets) == 1]
     targets = set()
-    for token in tokens[:_MAX_FUZZY_WORDS]:
-        if len(token) >= 4 and token.isalpha():
+    for i, token in enumerate(tokens[:_MAX_FUZZY_WORDS]):
+        if len(token) >= 4 and token.isalpha() and i not in negated:
             for w in get_close_matches(token, keywords, n=1, cutoff=0.85 if len(token) >= 5 else 1.0):
                 targets |= owners[w]
     if len(targets) > 1:
         return Rejected("ambiguous")
     return targets.pop() if targets else None
+
+
+def _within_one(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> int | None:
+    """The one option whose label or synonym contains the whole reply as a run of 2+ words ('prefiero no
+    decir' in 'Otro o prefiero no decir')."""
+    n = len(tokens)
+    if n < 2:
+        return None
+    whole = tuple(tokens)
+    targets = {p.target for p in phrases if len(p.words) > n and any(
+        p.words[i : i + n] == whole for i in range(len(p.words) - n + 1))}
+    return targets.pop() if len(targets) == 1 else None
+
+
+def names_choice(question: Question, text: str) -> bool:
+    """Whether the reply is one of the question's labels or synonyms, or a run of words inside one: then it
+    answers the question even when it is also a skip word or a keyword ('prefiero no decir')."""
+    if question.type not in ("choice", "multi", "yes_no") or len(text) > MAX_INPUT:
+        return False
+    said = tuple(squeeze(words(_clean(text))))
+    n = len(said)
+    if not n:
+        return False
+    names = _choice_phrases(question.choices)
+    return any(p.words[i : i + n] == said for p in names for i in range(len(p.words) - n + 1))
 
 
 def _fuzzy_scores(tokens: Sequence[str], phrases: Iterable[_Phrase], whole: bool) -> dict[int, float]:
@@ -542,8 +640,17 @@ def _fuzzy_scores(tokens: Sequence[str], phrases: Iterable[_Phrase], whole: bool
             for i in range(len(tokens) - size + 1):
                 window = " ".join(tokens[i : i + size])
                 if len(window) >= 3 and not window.replace(" ", "").isdigit():
-                    scores[p.target] = max(scores.get(p.target, 0.0), _ratio(window, target_text))
+                    score = _ratio(window, target_text)
+                    if score and size == len(p.words) > 1 and not _word_by_word(tokens[i : i + size], p.words):
+                        score = 0.0
+                    scores[p.target] = max(scores.get(p.target, 0.0), score)
     return scores
+
+
+def _word_by_word(said: Sequence[str], phrase: Sequence[str]) -> bool:
+    """Whether each word is the phrase's word or a typo of it ('me deportarn'), never another word ('mayor de
+    edad' is not 'menor de edad')."""
+    return all(a == b or (min(len(a), len(b)) > 3 and _ratio(a, b)) for a, b in zip(said, phrase, strict=True))
 
 
 def _fuzzy(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> int | Rejected | None:
@@ -558,79 +665,205 @@ def _fuzzy(tokens: Sequence[str], phrases: Sequence[_Phrase]) -> int | Rejected 
     return None
 
 
-def _pick(
-    choices: Sequence[Choice], text: str, extra: dict[int, Iterable[str]] | None = None
-) -> int | Rejected:
-    """The index of the one choice a reply names, trying exact phrases, numbers, keywords, then typos."""
-    raw = words(text.replace(",", " , "))
-    if not raw:
-        return Rejected("not_understood")
-    tokens = _squeeze(raw)
-    phrases = _choice_phrases(choices, extra)
-    hits = _hits(tokens, phrases)
-    whole = [h for h in hits if h[1] - h[0] == len(tokens)]
-    if whole:
-        return _resolve(_select(whole))
-    number, unit = _bare_number(raw)
-    if number is not None:
-        return _by_numbers([number], choices, unit)
-    if hits:
-        picked = _resolve(_select(hits))
-        if isinstance(picked, int) and _elsewhere(raw, hits, choices, phrases) - {picked}:
-            return Rejected("ambiguous")
-        return picked
-    found = _by_numbers([n for n in _numbers(raw) if not n.weak], choices, any(t in _UNITS for t in raw))
-    if found is None:
-        found = _keyword(tokens, phrases)
-    if found is None:
-        found = _fuzzy(tokens, phrases)
-    return Rejected("not_understood") if found is None else found
+# ----- Doubt: "no sé", "no entiendo", "¿qué?" --------------------------------------------------------------
+
+DONT_KNOW = (
+    "no se", "no lo se", "nose", "no c", "ns", "nse", "no sabria", "no sabria decir", "no sabemos",
+    "no estoy seguro", "no estoy segura", "no estoy muy seguro", "no estoy muy segura", "quien sabe",
+    "ni idea", "nidea", "no tengo idea", "no tengo ni idea", "no me acuerdo", "no recuerdo", "no lo recuerdo",
+    "no me recuerdo", "se me olvido", "lo olvide", "no sabe", "no lo sabemos",
+    "dont know", "don t know", "do not know", "i dont know", "idk", "dunno", "no idea", "not sure",
+    "im not sure", "i m not sure", "unsure", "no clue", "not certain", "cant remember", "can t remember",
+    "dont remember", "don t remember", "do not remember", "i forgot", "who knows", "hard to say",
+)  # fmt: skip
+"""Replies that say the respondent does not know or remember: a survey's "don't know" choice, or asked again."""
+DONT_KNOW_ALONE = ("sabe", "sepa", "nos")
+"""Mexican 'sabe' / 'sepa' (who knows) and friends: only as the whole reply."""
+UNSURE = (
+    "tal vez", "talvez", "quizas", "quiza", "a lo mejor", "puede ser", "depende", "maybe", "perhaps",
+    "depends", "it depends", "probably", "probablemente", "posiblemente", "supongo", "mas o menos", "kind of",
+    "kinda", "sort of", "a veces", "sometimes",
+)  # fmt: skip
+"""Hedges: a yes/no or a number is not stored on them (a survey's own label or synonym still wins)."""
+CONFUSED = (
+    "no entiendo", "no entendi", "no le entiendo", "no le entendi", "no les entiendo", "no comprendo",
+    "no capto", "no entiendo la pregunta", "no entendi la pregunta", "que quiere decir", "que quieren decir",
+    "que significa", "a que se refiere", "a que se refieren", "a que te refieres", "como asi", "cual pregunta",
+    "que pregunta", "que es eso", "explique", "expliquen", "what do you mean", "what does that mean",
+    "what does it mean", "dont understand", "don t understand", "do not understand", "didnt understand",
+    "didn t understand", "don t get it", "dont get it", "not sure what you mean", "which one", "what question",
+    "what is this", "what s this", "whats this", "explain", "no clue what you mean", "i m confused",
+    "im confused", "confused", "confundido", "confundida", "no me queda claro",
+)  # fmt: skip
+"""Confusion and questions back: always asked again, with the question's hint."""
+CONFUSED_ALONE = (
+    "que", "como", "cual", "cuales", "quien", "what", "which", "huh", "perdon", "sorry", "pardon", "disculpe",
+    "que cosa", "porque", "por que", "why", "que mas", "mande", "de que", "como que", "que dice", "que dijo",
+    "como dice", "perdon que", "mm", "hm", "um",
+)  # fmt: skip
+_DOUBT_FILLER = frozenset(squeeze(
+    "pues bueno este ay ah oh eh verdad sinceramente honestamente well uh jaja jeje oiga senorita senor ok "
+    "gracias thanks please porfa favor y and pero but".split()
+))
+"""Words around a question back that do not change it ('pues ¿qué?', 'and which one?')."""
+_DOUBT_KINDS = ("dont_know", "unsure", "confused")
+_QUESTION_WORDS = frozenset("que como cual cuales quien quienes cuando donde cuanto cuantos para por what which how "
+                            "who why when where".split())
+"""A reply that starts with one of these and has a question mark asks back ('¿cómo aceptado?', 'which programs?')."""
+BOTH = ("los dos", "las dos", "ambos", "ambas", "both", "the two", "todas las opciones", "all of the above")
+"""Replies that name every option of a one-answer question: asked again."""
 
 
-def _elsewhere(
-    raw: Sequence[str],
-    hits: list[_Hit],
-    choices: Sequence[Choice],
-    phrases: list[_Phrase],
-) -> set[int]:
-    """Options that numbers or label keywords outside the matched phrases point to ('trabajo y familia')."""
-    matched = {i for start, end, _ in hits for i in range(start, end)}
-    rest = [t for i, t in enumerate(raw) if i not in matched]
-    numbers = [n for n in _numbers(raw) if not n.weak and n.start not in matched]
-    found = [_by_numbers(numbers, choices, any(t in _UNITS for t in raw)), _keyword(_squeeze(rest), phrases)]
-    return {t for t in found if isinstance(t, int)}
+@lru_cache(maxsize=1)
+def _both() -> _Phrases:
+    return _Phrases(p for p in (_phrase(text, 0) for text in BOTH) if p is not None)
 
 
-def parse_choice(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
-    """One option, by number, value, label or synonym in any language, tolerating noise and small typos."""
-    cleaned, error = _prepare(text, "not_understood")
-    if error:
-        return error
-    picked = _pick(question.choices, cleaned)
-    return picked if isinstance(picked, Rejected) else Accepted(question.choices[picked].value)
+@lru_cache(maxsize=1)
+def _doubt_phrases() -> tuple[_Phrases, dict[tuple[str, ...], int]]:
+    """The doubt phrases that count anywhere in a reply, and those that must be the whole reply (by kind)."""
+    anywhere = [_phrase(p, kind) for kind, group in enumerate((DONT_KNOW, UNSURE, CONFUSED)) for p in group]
+    alone = {tuple(squeeze(words(p))): kind for kind, group in ((0, DONT_KNOW_ALONE), (2, CONFUSED_ALONE))
+             for p in group}
+    return _Phrases(p for p in anywhere if p is not None), alone
+
+
+@lru_cache(maxsize=1)
+def _dont_know_names() -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(squeeze(words(p))) for p in DONT_KNOW)
+
+
+def doubt(tokens: Sequence[str], covered: frozenset[int] = frozenset(), asked: bool = False) -> str | None:
+    """'dont_know', 'unsure' or 'confused' when a reply (squeezed words) says so outside the positions
+    `covered` by an answer's own phrase; `asked`: the reply had a question mark (a bare '?' is confusion)."""
+    anywhere, alone = _doubt_phrases()
+    core = tuple(t for t in tokens if t not in _DOUBT_FILLER)
+    if not core:
+        return "confused" if asked else None
+    if core in alone:
+        return _DOUBT_KINDS[alone[core]]
+    if asked and core[0] in _QUESTION_WORDS and polarity(core) is None:
+        return "confused"
+    kinds = [h[2].target for h in _hits(tokens, anywhere) if not covered.intersection(range(h[0], h[1]))]
+    return _DOUBT_KINDS[min(kinds, key=(2, 0, 1).index)] if kinds else None
+
+
+def _doubtful(text: str) -> Rejected | None:
+    """Rejected('unsure') for a reply that says it does not know or understand (numbers, dates, regions: a
+    hedge such as 'más o menos 25' is an approximate answer, and taken)."""
+    kind = doubt(squeeze(words(text)), asked="?" in text)
+    return Rejected("unsure", {"doubt": kind}) if kind in ("dont_know", "confused") else None
 
 
 # ----- Yes / no -------------------------------------------------------------------------------------------
 
 YES_WORDS = (
-    "si", "sí", "s", "yes", "y", "yep", "yeah", "yup", "claro", "claro que si", "ok", "okay", "okey",
+    "si", "sí", "s", "yes", "y", "yep", "yeah", "yup", "ya", "claro", "claro que si", "ok", "okay", "okey",
     "oki", "va", "vale", "sale", "simon", "sip", "sipi", "dale", "andale", "de acuerdo", "estoy de acuerdo",
     "acepto", "si acepto", "si quiero", "por supuesto", "por supuesto que si", "correcto", "afirmativo",
-    "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "no hay problema",
-    "sin problema", "sure", "of course", "i agree", "i accept", "agree", "accept", "yes please",
+    "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "no hay problema", "aja", "asi es",
+    "exacto", "efectivamente", "cierto", "sin problema", "esta bien", "sure", "of course", "i agree", "i accept", "agree",
+    "accept", "yes please", "i do", "i did", "i have", "i am", "i will", "it does", "absolutely",
+    "definitely", "yes i do", "correct", "that s right", "thats right",
 )  # fmt: skip
 NO_WORDS = (
-    "no", "n", "nop", "nope", "nel", "nah", "nunca", "para nada", "no acepto", "negativo", "no gracias",
-    "no thanks", "no thank you", "claro que no", "por supuesto que no", "no quiero", "no estoy de acuerdo",
-    "no de acuerdo", "no me interesa", "not interested", "tampoco", "i do not agree", "i don t agree",
-    "no way", "not really", "de ninguna manera", "incorrecto",
+    "no", "n", "nop", "nope", "nel", "nah", "nones", "nunca", "jamas", "para nada", "nada", "ya no", "no acepto", "negativo",
+    "no gracias", "no thanks", "no thank you", "claro que no", "por supuesto que no", "no quiero participar",
+    "no deseo participar", "no quiero contestar", "nadie", "nobody", "no one", "ninguno", "ninguna",
+    "no estoy de acuerdo", "no de acuerdo", "no me interesa", "not interested", "tampoco", "i do not agree",
+    "i don t agree", "no way", "not really", "de ninguna manera", "incorrecto", "en absoluto", "never",
+    "not at all", "i don t", "i dont", "i do not", "i didn t", "i didnt", "i did not", "i haven t",
+    "i havent", "i have not", "i m not", "im not", "i am not", "it doesn t", "it doesnt", "it does not",
+    "i won t", "i wont", "i will not", "no i don t", "no i dont",
 )  # fmt: skip
+_LEAD_FILLER = frozenset(squeeze(
+    "pues ps pos bueno este mm ah oh eh ay la verdad sinceramente honestamente yo creo que i think so well um "
+    "uh hm oye mira jaja jeje haha".split()
+))
+"""Words that may come before a yes or no ('pues sí', 'la verdad no', 'yo creo que sí')."""
+_HEDGES = frozenset(squeeze(
+    "pero but aunque although though depende depends veces sometimes casi almost medio kinda maybe quizas "
+    "quiza talvez tal igual regular".split()
+))
+"""Words after a yes or no that make it something else ('sí, pero a veces no')."""
+_WEAKENERS = frozenset(squeeze(
+    "mucho muy siempre todo todos todas tanto tan really much always exactly exactamente completamente "
+    "totalmente del bien suficiente enough".split()
+))
+"""Words after a no that make it partly ('no siempre', 'no mucho', 'not always')."""
 _YES_EMOJI = "👍✅✔☑👌🆗🙆"
 _NO_EMOJI = "👎❌✖✗✘🚫🙅⛔"
 _DEFAULT_YES_NO = (
-    Choice("yes", {"es": "Sí", "en": "Yes"}),
-    Choice("no", {"es": "No", "en": "No"}),
+    Choice("yes", {"es": "Sí", "en": "Yes"}, means="yes"),
+    Choice("no", {"es": "No", "en": "No"}, means="no"),
 )
+
+
+@lru_cache(maxsize=1)
+def _polar_phrases() -> _Phrases:
+    found = [_phrase(p, 0) for p in YES_WORDS] + [_phrase(p, 1) for p in NO_WORDS]
+    return _Phrases(dict.fromkeys(p for p in found if p is not None))
+
+
+def polarity(
+    tokens: Sequence[str], breaks: frozenset[int] = frozenset(), echoes: frozenset[str] = frozenset()
+) -> str | Rejected | None:
+    """'yes' or 'no' when the whole reply (squeezed words) says it: a yes or no first (after filler such as
+    'pues'), then words that neither contradict nor weaken it ('sí claro', 'no, gracias', 'nel', but not 'no
+    siempre' or 'sí pero no'); Rejected('ambiguous') for yes and no together; None for anything else.
+
+    A bare 'no' that begins a statement of its own ('no he buscado trabajo', 'no me he enfermado') is not an
+    answer, unless the statement repeats the question (`echoes`: its words' first letters: 'no me ayudaron')."""
+    hits = _hits(tokens, _polar_phrases(), breaks)
+    if not hits:
+        return None
+    selected = _select(hits)
+    targets = {t for _, _, group in selected for t in group}
+    if len(targets) > 1:
+        return Rejected("ambiguous")
+    first, first_end, _ = min(selected)
+    if any(t not in _LEAD_FILLER for t in tokens[:first]):
+        return None
+    covered = {i for start, end, _ in selected for i in range(start, end)}
+    rest = [t for i, t in enumerate(tokens) if i not in covered]
+    if any(t in _HEDGES for t in rest):
+        return None
+    if targets == {0}:
+        return None if any(t in _NEGATORS for t in rest) else "yes"
+    end = min((b for b in breaks if b >= first_end), default=len(tokens))
+    clause = [t for i, t in enumerate(tokens[first_end:end], first_end) if i not in covered]
+    if any(t in _WEAKENERS for t in clause):
+        return None
+    if tokens[first:first_end] == ["no"] and _a_statement(clause, echoes):
+        return None
+    return "no"
+
+
+_PERFECT = frozenset("he ha han hemos has e fui fue fuimos fueron habia hay".split())
+_STATEMENT = frozenset("me te se le les lo la los las nos quiero queremos puedo podemos voy vamos estoy estamos "
+                       "sabia supe pude tuve".split())
+
+
+def _a_statement(clause: list[str], echoes: frozenset[str]) -> bool:
+    """Whether the words after a bare 'no' state something else ('no he buscado', 'no me he enfermado')."""
+    clause = [w for w in clause if w not in _LEAD_FILLER]
+    if not clause:
+        return False
+    if clause[0] in _PERFECT:
+        return True
+    return clause[0] in _STATEMENT and len(clause) > 1 and not any(w[:4] in echoes for w in clause[1:])
+
+
+_ECHOES: IdentityMemo[frozenset[str]] = IdentityMemo(4096)
+
+
+def _echoes(question: Question) -> frozenset[str]:
+    """The first four letters of the question's words of four letters or more, in every language."""
+    found = _ECHOES.get((question,))
+    if found is None:
+        said = {w[:4] for text in question.text.values() for w in squeeze(words(text)) if len(w) >= 4}
+        found = _ECHOES.put((question,), None, frozenset(said))
+    return found
 
 
 def _emoji_words(text: str) -> str:
@@ -642,16 +875,118 @@ def _emoji_words(text: str) -> str:
     return text
 
 
+# ----- Choices --------------------------------------------------------------------------------------------
+
+
+def _pick(choices: Sequence[Choice], text: str, echoes: frozenset[str] = frozenset()) -> int | Rejected:
+    """The index of the one choice a reply names, or why there is none.
+
+    In order: a whole label or synonym; "don't know" (its choice, or asked again); confusion (asked again); a
+    number; the reply's plain yes or no (choices that mean it); labels and synonyms inside the reply, unless a
+    negator turns them around; a reply inside one label; then numbers in a sentence, label keywords, typos.
+    """
+    raw, breaks = _tokens(text.replace(",", " , "))
+    if not raw:
+        return Rejected("unsure", {"doubt": "confused"}) if "?" in text else Rejected("not_understood")
+    tokens = squeeze(raw)
+    phrases = _choice_phrases(choices)
+    hits = _hits(tokens, phrases, breaks)
+    whole = [h for h in hits if h[1] - h[0] == len(tokens)]
+    if whole:
+        return _resolve(_select(whole))
+    meanings = _meanings(choices)
+    covered = frozenset(i for start, end, _ in hits for i in range(start, end))
+    kind = doubt(tokens, covered, asked="?" in text)
+    if kind is not None:
+        known = meanings["dont_know"]
+        return known[0] if kind != "confused" and len(known) == 1 else Rejected("unsure", {"doubt": kind})
+    number, unit = _bare_number(raw)
+    if number is not None:
+        return _by_numbers([number], choices, unit)
+    if any(h[2].target == 0 and not covered.intersection(range(h[0], h[1])) for h in _hits(tokens, _both())):
+        return Rejected("ambiguous", {"both": True})
+    negated = _negated(tokens, breaks)
+    affirmed = _affirmed(hits, negated)
+    lead = tokens[: min(start for start, _, _ in affirmed)] if affirmed else tokens
+    said = polarity(lead, breaks, echoes) if len(affirmed) == len(hits) else None  # 'no, busco...'; not 'algunos sí'
+    if isinstance(said, Rejected):
+        return said
+    meant = set(meanings[said]) if said else set()
+    if affirmed:
+        picked = _resolve(_select(affirmed))
+        if isinstance(picked, int) and meant and picked not in meant:
+            return Rejected("ambiguous")
+        if isinstance(picked, int) and _elsewhere(raw, affirmed, choices, phrases, negated) - {picked}:
+            return Rejected("ambiguous")
+        return picked
+    if meant:
+        return meant.pop() if len(meant) == 1 else Rejected("ambiguous", {"means": said})
+    inside = _within_one(tokens, phrases)
+    if inside is not None:
+        return inside
+    found = _by_numbers(_sentence_numbers(raw, choices), choices, any(t in _UNITS for t in raw))
+    if found is None and len(affirmed) == len(hits):
+        found = _keyword(tokens, phrases, negated)
+        if found is None and not negated:
+            found = _fuzzy(tokens, phrases)
+    return Rejected("not_understood") if found is None else found
+
+
+def _sentence_numbers(raw: Sequence[str], choices: Sequence[Choice]) -> list[_Number]:
+    """The numbers in a sentence that can name an option: not articles ('un'), and, when no choice has a range,
+    not quantities ('regresé hace 2 años' does not pick option 2)."""
+    ranged = any(c.range for c in choices)
+    return [n for n in _numbers(raw) if not n.weak and (ranged or n.end >= len(raw) or raw[n.end] not in _UNITS)]
+
+
+def _elsewhere(
+    raw: Sequence[str],
+    hits: list[_Hit],
+    choices: Sequence[Choice],
+    phrases: list[_Phrase],
+    negated: frozenset[int] = frozenset(),
+) -> set[int]:
+    """Options that numbers or label keywords outside the matched phrases point to ('trabajo y familia')."""
+    matched = {i for start, end, _ in hits for i in range(start, end)}
+    kept = [i for i in range(len(raw)) if i not in matched]
+    rest = [raw[i] for i in kept]
+    turned = frozenset(k for k, i in enumerate(kept) if i in negated)
+    numbers = [n for n in _sentence_numbers(raw, choices) if n.start not in matched]
+    found = [_by_numbers(numbers, choices, any(t in _UNITS for t in raw)), _keyword(squeeze(rest), phrases, turned)]
+    return {t for t in found if isinstance(t, int)}
+
+
+def parse_choice(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
+    """One option, by number, value, label or synonym in any language, tolerating noise and small typos; a plain
+    yes or no picks the choice that means it; "no sé" picks a "don't know" choice or is asked again."""
+    cleaned, error = _prepare(text, "not_understood")
+    if error:
+        return error
+    picked = _pick(question.choices, _emoji_words(cleaned), _echoes(question))
+    return picked if isinstance(picked, Rejected) else Accepted(question.choices[picked].value)
+
+
 def parse_yes_no(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
-    """Yes or no in Spanish or English, slang, emoji, or 1 (yes) / 2 (no)."""
+    """Yes or no when the whole reply says it, in Spanish or English, slang, emoji, or 1 (yes) / 2 (no)."""
     cleaned, error = _prepare(text, "not_understood")
     if error:
         return error
     choices = question.choices or _DEFAULT_YES_NO
-    yes = next((i for i, c in enumerate(choices) if c.value == "yes"), 0)
-    no = next((i for i, c in enumerate(choices) if c.value == "no"), 1 if len(choices) > 1 else 0)
-    picked = _pick(choices, _emoji_words(cleaned), {yes: YES_WORDS, no: NO_WORDS})
+    picked = _pick(choices, _emoji_words(cleaned), _echoes(question))
+    if isinstance(picked, Rejected) and picked.reason == "not_understood":
+        picked = _yes_no_typo(choices, cleaned)
     return picked if isinstance(picked, Rejected) else Accepted(choices[picked].value)
+
+
+def _yes_no_typo(choices: Sequence[Choice], text: str) -> int | Rejected:
+    """A one-word yes or no with a small typo ('claor', 'sipp')."""
+    tokens = squeeze(words(text))
+    meanings = _meanings(choices)
+    if len(tokens) != 1 or not meanings["yes"] or not meanings["no"]:
+        return Rejected("not_understood")
+    polar = _polar_phrases()
+    found = _fuzzy(tokens, [replace(p, target=meanings["yes" if p.target == 0 else "no"][0]) for p in polar])
+    return found if isinstance(found, int) else Rejected("not_understood")
 
 
 # ----- Multiple choice ------------------------------------------------------------------------------------
@@ -672,26 +1007,34 @@ def _runs(tokens: Sequence[str], used: set[int]) -> list[list[str]]:
 
 
 def _greedy(tokens: Sequence[str], phrases: list[_Phrase]) -> tuple[set[int], set[int]] | Rejected:
-    """Options named by non-overlapping phrases, longest first, and the token positions they cover."""
-    selected = _select(_hits(tokens, phrases))
+    """Options named by non-overlapping phrases, longest first, and the token positions they cover; a phrase a
+    negator turns around ('no falta trabajo') makes the reply one to ask again."""
+    hits = _hits(tokens, phrases)
+    if len(_affirmed(hits, _negated(tokens, frozenset()))) < len(hits):
+        return Rejected("not_understood", {"negated": True})
+    selected = _select(hits)
     if any(len(group) > 1 for _, _, group in selected):
         return Rejected("ambiguous")
-    targets = {t for _, _, group in selected for t in group} - {-1}
+    targets = {t for _, _, group in selected for t in group}
     return targets, {i for start, end, _ in selected for i in range(start, end)}
 
 
-def _run_targets(run: list[str], choices: Sequence[Choice], phrases: list[_Phrase]) -> set[int] | Rejected:
+def _run_targets(
+    run: list[str], choices: Sequence[Choice], phrases: list[_Phrase], beside_a_label: bool = False
+) -> set[int] | Rejected:
     """Options named in an unmatched stretch: numbers ('1 3', 'la uno') or a typo'd label."""
     core = [t for t in run if t not in _NUMBER_FILLER]
     numbers = _numbers(core)
+    if numbers and all(n.weak for n in numbers) and beside_a_label:
+        return set()  # 'una clinica': an article, not option 1
     if numbers and sum(n.end - n.start for n in numbers) == len(core):
         return _known([_number_target(n, choices, unit=False) for n in numbers], len(choices))
     strong = [n for n in numbers if not n.weak]
     if strong:
         return _known([_number_target(n, choices, unit=False) for n in strong], len(choices))
-    found = _keyword(_squeeze(run), phrases)
+    found = _keyword(squeeze(run), phrases)
     if found is None:
-        found = _fuzzy(_squeeze(run), phrases)
+        found = _fuzzy(squeeze(run), phrases)
     return {found} if isinstance(found, int) else set()
 
 
@@ -711,13 +1054,18 @@ def parse_multi(question: Question, text: str, language: str, today: date | None
     if error:
         return error
     raw = words(_SEPARATORS.sub(" , ", cleaned))
+    if not raw:
+        return Rejected("unsure", {"doubt": "confused"}) if "?" in cleaned else Rejected("not_understood")
     phrases = _choice_phrases(question.choices)
-    greedy = _greedy(_squeeze(raw), phrases)
+    greedy = _greedy(squeeze(raw), phrases)
     if isinstance(greedy, Rejected):
         return greedy
     selected, used = greedy
+    kind = doubt(squeeze(raw), frozenset(used), asked="?" in cleaned)
+    if kind is not None:
+        return Rejected("unsure", {"doubt": kind})
     for run in _runs(raw, used):
-        found = _run_targets(run, question.choices, phrases)
+        found = _run_targets(run, question.choices, phrases, beside_a_label=bool(used))
         if isinstance(found, Rejected):
             return found
         selected |= found
@@ -839,6 +1187,9 @@ def parse_date(question: Question, text: str, language: str, today: date | None 
     cleaned, error = _prepare(text, "not_a_date")
     if error:
         return error
+    unsure = _doubtful(cleaned)
+    if unsure:
+        return unsure
     tokens = words(re.sub(r"[./\-_,]", " ", cleaned))
     relative = _relative(tokens, today)
     if relative is not None:
@@ -871,10 +1222,10 @@ def _region_phrases(regions: tuple[Region, ...]) -> _Phrases:
     """Names and synonyms match anywhere; abbreviations that are also common words only as the whole reply."""
     found: list[_Phrase | None] = []
     for i, region in enumerate(regions):
-        found += [_phrase(name, i, squeeze=False) for name in (region.name, *region.synonyms)]
+        found += [_phrase(name, i, squeezed=False) for name in (region.name, *region.synonyms)]
         for abbreviation in region.abbreviations:
             risky = normalize(abbreviation) in _COMMON_WORDS
-            found.append(_phrase(abbreviation, i, exact_only=risky, squeeze=False))
+            found.append(_phrase(abbreviation, i, exact_only=risky, squeezed=False))
     return _Phrases(p for p in found if p is not None)
 
 
@@ -905,6 +1256,9 @@ def parse_region(question: Question, text: str, language: str, today: date | Non
     cleaned, error = _prepare(text, "unknown_region")
     if error:
         return error
+    unsure = _doubtful(cleaned)
+    if unsure:
+        return unsure
     regions = question.regions or MEXICO_STATES
     tokens = words(cleaned)
     by_code = _region_by_code([t for t in tokens if t not in _REGION_FILLER], regions)

@@ -28,6 +28,7 @@ class ChoiceSpec(Spec):
     synonyms: dict[str, list[str]] = {}
     range: tuple[float, float] | None = None
     exclusive: bool = False
+    means: Literal["yes", "no", "dont_know"] | None = None
 
     _value_as_text = field_validator("value", mode="before")(_as_text)
 
@@ -55,6 +56,7 @@ class QuestionSpec(Spec):
     gap: list[str] | None = None
     group: bool = False
     error: Translated = {}
+    hint: Translated = {}
     regions: str | list[RegionSpec] | None = None
 
     _id_as_text = field_validator("id", mode="before")(_as_text)
@@ -79,8 +81,16 @@ class IncentiveSpec(Spec):
     budget: float | None = Field(default=None, ge=0)
 
 
+SURVEY_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class EligibilitySpec(Spec):
+    question: str
+    min_age: int = Field(ge=1, le=120)
+
+
 class SurveySpec(Spec):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    id: str = Field(pattern=SURVEY_ID_PATTERN)
     version: int = Field(ge=1)
     title: Translated
     languages: list[str] = Field(min_length=1)
@@ -94,5 +104,7 @@ class SurveySpec(Spec):
     resume_after_minutes: int = Field(default=360, ge=1)
     skip_words: dict[str, list[str]] = {}
     messages: dict[str, Translated] = {}
+    contact: Translated = {}
+    eligibility: EligibilitySpec | None = None
     consent: ConsentSpec
     questions: list[QuestionSpec] = Field(min_length=1)

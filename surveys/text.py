@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 
 _SPACES = re.compile(r"\s+")
@@ -65,30 +66,17 @@ def words(text: str) -> list[str]:
     return normalized.split(" ") if normalized else []
 
 
+_REPEATS = re.compile(r"([a-z])\1+")
+
+
+def squeeze(tokens: Iterable[str]) -> list[str]:
+    """Collapse repeated letters ('siii' -> 'si', 'llave' -> 'lave'); applied to replies and phrases alike."""
+    return [_REPEATS.sub(r"\1", t) for t in tokens]
+
+
 def contains_phrase(haystack: list[str], phrase: list[str]) -> bool:
     """True when the word sequence `phrase` occurs contiguously in `haystack`."""
     n = len(phrase)
     if n == 0 or n > len(haystack):
         return False
     return any(haystack[i : i + n] == phrase for i in range(len(haystack) - n + 1))
-
-
-def sms_is_gsm7(text: str) -> bool:
-    """True when the text fits the GSM 03.38 basic alphabet (160 characters per SMS segment)."""
-    return all(ch in _GSM7 for ch in text)
-
-
-_GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
-)
-
-
-def sms_segments(text: str) -> int:
-    """How many SMS segments a text takes (GSM-7: 160/153 characters, UCS-2: 70/67)."""
-    if sms_is_gsm7(text):
-        extended = sum(1 for ch in text if ch in "^{}\\[~]|€")
-        length = len(text) + extended
-        return 1 if length <= 160 else -(-length // 153)
-    length = len(text.encode("utf-16-le")) // 2
-    return 1 if length <= 70 else -(-length // 67)

@@ -10,6 +10,7 @@ import json
 import queue
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ ANSWERS: dict[str, list[tuple[str, Any]]] = {
                     ("ya no podía quedarme", "could_not_stay"), ("1", "own_decision")],
     "assisted": [("sí", "yes"), ("no", "no"), ("nop", "no"), ("claro", "yes")],
     "sex": [("mujer", "female"), ("1", "female"), ("Hombre", "male"), ("2", "male"), ("otro", "other")],
-    "age_band": [("32 años", "25-34"), ("tengo 45", "45-59"), ("3", "35-44"), ("60 o más", "60+"), ("veinte", "18-24")],
+    "age_band": [("32 años", "25-34"), ("tengo 45", "45-59"), ("3", "25-34"), ("60 o más", "60+"), ("veinte", "18-24")],
     "state": [("nuevo leon", "19"), ("CDMX", "09"), ("jalisco", "14"), ("Edomex", "15"), ("Oaxaca", "20"),
               ("Michoacán", "16"), ("vivo en Zacatecas", "32"), ("BCS", "03")],
     "income_covers": [("a veces", "sometimes"), ("no alcanza", "no"), ("sí", "yes"), ("3", "no")],
@@ -48,8 +49,8 @@ ANSWERS: dict[str, list[tuple[str, Any]]] = {
     "community_need": [("1 y 5", ["jobs", "safety"]), ("1,3", ["jobs", "schools"]), ("salud", ["health"]),
                        ("saltar", None)],
 }
-COMPLETED = "¡Gracias! Terminó la encuesta"
-OPTED_OUT = "Listo, no recibirá más mensajes"
+COMPLETED = "¡Gracias por completar la encuesta!"
+OPTED_OUT = "Listo, ya no le escribiremos"
 
 
 @dataclass
@@ -68,13 +69,14 @@ class Crowd:
     """Plays many respondents against a running Retorno through its real webhooks."""
 
     def __init__(self, definition: Definition, web_url: str, public_url: str, seed: int = 7,
-                 duplicate_rate: float = 0.1, threads: int = 12):
+                 duplicate_rate: float = 0.1, threads: int = 12, think: float = 0.0):
         self.definition = definition
         self.web_url = web_url
         self.public_url = public_url
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.duplicate_rate = duplicate_rate
+        self.think = think
         self.respondents: dict[str, Respondent] = {}
         self.inbox: queue.Queue[Sent | None] = queue.Queue()
         self.ids = iter(range(10_000_000, 99_999_999))
@@ -150,6 +152,8 @@ class Crowd:
         text, value = self.rng.choice(ANSWERS[question])
         with self.lock:
             respondent.expected[question] = value
+            pause = self.rng.uniform(0, 2 * self.think)
+        time.sleep(pause)  # a person reads the question, then types
         button = f"{question}={value}"
         if respondent.channel == "telegram" and button in sent.buttons and self.rng.random() < 0.5:
             self._press(respondent, button)

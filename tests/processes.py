@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ def service_env(database_url: str, redis_url: str, providers_url: str, public_ur
         TELEGRAM_WEBHOOK_SECRET=TELEGRAM_SECRET,
         TELEGRAM_API_BASE=providers_url,
         PYTHONUNBUFFERED="1",
+        RETORNO_DATA_DIR=tempfile.mkdtemp(prefix="retorno-data-"),  # the spool of this test's processes alone
     )
     env.update(extra)
     return env
@@ -67,6 +69,19 @@ def _spawn(command: list[str], env: dict[str, str], log: Path | None) -> subproc
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
                             start_new_session=True)
+
+
+def post_as_twilio(session: requests.Session, web_url: str, path: str, form: dict[str, str],
+                   public_url: str | None = None) -> str | None:
+    """POST a form to a running Retorno as Twilio does (signed for `public_url` + path); what went wrong, or None."""
+    from tests.support import twilio_signature
+
+    headers = {"X-Twilio-Signature": twilio_signature((public_url or web_url) + path, form)}
+    try:
+        response = session.post(web_url + path, data=form, headers=headers, timeout=30)
+    except requests.RequestException as error:
+        return f"{path}: {error}"
+    return None if response.status_code == 200 else f"{path}: {response.status_code}"
 
 
 def wait_healthy(url: str, timeout: float = 30.0) -> None:

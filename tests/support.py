@@ -165,6 +165,7 @@ class Harness:
         self.providers = providers
         self.settings = make_settings(database_url, providers.url, data_dir, **overrides)
         self.clock = Clock()
+        providers.clock = self.clock
         self.rt = runtimes.build(self.settings)
         self.rt.clock = self.clock
         runtimes.install(self.rt)
@@ -175,13 +176,22 @@ class Harness:
         self.analyst_token = create_token(self.rt, "analyst", "tests")
 
     def close(self) -> None:
+        from service.inbox import committer
+
+        committer(self.rt)._drop_connection()  # its own connection, outside the pool: dispose() would leave it open
+        from service import spool
+
+        spool.of(self.rt).stop()
         self.rt.engine.dispose()
 
     # -- provider requests --------------------------------------------------------------------------------
 
-    def sms(self, sender: str, body: str, sid: str | None = None, signed: bool = True):
+    def sms(self, sender: str, body: str, sid: str | None = None, signed: bool = True, **fields: str):
+        """An inbound SMS (or WhatsApp message, from whatsapp:+...), with any extra form fields Twilio sends."""
         sid = sid or f"SM{next(self.ids):032d}"
-        form = twilio_form(sender, body, sid)
+        form = {**twilio_form(sender, body, sid), **fields}
+        if sender.startswith("whatsapp:"):
+            self.providers.wrote(sender, self.clock.now)
         path = "/webhooks/twilio/sms"
         headers = {"X-Twilio-Signature": twilio_signature(PUBLIC_URL + path, form)} if signed else {}
         return self.client.post(path, data=form, headers=headers)

@@ -33,6 +33,9 @@ from sqlalchemy.orm import Session
 
 from bots import make_sender, render
 from bots.base import Outgoing, SendResult
+from bots.twilio.whatsapp import WINDOW_CLOSED, template, window_open
+from bots.twilio.whatsapp import is_template as whatsapp_template
+from service import early_reports, whatsapp
 from service import runtime as runtimes
 from service.campaigns import FINISHED, PAUSED, RUNNING
 from service.campaigns.lease import Lease
@@ -44,6 +47,7 @@ from service.throttle import Throttle, sender_for
 from surveys import engine
 from surveys.definition import Definition
 from surveys.engine import State
+from workers import deliveries
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +231,8 @@ class _Sender:
                 return [], throttle.next_free(), False
             message = CampaignMessage.__table__.c
             rows = session.execute(
-                select(message.id, message.contact_id, message.session_id, message.kind, message.attempts)
+                select(message.id, message.contact_id, message.session_id, message.kind, message.attempts,
+                       message.reason)
                 .where(
                     message.campaign_id == campaign.id,
                     message.status == "pending",
@@ -282,6 +287,8 @@ class _Preparation:
         self.invitations: dict[tuple[str, str], tuple[dict[str, Any], str | None, str, dict[str, Any]] | None] = {}
         self.skipped: list[dict[str, Any]] = []
         self.deferred: list[dict[str, Any]] = []
+        self.templated: list[int] = []
+        """Contacts a WhatsApp template goes to (their next message answers it)."""
 
     def prepare(self, rows: Sequence[Any]) -> list[_Job]:
         session = self.session
@@ -289,7 +296,7 @@ class _Preparation:
         contact = Contact.__table__.c
         contacts = {c.id: c for c in session.execute(
             select(contact.id, contact.channel, contact.address_enc, contact.language, contact.opted_out,
-                   contact.unreachable)
+                   contact.unreachable, contact.last_inbound_at, contact.opt_in_at, contact.opt_in_withdrawn_at)
             .where(contact.id.in_(ids)).order_by(contact.id).with_for_update()
         )}
         sessions = self._sessions(ids)
@@ -299,6 +306,13 @@ class _Preparation:
             person = contacts[row.contact_id]
             if person.opted_out or person.unreachable:
                 self._skip(row, "opted_out" if person.opted_out else "unreachable")
+                continue
+            if person.channel == "whatsapp" and whatsapp.withdrew(person.opt_in_at, person.opt_in_withdrawn_at):
+                self._skip(row, "opt_in_withdrawn")
+                continue
+            if (person.channel == "whatsapp" and self.campaign.opt_in_required
+                    and not whatsapp.has_opt_in(person.opt_in_at, person.opt_in_withdrawn_at)):
+                self._skip(row, "no_opt_in")
                 continue
             if row.kind == "invite":
                 job = self._invite(row, person, sessions, new_sessions)
@@ -334,6 +348,9 @@ class _Preparation:
             self._skip(row, "has_session")
             return None
         latest = sessions.get(("latest", person.id))
+        if latest is not None and (latest.state or {}).get("stop_asked"):
+            self._skip(row, "asked_to_stop")
+            return None
         if latest is not None and latest is not existing and latest.status == engine.IN_PROGRESS:
             active_until = aware(latest.last_activity_at) + BUSY
             if active_until > self.now:
@@ -346,6 +363,11 @@ class _Preparation:
         state, question, body, payload = invitation
         values = {"status": engine.IN_PROGRESS, "question": question, "language": state["language"], "state": state,
                   "started_at": self.now, "last_activity_at": self.now, "updated_at": self.now}
+        if self._needs_template(row, person):
+            body, payload = self._template("invite", state["language"], person)
+            if payload is None:
+                self._skip(row, "no_template")
+                return None
         job = self._job(row, person, existing.id if reuse else None, body, payload)
         if reuse:
             self.session.execute(update(SurveySession).where(SurveySession.id == existing.id).values(**values))
@@ -388,16 +410,50 @@ class _Preparation:
             self._skip(row, "answered")
             return None
         definition = self.rt.catalog.get(target.survey_id, target.version, self.session)
-        step = engine.remind(definition, State.from_dict(target.state))
+        state = State.from_dict(target.state)
+        if state.stop_asked:
+            self._held(row, target)
+            return None
+        step = engine.remind(definition, state)
         if not step.replies:
             self._skip(row, "nothing_to_ask")
             return None
+        body, payload = render(person.channel, step.replies[0])
+        if self._needs_template(row, person):
+            body, payload = self._template("reminder", step.state.language, person)
+            if payload is None:
+                self._skip(row, "no_template")
+                return None
         self.session.execute(
             update(SurveySession).where(SurveySession.id == target.id)
             .values(reminders_sent=SurveySession.reminders_sent + 1)
         )
-        body, payload = render(person.channel, step.replies[0])
         return self._job(row, person, target.id, body, payload)
+
+    def _held(self, row, target) -> None:
+        """A respondent who asked in plain words to stop is not reminded (their remaining reminders are spent, so
+        none is planned again); they were asked to confirm and nothing more goes until they write."""
+        self._skip(row, "asked_to_stop")
+        self.session.execute(
+            update(SurveySession).where(SurveySession.id == target.id)
+            .values(reminders_sent=max(target.reminders_sent, self.campaign.max_reminders))
+        )
+
+    def _needs_template(self, row, person) -> bool:
+        """WhatsApp outside the person's 24-hour window (or after Twilio said so: 63016) takes a template."""
+        if person.channel != "whatsapp":
+            return False
+        return row.reason == WINDOW_CLOSED or not window_open(person.last_inbound_at, self.now)
+
+    def _template(self, kind: str, language: str, person) -> tuple[str, dict[str, Any] | None]:
+        """(body, payload) of the campaign's template for `kind` in the person's language; no payload if none."""
+        definition = self.rt.catalog.get(self.campaign.survey_id, self.campaign.version, self.session)
+        sid = whatsapp.template_for(self.campaign.templates, kind, language, definition.default_language)
+        if sid is None:
+            return "", None
+        self.templated.append(person.id)
+        credit = self.incentives.get((definition.id, definition.version, self.campaign.wave), True)
+        return "", template(sid, whatsapp.variables(definition, language, credit))
 
     def _job(self, row, person, session_id: int | None, body: str, payload: dict[str, Any]) -> _Job:
         return _Job(
@@ -426,6 +482,10 @@ class _Preparation:
             self.session.execute(
                 update(table).where(table.c.id == bindparam("key")).values(status="skipped", reason=bindparam("reason")),
                 self.skipped,
+            )
+        if self.templated:
+            self.session.execute(
+                update(Contact).where(Contact.id.in_(sorted(set(self.templated)))).values(last_template_at=self.now)
             )
         if self.deferred:
             self.session.execute(
@@ -513,30 +573,45 @@ def _record(rt: Runtime, jobs: list[_Job], results: list[SendResult]) -> None:
             table = CampaignMessage.__table__
             session.execute(
                 update(table).where(table.c.id == bindparam("key"))
-                .values(status="sent", sent_at=now, outbound_id=bindparam("outbound"), error=None),
+                .values(status="sent", sent_at=now, outbound_id=bindparam("outbound"), error=None, reason=None),
                 [{"key": job.message_id, "outbound": outbound_id} for (job, _), outbound_id in zip(sent, ids, strict=True)],
             )
         failed = [(job, result) for job, result in outcomes if not result.ok]
         if failed:
-            _record_failures(session, failed, now)
+            _record_failures(rt, session, failed, now)
 
 
-def _record_failures(session: Session, failed: list[tuple[_Job, SendResult]], now: datetime) -> None:
+def _record_failures(rt: Runtime, session: Session, failed: list[tuple[_Job, SendResult]], now: datetime) -> None:
     ids = sorted({job.contact_id for job, _ in failed})
     session.scalars(select(Contact.id).where(Contact.id.in_(ids)).order_by(Contact.id).with_for_update()).all()
+    campaigns: dict[int, Campaign | None] = {}
     for job, result in failed:
         error = f"{result.error_code or ''} {result.error or ''}".strip()[:2000]
         values: dict[str, Any] = {"error": error}
-        if _not_sent(result) and job.attempts < MAX_ATTEMPTS:
-            values.update(status="pending", due_at=now + RETRY_AFTER * job.attempts)
+        settled = None
+        if result.error_code and not result.retry:  # what Twilio's code calls for (a template, SMS, an opt-out)
+            if job.campaign_id not in campaigns:
+                campaigns[job.campaign_id] = session.get(Campaign, job.campaign_id)
+            campaign = campaigns[job.campaign_id]
+            failure = deliveries.Failure(job.message_id, job.kind, job.channel, job.contact_id, job.session_id,
+                                         job.attempts, result.error_code, whatsapp_template(job.payload))
+            settled = deliveries.settle(rt, session, campaign, failure, now) if campaign else None
+        if settled:
+            changes, undone = settled
+            values.update(changes)
+            if undone:
+                _undo(session, job)
+        elif _not_sent(result) and job.attempts < MAX_ATTEMPTS:
+            wait = max(RETRY_AFTER * job.attempts, timedelta(seconds=result.retry_after or 0))
+            values.update(status="pending", due_at=now + wait)
             _undo(session, job)
         elif result.retry and not _not_sent(result):
             values.update(status="interrupted")
         else:
             values.update(status="failed", reason=(result.error_code or "failed")[:32])
             _undo(session, job)
-            if result.unreachable:
-                session.execute(update(Contact).where(Contact.id == job.contact_id).values(unreachable=True))
+        if result.unreachable:
+            session.execute(update(Contact).where(Contact.id == job.contact_id).values(unreachable=True))
         session.execute(update(CampaignMessage).where(CampaignMessage.id == job.message_id).values(**values))
         log.warning("campaign message %s to contact %s: %s", job.message_id, job.contact_id, values["status"])
 
@@ -590,15 +665,18 @@ def maintain() -> dict[str, int]:
     if not campaigns:
         return {}
     rt.catalog.ensure_published()
-    done = {"interrupted": _interrupted(rt, now), "reminders": 0, "expired": 0, "finished": 0}
+    done = {"interrupted": _interrupted(rt, now), "reminders": 0, "expired": 0, "finished": 0, "failures": 0}
+    with rt.sessions() as session, session.begin():
+        early_reports.apply(session, now)  # reports that came before their message was recorded
     for campaign in campaigns:
+        done["failures"] += deliveries.reconcile(rt, campaign, now, _undo)
         if campaign.status == RUNNING and campaign.max_reminders and campaign.remind_after:
             done["reminders"] += _plan_reminders(rt, campaign, now)
         if campaign.expire_after:
             done["expired"] += _expire(rt, campaign, now)
         if campaign.status == RUNNING:
             done["finished"] += _finish(rt, campaign, now)
-    if done["reminders"]:
+    if done["reminders"] or done["failures"]:
         rt.dispatcher.enqueue("workers.campaigns.tick")
     if any(done.values()):
         log.info("campaigns: %s", ", ".join(f"{n} {what}" for what, n in done.items() if n))

@@ -21,15 +21,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Row, bindparam, insert, select, text, update
+from sqlalchemy import Row, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bots import render
 from service import runtime as runtimes
-from service.db import among, json_rows
-from service.inbox import PHONE_CHANNELS
+from service import whatsapp
+from service.db import UNAVAILABLE, among, cause, json_rows
+from service.inbox import PHONE_CHANNELS, SEALED_FIELDS, opened
+from service.logs import scrub
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
 from service.runtime import Runtime
@@ -44,6 +46,10 @@ BATCH = 500
 """Messages per transaction at most: per-batch costs amortized, contacts locked for a fraction of a second."""
 DRAIN_SECONDS = 2.0
 """A drain job hands over after this long, so periodic jobs are not kept waiting (and at once to a waiting send)."""
+TEST_CHANNELS = ("console",)
+"""Channels whose contacts are tests: never paid, never in gap maps, in exports only when asked."""
+TO_OPTED_OUT = ("opted_out", "erase_requested", "erase_confirmed")
+"""Events whose replies reach a respondent who opted out (the confirmation of their STOP or erasure)."""
 REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "animation", "audio", "voice")
 
 
@@ -192,8 +198,8 @@ def _is_transient(error: DBAPIError) -> bool:
 
 
 def _is_unavailable(error: DBAPIError) -> bool:
-    """A lost or refused connection (worth retrying later), not a problem with the messages."""
-    return bool(getattr(error, "connection_invalidated", False)) or isinstance(error, OperationalError)
+    """A lost or refused connection or a timeout (worth retrying later), not a problem with the messages."""
+    return cause(error) == UNAVAILABLE
 
 
 def _one_by_one(rt: Runtime, ids: Sequence[int]) -> _Result:
@@ -234,7 +240,7 @@ def _mark_failed(rt: Runtime, channel: str, address_hash: str, error: BaseExcept
             .values(
                 status="failed",
                 attempts=InboundMessage.attempts + 1,
-                error=f"{type(error).__name__}: {error}"[:2000],
+                error=scrub(f"{type(error).__name__}: {error}")[:2000],  # no number or token kept
             )
         )
 
@@ -269,6 +275,10 @@ class _Batch:
         self.touched: dict[int, SessionRow] = {}
         """Sessions the batch changed, by id: written in two statements at the end (new ones, changed ones)."""
         self.incentive_ids: list[int] = []
+        self.sealed: list[int] = []
+        """Messages that held a number (sealed at the webhook): the batch drops it once they are processed."""
+        self.dropped: dict[int, set[str]] = {}
+        """Sessions of respondents screened out (by id): only these answers of theirs are kept."""
 
     def run(self, ids: Sequence[int], only: tuple[str, str] | None = None) -> _Result:
         with self.rt.sessions() as session, session.begin():
@@ -307,7 +317,9 @@ class _Batch:
         """Write what `prepare` worked out: the sessions' changes, the messages' statuses, answers, replies."""
         self._write_sessions(session)
         self._write_handled(session)
+        self._drop_sealed(session)
         self._write_answers(session)
+        self._drop_answers(session)
         result.outbound_ids = self._write_outbound(session)
         result.incentive_ids = list(self.incentive_ids)
 
@@ -366,6 +378,7 @@ class _Batch:
                 "tags": [],
                 "opted_out": False,
                 "unreachable": False,
+                "test": channel in TEST_CHANNELS,
                 "created_at": self.now,
                 "updated_at": self.now,
             }
@@ -411,30 +424,40 @@ class _Batch:
         self.handled.append(handled)
         if payload.get("callback_query_id"):
             self._send(session, contact, None, "", {"callback_query_id": payload["callback_query_id"]}, "ack")
+        text, shared = opened(self.rt.vault, message.body or "", payload)
+        if SEALED_FIELDS[0] in payload or SEALED_FIELDS[1] in payload:
+            self.sealed.append(message.id)  # a number that served its purpose: dropped when the batch writes
         inbound = Inbound(
-            text=message.body or "",
+            text=text,
             button=payload.get("button"),
             kind=payload.get("kind", "text"),
             at=_aware(message.received_at),
             language_hint=payload.get("language_hint"),
-            contact=payload.get("contact_phone"),
+            contact=shared,
         )
+        answers_template = False
+        if contact.channel == "whatsapp":
+            inbound, answers_template = whatsapp.read_reply(contact, inbound, payload.get("button_payload"))
         found = engine.keyword(inbound.text) if inbound.button is None else None
-        if contact.opted_out and not (found and found[0] == "opt_in"):
+        if contact.opted_out and not (found and found[0] in ("opt_in", "erase")):
             handled["status"] = "ignored"
             return current
         definition, state, row = self._conversation(session, contact, current, inbound)
-        payout = incentives.Payout(self.rt, session, contact, row, definition, self.now, self.tally)
-        step = payout.step(state, lambda available: engine.handle(
-            definition, state, inbound, incentive_available=available, ask_phone=payout.ask_phone,
-            phone_region=self.rt.settings.default_region,
-        ))
-        self.incentive_ids.extend(payout.due)
+        if answers_template and state is not None and state.status == engine.IN_PROGRESS:
+            step = whatsapp.ask_again(definition, state, inbound)  # the template did not show the question
+        else:
+            payout = incentives.Payout(self.rt, session, contact, row, definition, self.now, self.tally)
+            step = payout.step(state, lambda available: engine.handle(
+                definition, state, inbound, incentive_available=available, ask_phone=payout.ask_phone,
+                phone_region=self.rt.settings.default_region,
+            ))
+            self.incentive_ids.extend(payout.due)
         row = self._save(session, contact, row, definition, step, message)
         self._apply_events(session, contact, step)
+        self._screened_out(row, step)
         for reply in step.replies:
             body, extra = render(contact.channel, reply)
-            kind = "optout" if any(e.kind == "opted_out" for e in step.events) else "reply"
+            kind = "optout" if any(e.kind in TO_OPTED_OUT for e in step.events) else "reply"
             self._send(session, contact, row, body, extra, kind)
         return row
 
@@ -444,7 +467,7 @@ class _Batch:
         """The survey, state and session row this message belongs to (a new survey on a start keyword)."""
         wanted = self.catalog.for_keyword(inbound.text) if inbound.button is None else None
         if current is not None:
-            finished = current.status in (engine.COMPLETED, engine.DECLINED, engine.EXPIRED)
+            finished = current.status in (engine.COMPLETED, engine.DECLINED, engine.EXPIRED, engine.INELIGIBLE)
             if not (finished and wanted is not None and wanted.id != current.survey_id):
                 definition = self.catalog.get(current.survey_id, current.version, session)
                 return definition, current.engine_state(), current
@@ -546,11 +569,27 @@ class _Batch:
         )
         session.execute(query, list(self.answers.values()))
 
+    def _screened_out(self, row: SessionRow, step: Step) -> None:
+        """A respondent the survey is not for keeps only the screening answer: the others go at the write."""
+        for event in step.events:
+            if event.kind == "ineligible":
+                kept = set(event.detail.get("kept", ()))
+                self.dropped[row.id] = kept
+                for key in [k for k in self.answers if k[0] == row.id and k[1] not in kept]:
+                    del self.answers[key]
+
+    def _drop_answers(self, session: Session) -> None:
+        for session_id, kept in self.dropped.items():
+            session.execute(
+                delete(Answer).where(Answer.session_id == session_id, Answer.question_id.not_in(sorted(kept)))
+            )
+
     def _apply_events(self, session: Session, contact: Contact, step: Step) -> None:
         for event in step.events:
             if event.kind == "opted_out":
                 contact.opted_out = True
                 contact.opted_out_at = self.now
+                whatsapp.withdraw_opt_in(session, contact, self.now)
                 session.execute(
                     update(OutboundMessage)
                     .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == "queued")
@@ -564,8 +603,23 @@ class _Batch:
                 contact.opted_out_at = None
             elif event.kind == "language_changed":
                 contact.language = event.detail.get("language")
+            elif event.kind == "erase_confirmed":
+                self._erase_later(session, contact)
         if contact.language is None:
             contact.language = step.state.language
+
+    def _erase_later(self, session: Session, contact: Contact) -> None:
+        """The respondent confirmed BORRAR: nothing but the confirmation goes out, and the privacy job erases them
+        (workers.privacy) once it has."""
+        contact.opted_out, contact.opted_out_at, contact.erase_requested_at = True, self.now, self.now
+        session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == "queued")
+            .values(status="cancelled", error="erasure requested")
+        )
+        for message in self.outbound:
+            if message["contact_id"] == contact.id and message["kind"] != "ack":
+                message["status"], message["error"] = "cancelled", "erasure requested"
 
     def _send(
         self,
@@ -639,6 +693,16 @@ class _Batch:
             .values(status=bindparam("new_status"), contact_id=bindparam("contact"), processed_at=self.now),
             [{"message_id": h["id"], "new_status": h["status"], "contact": h["contact_id"]} for h in self.handled],
         )
+
+    def _drop_sealed(self, session: Session) -> None:
+        """Processed messages keep no number: their sealed body and shared contact go (see service.inbox)."""
+        if not self.sealed:
+            return
+        rows = session.execute(select(InboundMessage.id, InboundMessage.payload)
+                               .where(InboundMessage.id.in_(self.sealed))).all()
+        for id_, payload in rows:
+            kept = {k: v for k, v in (payload or {}).items() if k not in SEALED_FIELDS}
+            session.execute(update(InboundMessage).where(InboundMessage.id == id_).values(payload=kept, body=""))
 
     def _write_outbound(self, session: Session) -> list[int]:
         """Insert the batch's outgoing messages in one statement; the ids of those to send."""

@@ -40,7 +40,7 @@ ISSUE = "workers.incentives.issue"
 TICK_LIMIT = 1000
 CONCURRENCY = 8
 """Provider calls one job makes at a time."""
-ENDED = (engine.DECLINED, engine.OPTED_OUT, engine.EXPIRED)
+ENDED = (engine.DECLINED, engine.OPTED_OUT, engine.EXPIRED, engine.INELIGIBLE)
 _http = threading.local()
 
 
@@ -110,8 +110,8 @@ class Payout:
     def _keep(self, step: Step) -> bool:
         """Reserve, record or release what the step's events ask for; False (nothing written) if it cannot."""
         row = self.row
-        if row is None or self.d.incentive is None:
-            return True
+        if row is None or self.d.incentive is None or self.contact.test:
+            return True  # a test contact (the console) goes through the whole conversation and is never paid
         for event in step.events:
             if event.kind == "consented" and step.state.incentive:
                 if not budget.reserve(self.session, row, self.d, self.tally):
@@ -136,7 +136,7 @@ class Payout:
                 self._records_written()
                 ledger.withdraw(self.session, row, "this number was already paid for this survey wave", self.now,
                                 self.tally)
-            elif event.kind in ("declined", "opted_out", "expired"):
+            elif event.kind in ("declined", "opted_out", "expired", "ineligible"):
                 self._records_written()
                 budget.release(self.session, row.id, self.tally)
         return True

@@ -24,6 +24,7 @@ from bots import make_sender
 from bots._http import Client
 from bots.base import Outgoing, SendResult
 from service import runtime as runtimes
+from service import whatsapp
 from service.db import among, json_rows
 from service.models import Contact, OutboundMessage
 from service.queue import OUTBOX
@@ -101,7 +102,7 @@ class _Claim:
 _o, _c = OutboundMessage.__table__, Contact.__table__
 _READ_DUE = (
     select(_o.c.id, _o.c.channel, _o.c.kind, _o.c.body, _o.c.payload, _o.c.attempts, _o.c.contact_id,
-           _c.c.address_enc, _c.c.opted_out)
+           _o.c.session_id, _c.c.address_enc, _c.c.opted_out, _c.c.last_inbound_at)
     .join(_c, _c.c.id == _o.c.contact_id)
     .where(
         among(_o.c.id, "ids"),
@@ -132,13 +133,17 @@ def _claim(rt: Runtime, ids: Sequence[int]) -> list[_Claim]:
             (cancelled if row.opted_out and row.kind not in ("optout", "ack") else sending).append(row)
         if cancelled:
             connection.execute(_CANCEL, {"ids": [row.id for row in cancelled]})
+        templates: dict[int, dict] = {}
+        if any(row.channel == "whatsapp" for row in sending):  # WhatsApp's 24-hour window: a template, or not sent
+            templates, closed = whatsapp.outside_window(rt, session, [r for r in sending if r.channel == "whatsapp"], now)
+            sending = [row for row in sending if row.id not in closed]
         if sending:
             connection.execute(_MARK_SENDING, {"ids": [row.id for row in sending], "now": now})
     decrypt = rt.vault.decrypt
     return [
         _Claim(
-            Outgoing(id=row.id, channel=row.channel, address=decrypt(row.address_enc), body=row.body,
-                     payload=dict(row.payload or {})),
+            Outgoing(id=row.id, channel=row.channel, address=decrypt(row.address_enc),
+                     body="" if row.id in templates else row.body, payload=templates.get(row.id, dict(row.payload or {}))),
             row.contact_id,
             row.attempts + 1,
         )

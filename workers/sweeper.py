@@ -1,4 +1,5 @@
-"""Periodic safety net: re-push what the queue lost (Redis down, a killed worker) and release stuck sends."""
+"""Periodic safety net: re-push what the queue lost (Redis down, a killed worker), release stuck sends, and apply
+delivery reports that came before their message was recorded."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from service import early_reports
 from service import runtime as runtimes
 from service.models import InboundMessage, OutboundMessage
 from service.queue import INBOX, OUTBOX
@@ -32,6 +34,7 @@ def sweep() -> dict[str, int]:
             .where(OutboundMessage.status == "sending", OutboundMessage.next_attempt_at < now - STUCK_SENDING)
             .values(status="queued")
         ).rowcount
+        reports = early_reports.apply(session, now)
         inbound = session.scalars(
             select(InboundMessage.id)
             .where(InboundMessage.status == "pending", InboundMessage.received_at < now - inbound_grace)
@@ -55,9 +58,10 @@ def sweep() -> dict[str, int]:
     for box in (INBOX, OUTBOX):
         if depth.get(box, 0) > 0:
             _ensure_drain(rt, box)
-    if inbound or outbound or released:
-        log.info("sweep: %d inbound, %d outbound re-pushed, %d stuck sends released", len(inbound), len(outbound), released)
-    return {"inbound": len(inbound), "outbound": len(outbound), "released": released}
+    if inbound or outbound or released or reports:
+        log.info("sweep: %d inbound, %d outbound re-pushed, %d stuck sends released, %d early delivery reports "
+                 "applied", len(inbound), len(outbound), released, reports)
+    return {"inbound": len(inbound), "outbound": len(outbound), "released": released, "reports": reports}
 
 
 def _depth(rt) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The console channel (`retorno chat`)."""
 
-from bots.console.handler import parse_message, render
+from bots.console.handler import parse_address, parse_message, render
 from bots.console.sender import ConsoleSender
 
-__all__ = ["ConsoleSender", "parse_message", "render"]
+__all__ = ["ConsoleSender", "parse_address", "parse_message", "render"]

@@ -20,7 +20,7 @@ def parse_message(data: object) -> Incoming:
     """{"from", "text", "button"?, "id"?, "language"?} -> Incoming; Rejected(400) when malformed."""
     if not isinstance(data, dict):
         raise Rejected(400, "malformed", "a console message must be a JSON object")
-    address = _address(data.get("from"))
+    address = parse_address(data.get("from"))
     text = _optional_text(data, "text", MAX_TEXT) or ""
     button = _optional_text(data, "button", 256)
     if not text and not button:
@@ -41,12 +41,13 @@ def render(reply: Reply) -> tuple[str, dict[str, Any]]:
     return reply.plain(), {}
 
 
-def _address(value: object) -> str:
+def parse_address(value: object, where: str = "'from'") -> str:
+    """A console address: up to MAX_ADDRESS printable characters; Rejected(400) otherwise."""
     if not isinstance(value, str) or not value.strip():
-        raise Rejected(400, "malformed", "'from' must be a non-empty string")
+        raise Rejected(400, "malformed", f"{where} must be a non-empty string")
     address = value.strip()
-    if len(address) > MAX_ADDRESS or any(not c.isprintable() for c in address):
-        raise Rejected(400, "malformed", f"'from' must be at most {MAX_ADDRESS} printable characters")
+    if len(address) > MAX_ADDRESS or not address.isprintable():
+        raise Rejected(400, "malformed", f"{where} must be at most {MAX_ADDRESS} printable characters")
     return address
 
 

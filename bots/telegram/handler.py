@@ -59,7 +59,7 @@ def parse_update(update: object) -> Incoming | None:
         raise Rejected(400, "malformed", "an update must be a JSON object")
     update_id = update.get("update_id")
     if not _is_int(update_id):
-        raise Rejected(400, "malformed", "update_id is missing or not an integer")
+        raise Rejected(400, "malformed", "update_id is missing or not a 64-bit integer")
     if "message" in update:
         return _message(update_id, update["message"])
     if "edited_message" in update:
@@ -80,7 +80,7 @@ def _message(update_id: int, message: object) -> Incoming | None:
         return None
     message_id = message.get("message_id")
     if not _is_int(message_id):
-        raise Rejected(400, "malformed", "message.message_id is missing or not an integer")
+        raise Rejected(400, "malformed", "message.message_id is missing or not a 64-bit integer")
     text = _string(message, "text") or _string(message, "caption") or ""
     kind, extra = "text", {}
     if "contact" in message:
@@ -156,7 +156,7 @@ def _private_chat(message: dict[str, Any]) -> int | None:
     chat = _object(message.get("chat"), "message.chat")
     chat_id = chat.get("id")
     if not _is_int(chat_id):
-        raise Rejected(400, "malformed", "message.chat.id is missing or not an integer")
+        raise Rejected(400, "malformed", "message.chat.id is missing or not a 64-bit integer")
     return chat_id if chat.get("type") == "private" else None
 
 
@@ -166,7 +166,7 @@ def _callback_chat(query: dict[str, Any], sender: dict[str, Any]) -> int | None:
         return _private_chat(_object(query["message"], "callback_query.message"))
     user_id = sender.get("id")
     if not _is_int(user_id):
-        raise Rejected(400, "malformed", "callback_query.from.id is missing or not an integer")
+        raise Rejected(400, "malformed", "callback_query.from.id is missing or not a 64-bit integer")
     return user_id
 
 
@@ -212,4 +212,5 @@ def _object(value: object, where: str) -> dict[str, Any]:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A JSON integer that fits a 64-bit signed column (Telegram's ids take at most 52 bits)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63

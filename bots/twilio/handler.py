@@ -2,6 +2,12 @@
 
 Pure functions over the request's form parameters. Every failure is a `Rejected`: 403 when the request is not
 signed by Twilio, 400 when it is malformed. Nothing here logs numbers or bodies.
+
+The signature covers the URL and every name and value run together without separators, so a captured request can
+be re-split into other parameters under the same signature (`MessageSid=SM...NumMedia0` with `NumMedia` dropped).
+The fields read are therefore held to Twilio's exact forms: a message SID is `SM` or `MM` and 32 hex digits, every
+field naming it (MessageSid, SmsMessageSid, SmsSid) names the same one, AccountSid is the configured account, and
+no field read appears twice. A re-split request is then refused, or names the message already stored.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ WHATSAPP_PREFIX = "whatsapp:"
 MAX_BODY = 10_000
 """Characters; Twilio itself caps inbound bodies at 1,600, so anything near this is not from Twilio."""
 MAX_FIELD = 10_000
+MAX_BUTTON = 256
+"""Characters of a template quick-reply button's id that are kept (the ids Retorno reads are short)."""
 MAX_MEDIA = 100
 
 KNOWN_STATUSES = frozenset({
@@ -32,7 +40,8 @@ KNOWN_STATUSES = frozenset({
 })
 """Twilio's message statuses; others of the same shape are passed on, since Twilio adds new ones."""
 
-_SID = re.compile(r"[A-Za-z0-9_-]{2,64}", re.ASCII)
+_MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-f]{32}", re.ASCII)
+_ACCOUNT_SID = re.compile(r"AC[0-9a-f]{32}", re.ASCII)
 _PHONE = re.compile(r"\+?[0-9]{3,15}", re.ASCII)
 _STATUS = re.compile(r"[a-z_]{1,32}", re.ASCII)
 _ERROR_CODE = re.compile(r"[0-9]{1,10}", re.ASCII)
@@ -50,6 +59,15 @@ class _Form(dict[str, list[str]]):
     def first(self, name: str) -> str | None:
         values = self.get(name)
         return values[0] if values else None
+
+    def one(self, name: str) -> str | None:
+        """The value of a field that Twilio sends once; Rejected(400) when it is repeated."""
+        values = self.get(name)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise Rejected(400, "malformed", f"{name} is repeated")
+        return values[0]
 
 
 def twiml_empty() -> str:
@@ -97,16 +115,24 @@ def _validator_form(url: str) -> bool:
         return False
 
 
-def parse_message(params: Params) -> Incoming:
-    """The respondent's message in an inbound SMS/WhatsApp webhook."""
+def parse_message(params: Params, account_sid: str | None = None) -> Incoming:
+    """The respondent's message in an inbound SMS/WhatsApp webhook (to `account_sid`, when given).
+
+    WhatsApp's own fields are read for what the survey needs and no more: a template button's id (ButtonPayload)
+    is kept; the person's WhatsApp profile name (ProfileName) and WhatsApp id (WaId, their number) never are.
+    """
     form = _form(params)
-    provider_id = _sid(form, "MessageSid", "SmsMessageSid", "SmsSid")
-    channel, address = _sender(form.first("From"))
+    _account(form, account_sid)
+    provider_id = _message_sid(form, "MessageSid", "SmsMessageSid", "SmsSid")
+    channel, address = _sender(form.one("From"))
     body = _text(form, "Body", MAX_BODY)
     if not body:
         body = _text(form, "ButtonText", MAX_FIELD)
-    media = _media_count(form.first("NumMedia"))
+    media = _media_count(form.one("NumMedia"))
     kind, extra = "text", {}
+    button = _text(form, "ButtonPayload", MAX_FIELD).strip()[:MAX_BUTTON] if channel == "whatsapp" else ""
+    if button:  # a template's quick-reply button: its id says start or stop, whatever its label
+        extra["button_payload"] = button
     if media:
         extra["media_count"] = media
     if not body.strip():
@@ -117,14 +143,15 @@ def parse_message(params: Params) -> Incoming:
     return Incoming(channel=channel, provider_id=provider_id, address=address, text=body, kind=kind, extra=extra)
 
 
-def parse_status(params: Params) -> StatusUpdate:
-    """A delivery status callback: which message, its new status and Twilio's error code if any."""
+def parse_status(params: Params, account_sid: str | None = None) -> StatusUpdate:
+    """A delivery status callback (to `account_sid`, when given): which message, its new status, Twilio's error code."""
     form = _form(params)
-    provider_id = _sid(form, "MessageSid", "SmsSid")
-    status = (form.first("MessageStatus") or form.first("SmsStatus") or "").strip().lower()
+    _account(form, account_sid, required=False)
+    provider_id = _message_sid(form, "MessageSid", "SmsSid")
+    status = (form.one("MessageStatus") or form.one("SmsStatus") or "").strip().lower()
     if not _STATUS.fullmatch(status):
         raise Rejected(400, "malformed", "MessageStatus is missing or not a status")
-    code = (form.first("ErrorCode") or "").strip()
+    code = (form.one("ErrorCode") or "").strip()
     if code and not _ERROR_CODE.fullmatch(code):
         raise Rejected(400, "malformed", "ErrorCode is not a number")
     return StatusUpdate(provider_id=provider_id, status=status, error_code=code if code and code != "0" else None)
@@ -164,14 +191,32 @@ def _pairs(params: object) -> Iterable[tuple[Any, Any]]:
         yield pair[0], pair[1]
 
 
-def _sid(form: _Form, *names: str) -> str:
+def _message_sid(form: _Form, *names: str) -> str:
+    """The message's SID: each of `names` present is one `SM`/`MM` SID, and all of them name the same message."""
+    found = None
     for name in names:
-        value = (form.first(name) or "").strip()
-        if value:
-            if not _SID.fullmatch(value):
-                raise Rejected(400, "malformed", f"{name} is not a Twilio SID")
-            return value
-    raise Rejected(400, "malformed", f"{names[0]} is missing")
+        value = form.one(name)
+        if value is None:
+            continue
+        if not _MESSAGE_SID.fullmatch(value):
+            raise Rejected(400, "malformed", f"{name} is not a Twilio message SID (SM or MM and 32 hex digits)")
+        if found is not None and value != found:
+            raise Rejected(400, "malformed", f"{name} names another message than {names[0]}")
+        found = value
+    if found is None:
+        raise Rejected(400, "malformed", f"{names[0]} is missing")
+    return found
+
+
+def _account(form: _Form, expected: str | None, required: bool = True) -> None:
+    """AccountSid is an account SID, and the configured account's when one is configured."""
+    value = form.one("AccountSid")
+    if value is None and not required:
+        return
+    if value is None or not _ACCOUNT_SID.fullmatch(value):
+        raise Rejected(400, "malformed", "AccountSid is missing or not a Twilio account SID")
+    if expected and value != expected:
+        raise Rejected(400, "malformed", "AccountSid is not this service's Twilio account (TWILIO_ACCOUNT_SID)")
 
 
 def _sender(raw: str | None) -> tuple[str, str]:
@@ -188,7 +233,7 @@ def _sender(raw: str | None) -> tuple[str, str]:
 
 
 def _text(form: _Form, name: str, limit: int) -> str:
-    value = form.first(name) or ""
+    value = form.one(name) or ""
     if len(value) > limit:
         raise Rejected(400, "malformed", f"{name} is longer than {limit} characters")
     return storable(value, name)

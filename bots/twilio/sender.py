@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ import requests
 
 from bots._http import TIMEOUT, Http, json_object, provider_error, retry_after, transport_failure
 from bots.base import Outgoing, SendResult
+from bots.twilio import errors
 from bots.twilio.handler import WHATSAPP_PREFIX
 from surveys.engine import Reply
 
@@ -16,20 +18,14 @@ log = logging.getLogger(__name__)
 
 STATUS_PATH = "/webhooks/twilio/status"
 
-UNREACHABLE_CODES: dict[int, str] = {
-    21211: "invalid 'To' phone number",
-    21610: "the recipient unsubscribed (replied STOP)",
-    21614: "'To' is not a valid mobile number",
-    21635: "'To' is a landline",
-    63003: "WhatsApp could not find the 'To' address (inactive or not on WhatsApp)",
-}
+UNREACHABLE_CODES = frozenset(int(code) for code in errors.codes(errors.UNREACHABLE))
 """Errors that mean this address will not get messages: the contact is marked unreachable, not retried.
 
-Not in the list on purpose: 63016 (WhatsApp 24-hour window closed: free-form text needs the respondent to write
-first or a template), 21408/21612 (routing or account permissions: a configuration problem, not the contact's).
+Not among them: 63016 (WhatsApp's 24-hour window closed: free text needs the respondent to write first, or a
+template), 21408/21612 (routing or account permissions: a configuration problem, not the contact's).
 """
 
-RETRY_CODES = frozenset({20429, 63018})
+RETRY_CODES = frozenset(int(code) for code in errors.codes(errors.RETRY))
 """Twilio's own rate limits (too many requests, channel rate limit): try again later."""
 
 
@@ -74,7 +70,15 @@ class TwilioSender:
         else:
             sender = self.settings.twilio_from_number or ""
             fields.append(("From", _whatsapp(sender) if whatsapp else sender))
-        fields += [("Body", outgoing.body), ("StatusCallback", self.status_callback_url)]
+        content_sid = outgoing.payload.get("content_sid") if whatsapp else None
+        if content_sid:  # a WhatsApp template (Content API): ContentSid and its variables, never a Body
+            fields.append(("ContentSid", str(content_sid)))
+            variables = outgoing.payload.get("content_variables") or {}
+            if variables:
+                fields.append(("ContentVariables", json.dumps(variables, ensure_ascii=False, separators=(",", ":"))))
+        else:
+            fields.append(("Body", outgoing.body))
+        fields.append(("StatusCallback", self.status_callback_url))
         return fields
 
     def _send(self, outgoing: Outgoing) -> SendResult:
@@ -105,6 +109,9 @@ class TwilioSender:
         error_code = str(code) if code is not None else str(status)
         if status == 429 or status >= 500 or code in RETRY_CODES:
             wait = retry_after(response.headers.get("Retry-After"))
+            known = errors.lookup(code)
+            if known is not None and known.retry_after:
+                wait = max(wait or 0.0, known.retry_after)
             return SendResult(ok=False, retry=True, retry_after=wait, error_code=error_code, error=error)
         if code in UNREACHABLE_CODES:
             return SendResult(ok=False, unreachable=True, error_code=error_code, error=error)

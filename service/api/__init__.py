@@ -7,9 +7,11 @@ from flask import Blueprint, current_app
 from service.app import error_response
 from service.auth import AuthError
 from service.catalog import UnknownSurvey
+from service.edge import refuse_control_characters
 from service.runtime import Runtime
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+api.before_request(refuse_control_characters)
 STAFF, ANALYST = "staff", "analyst"
 
 
@@ -36,4 +38,4 @@ def _unknown_survey(error: UnknownSurvey):
     return error_response(404, "unknown_survey", f"no survey {error.args[0]}")
 
 
-from service.api import campaigns, gaps, incentives, surveys  # noqa: E402,F401  - registers the routes
+from service.api import audit, campaigns, contacts, gaps, incentives, surveys  # noqa: E402,F401  - registers the routes

@@ -20,7 +20,7 @@ def list_campaigns():
     ])
 
 
-@api.get("/campaigns/<int:campaign_id>")
+@api.get("/campaigns/<id:campaign_id>")
 @require(STAFF)
 def get_campaign(campaign_id: int):
     try:

@@ -7,6 +7,7 @@ from flask import Response, g, jsonify, request
 from service.api import ANALYST, STAFF, ApiError, api
 from service.api import runtime as _runtime
 from service.auth import require
+from service.edge import INT32_MAX, whole
 from service.gaps import snapshot, views
 from service.gaps.exports import FORMATS, geography_for, render
 from service.gaps.geography import GeographyError
@@ -29,6 +30,10 @@ def gaps(survey_id: str):
     refresh = args.get("refresh", "").lower() in TRUE
     if refresh and g.role != STAFF:
         raise ApiError(403, "forbidden", "refresh is for staff: analysts see the latest release")
+    language = args.get("language") or None
+    if language is not None and language not in definition.languages:
+        raise ApiError(400, "bad_request", f"language {language!r} is not one of the languages of {survey_id}: "
+                                           f"{', '.join(definition.languages)}")
     try:
         selection = views.select(definition, args.get("group"), args.get("dimension"), args.get("indicator"),
                                  args.get("metric"))
@@ -37,7 +42,7 @@ def gaps(survey_id: str):
             response = jsonify(views.response(found.payload, selection))
         else:
             output = render(found.payload, definition, selection, output_format, geography_for(definition),
-                            args.get("language"))
+                            language)
             response = Response(output.body, mimetype=output.mimetype)
             if output_format in ("csv", "geojson"):
                 response.headers["Content-Disposition"] = f'attachment; filename="{output.filename}"'
@@ -62,9 +67,5 @@ def refresh(survey_id: str):
 
 
 def _wave(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise ApiError(400, "bad_request", "wave must be a number")
-    return int(value)
+    return whole(value, "wave", high=INT32_MAX)
 

@@ -8,7 +8,9 @@ from sqlalchemy import select
 from service.api import STAFF, ApiError, api
 from service.api import runtime as _runtime
 from service.auth import require
-from service.incentives import amount
+from service.catalog import is_survey_id
+from service.edge import INT32_MAX, whole
+from service.incentives import STATUSES, amount
 from service.models import Contact, Incentive, SurveyVersion
 
 
@@ -18,10 +20,10 @@ def list_incentives():
     """`[{respondent_id, survey_id, wave, amount, currency, status, provider, attempts, created_at, updated_at}]`."""
     rt = _runtime()
     survey_id = request.args.get("survey")
-    wave = request.args.get("wave")
+    wave = whole(request.args.get("wave"), "wave", high=INT32_MAX)
     status = request.args.get("status")
-    if wave is not None and not wave.isdigit():
-        raise ApiError(400, "bad_request", "wave must be a number")
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, "bad_request", f"status must be one of {', '.join(STATUSES)}")
     query = (
         select(Incentive, Contact.public_id)
         .join(Contact, Contact.id == Incentive.contact_id)
@@ -29,12 +31,12 @@ def list_incentives():
     )
     with rt.sessions() as session:
         if survey_id is not None:
-            known = session.scalar(select(SurveyVersion.survey_id).where(SurveyVersion.survey_id == survey_id).limit(1))
+            known = is_survey_id(survey_id) and session.scalar(select(SurveyVersion.survey_id).where(SurveyVersion.survey_id == survey_id).limit(1))
             if known is None:
                 raise ApiError(404, "unknown_survey", f"no survey {survey_id}")
             query = query.where(Incentive.survey_id == survey_id)
         if wave is not None:
-            query = query.where(Incentive.wave == int(wave))
+            query = query.where(Incentive.wave == wave)
         if status is not None:
             query = query.where(Incentive.status == status)
         rows = session.execute(query).all()

@@ -8,14 +8,17 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, g, jsonify, request, stream_with_context
 from sqlalchemy import select
 
+from service import audit
 from service.api import ANALYST, STAFF, ApiError, api
 from service.api import runtime as _runtime
 from service.auth import require
+from service.edge import INT32_MAX, whole
 from service.models import Answer, Contact, SurveySession
 from service.runtime import Runtime
+from service.spreadsheet import inert_row
 
 EXPORT_CHUNK = 1000
 
@@ -31,11 +34,9 @@ def list_surveys():
 @require(STAFF, ANALYST)
 def get_survey(survey_id: str):
     catalog = _runtime().catalog
-    version = request.args.get("version")
+    version = whole(request.args.get("version"), "version", high=INT32_MAX)
     if version is not None:
-        if not version.isdigit():
-            raise ApiError(400, "bad_request", "version must be a number")
-        return jsonify(catalog.get(survey_id, int(version)).normalized())
+        return jsonify(catalog.get(survey_id, version).normalized())
     return jsonify(catalog.current(survey_id).normalized())
 
 
@@ -48,7 +49,10 @@ def responses(survey_id: str):
     if export_format not in ("json", "csv"):
         raise ApiError(400, "bad_request", "format must be json or csv")
     include_contact = request.args.get("include_contact", "false").lower() in ("1", "true", "yes")
-    rows = _responses(rt, survey_id, include_contact)
+    include_tests = request.args.get("include_tests", "false").lower() in ("1", "true", "yes")
+    audit.record(rt, g.caller.actor, "responses.exported", survey_id, with_contacts=include_contact,
+                 with_tests=include_tests, format=export_format)
+    rows = _responses(rt, survey_id, include_contact, include_tests)
     if export_format == "json":
         return Response(stream_with_context(_json_array(rows)), mimetype="application/json")
     columns = [q.id for q in definition.questions]
@@ -57,15 +61,18 @@ def responses(survey_id: str):
     return response
 
 
-def _responses(rt: Runtime, survey_id: str, include_contact: bool) -> Iterator[dict[str, Any]]:
-    """One record per respondent session, read in chunks so exports of any size stream."""
+def _responses(rt: Runtime, survey_id: str, include_contact: bool,
+               include_tests: bool = False) -> Iterator[dict[str, Any]]:
+    """One record per respondent session, read in chunks so exports of any size stream; test contacts (the
+    console) only with `include_tests`."""
     last_id = 0
+    tests = [] if include_tests else [Contact.test.is_(False)]
     while True:
         with rt.sessions() as session:
             sessions = session.execute(
                 select(SurveySession, Contact.public_id, Contact.channel, Contact.address_enc)
                 .join(Contact, Contact.id == SurveySession.contact_id)
-                .where(SurveySession.survey_id == survey_id, SurveySession.id > last_id)
+                .where(SurveySession.survey_id == survey_id, SurveySession.id > last_id, *tests)
                 .order_by(SurveySession.id)
                 .limit(EXPORT_CHUNK)
             ).all()
@@ -123,8 +130,8 @@ def _csv(rows: Iterator[dict[str, Any]], columns: list[str], include_contact: bo
     for row in rows:
         answers = row["answers"]
         extra = [c for c in answers if c not in columns]
-        writer.writerow([*(row.get(h) for h in head), *(_cell(answers.get(c)) for c in columns),
-                         *(f"{c}={_cell(answers[c])}" for c in extra)])
+        writer.writerow(inert_row([*(row.get(h) for h in head), *(_cell(answers.get(c)) for c in columns),
+                                   *(f"{c}={_cell(answers[c])}" for c in extra)]))
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

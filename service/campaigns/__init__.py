@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import DateTime, bindparam, func, select, text, update
+from sqlalchemy import DateTime, bindparam, exists, func, or_, select, text, update
 
+from service import audit
 from service.campaigns.timing import QuietHours, TimingError, aware, check_zone
-from service.models import Campaign, CampaignMessage, Contact
+from service.models import Campaign, CampaignMessage, Contact, OptOutMarker
 from service.throttle import sender_for
 
 DEFAULT_TIMEZONE = "America/Mexico_City"
@@ -25,6 +26,11 @@ DEFAULT_MAX_REMINDERS = 1
 DEFAULT_EXPIRE_AFTER = 7 * 86400
 TAG = re.compile(r"^[\w.-]{1,64}$")
 DRAFT, RUNNING, PAUSED, FINISHED = "draft", "running", "paused", "finished"
+CHANNELS = ("sms", "whatsapp", "telegram")
+"""The channels a campaign can be limited to (--channel)."""
+FALLBACKS = ("sms",)
+TEMPLATE_OPTIONS = {"invite": "--whatsapp-template", "reminder": "--whatsapp-reminder-template",
+                    "credit": "--whatsapp-credit-template"}
 
 
 class CampaignError(ValueError):
@@ -56,8 +62,24 @@ class Plan:
     remind_after: int | None = DEFAULT_REMIND_AFTER
     max_reminders: int = DEFAULT_MAX_REMINDERS
     expire_after: int | None = DEFAULT_EXPIRE_AFTER
+    channel: str | None = None
+    templates: dict[str, dict[str, str]] = field(default_factory=dict)
+    """WhatsApp templates by use ('invite', 'reminder', 'credit'), each {language: Content SID}."""
+    fallback: str | None = None
+    opt_in_required: bool = True
 
     def __post_init__(self) -> None:
+        if self.channel == "voice":
+            raise CampaignError("--channel voice: Retorno has no voice channel yet; use sms, whatsapp or telegram")
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise CampaignError(f"--channel {self.channel}: not a channel; use sms, whatsapp or telegram")
+        if self.fallback is not None and self.fallback not in FALLBACKS:
+            raise CampaignError(f"--fallback {self.fallback}: the only fallback is sms")
+        if self.fallback and self.channel not in (None, "whatsapp"):
+            raise CampaignError(f"--fallback sms is for WhatsApp contacts; this campaign is --channel {self.channel}")
+        if self.templates and self.channel not in (None, "whatsapp"):
+            raise CampaignError(f"WhatsApp templates are for WhatsApp contacts; this campaign is --channel "
+                                f"{self.channel}")
         if self.wave < 1:
             raise CampaignError("--wave must be 1 or more")
         if self.rate is not None and not 0 < self.rate <= 1000:
@@ -72,15 +94,21 @@ class Plan:
             raise CampaignError(str(error)) from None
 
 
-def create(rt, plan: Plan) -> Campaign:
-    """A draft campaign; its survey must exist."""
+def create(rt, plan: Plan, allow_empty: bool = True) -> Campaign:
+    """A draft campaign; its survey must exist, and unless `allow_empty`, a contact must have its tag."""
     from service.catalog import UnknownSurvey
 
     try:
-        rt.catalog.current(plan.survey_id)
+        definition = rt.catalog.current(plan.survey_id)
     except UnknownSurvey:
         known = ", ".join(d.id for d in rt.catalog.all_current())
         raise CampaignError(f"there is no survey {plan.survey_id!r} (known: {known})") from None
+    _check_whatsapp(rt, plan, definition)
+    if not allow_empty and audience_size(rt, plan.tag, plan.channel) == 0:
+        tag = normalize_tag(plan.tag)
+        on = f" on {plan.channel}" if plan.channel else ""
+        raise CampaignError(f"no contact{on} has the tag {tag!r}: import them first (retorno contacts import FILE "
+                            f"--tag {tag}), or create it anyway with --allow-empty")
     quiet = plan.quiet_hours
     campaign = Campaign(
         survey_id=plan.survey_id,
@@ -94,6 +122,10 @@ def create(rt, plan: Plan) -> Campaign:
         remind_after=plan.remind_after if plan.max_reminders else None,
         max_reminders=plan.max_reminders,
         expire_after=plan.expire_after,
+        channel=plan.channel,
+        templates={kind: dict(sids) for kind, sids in plan.templates.items() if sids} or None,
+        fallback=plan.fallback,
+        opt_in_required=plan.opt_in_required,
         created_at=rt.now(),
     )
     with rt.sessions() as session, session.begin():
@@ -114,10 +146,36 @@ def all_campaigns(rt) -> list[Campaign]:
         return list(session.scalars(select(Campaign).order_by(Campaign.id)))
 
 
-def audience_size(rt, tag: str) -> int:
-    """How many contacts carry `tag` now."""
+def audience_size(rt, tag: str, channel: str | None = None) -> int:
+    """How many contacts carry `tag` now (on `channel`, when given)."""
     with rt.sessions() as session:
-        return session.scalar(select(func.count()).select_from(Contact).where(_has_tag(session, normalize_tag(tag))))
+        query = select(func.count()).select_from(Contact).where(_has_tag(session, normalize_tag(tag)))
+        if channel:
+            query = query.where(Contact.channel == channel)
+        return session.scalar(query)
+
+
+def _check_whatsapp(rt, plan: Plan, definition) -> None:
+    """A campaign that reaches WhatsApp contacts names its invitation template, in the survey's languages."""
+    from service.whatsapp import TemplateError, check_templates
+
+    try:
+        check_templates(plan.templates, definition.languages, TEMPLATE_OPTIONS)
+    except TemplateError as error:
+        raise CampaignError(str(error)) from None
+    invite = plan.templates.get("invite") or {}
+    if invite and not ({"*", definition.default_language} & set(invite)):
+        raise CampaignError(f"--whatsapp-template: add the survey's default language, "
+                            f"{definition.default_language}=HX... (others without their own get it)")
+    if invite or plan.channel not in (None, "whatsapp"):
+        return
+    on_whatsapp = audience_size(rt, plan.tag, "whatsapp")
+    if plan.channel == "whatsapp" or on_whatsapp:
+        who = f"{on_whatsapp:,} contact{'' if on_whatsapp == 1 else 's'} tagged {normalize_tag(plan.tag)} " \
+            f"{'is' if on_whatsapp == 1 else 'are'} on WhatsApp, which" if on_whatsapp else "WhatsApp"
+        raise CampaignError(f"{who} needs an approved template to start a conversation: add --whatsapp-template "
+                            f"{definition.default_language}=HX... (see the README, WhatsApp templates)"
+                            + ("" if plan.channel else ", or limit the campaign with --channel sms"))
 
 
 @dataclass(frozen=True)
@@ -126,10 +184,16 @@ class Started:
     added: int
     skipped: int
     audience: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Why the skipped will not be invited: opted_out, unreachable, no_opt_in, no_template."""
 
 
-def start(rt, campaign_id: int) -> Started:
-    """Take the audience (again: contacts tagged since are added) and let the sender go."""
+def start(rt, campaign_id: int, actor: str | None = None) -> Started:
+    """Take the audience (again: contacts tagged since are added) and let the sender go.
+
+    Contacts who opted out, are unreachable, or whose address or number belonged to a person who was erased
+    (an opt-out marker) are skipped. `actor` is who started it, for the audit log (default: this command's user).
+    """
     now = rt.now()
     rt.catalog.ensure_published()
     with rt.sessions() as session, session.begin():
@@ -139,28 +203,54 @@ def start(rt, campaign_id: int) -> Started:
         if campaign.version is None:
             campaign.version = rt.catalog.current(campaign.survey_id, session).version
         before = _count(session, campaign.id)
-        session.execute(_audience_insert(session), {
+        session.execute(_audience_insert(session, campaign.channel), {
             "campaign": campaign.id, "tz": campaign.timezone, "now": now,
-            "tag": campaign.tag, "tags": json.dumps([campaign.tag]),
+            "tag": campaign.tag, "tags": json.dumps([campaign.tag]), "channel": campaign.channel,
         })
         audience = _count(session, campaign.id)
-        skipped = 0
-        for reason, flag in (("opted_out", Contact.opted_out), ("unreachable", Contact.unreachable)):
-            skipped += session.execute(
+        reasons: dict[str, int] = {}
+        for reason, flag in _not_invited(campaign):
+            reasons[reason] = session.execute(
                 update(CampaignMessage)
                 .where(
                     CampaignMessage.campaign_id == campaign.id,
                     CampaignMessage.status == "pending",
                     CampaignMessage.kind == "invite",
-                    CampaignMessage.contact_id.in_(select(Contact.id).where(flag.is_(True))),
+                    CampaignMessage.contact_id.in_(select(Contact.id).where(flag)),
                 )
                 .values(status="skipped", reason=reason)
             ).rowcount
+        skipped = sum(reasons.values())
         campaign.status = RUNNING
         campaign.started_at = campaign.started_at or now
         campaign.finished_at = None
+        audit.add(session, now, actor or audit.cli_actor(), "campaign.started", f"campaign {campaign.id}",
+                  survey_id=campaign.survey_id, wave=campaign.wave, tag=campaign.tag, audience=audience)
     rt.dispatcher.enqueue("workers.campaigns.tick", None, True)
-    return Started(campaign, audience - before, skipped, audience)
+    return Started(campaign, audience - before, skipped, audience, {k: n for k, n in reasons.items() if n})
+
+
+def _not_invited(campaign: Campaign):
+    """(reason, which contacts) for those of the audience who are not invited at all."""
+    yield "erased", _erased_before()
+    yield "opted_out", Contact.opted_out.is_(True)
+    yield "unreachable", Contact.unreachable.is_(True)
+    whatsapp = Contact.channel == "whatsapp"
+    if not (campaign.templates or {}).get("invite"):
+        yield "no_template", whatsapp
+    withdrawn = Contact.opt_in_withdrawn_at.is_not(None) & (
+        Contact.opt_in_at.is_(None) | (Contact.opt_in_withdrawn_at >= Contact.opt_in_at))
+    yield "opt_in_withdrawn", whatsapp & withdrawn
+    if campaign.opt_in_required:
+        yield "no_opt_in", whatsapp & Contact.opt_in_at.is_(None)
+
+
+def _erased_before():
+    """SQL: the contact's address (or phone number) has an opt-out marker: its person was erased."""
+    return or_(
+        exists().where(OptOutMarker.kind == Contact.channel, OptOutMarker.hash == Contact.address_hash),
+        exists().where(OptOutMarker.kind == "phone", OptOutMarker.hash == Contact.phone_hash),
+    )
 
 
 def pause(rt, campaign_id: int) -> Campaign:
@@ -206,12 +296,14 @@ def _has_tag(session, tag: str):
     return text("EXISTS (SELECT 1 FROM json_each(contacts.tags) WHERE json_each.value = :tag)").bindparams(tag=tag)
 
 
-def _audience_insert(session):
-    """INSERT one pending invitation per tagged contact (skipping those already in the campaign)."""
+def _audience_insert(session, channel: str | None = None):
+    """INSERT one pending invitation per tagged contact (on `channel`), skipping those already in the campaign."""
     if session.get_bind().dialect.name == "postgresql":
         condition = "c.tags @> CAST(:tags AS jsonb)"
     else:
         condition = "EXISTS (SELECT 1 FROM json_each(c.tags) WHERE json_each.value = :tag)"
+    if channel:
+        condition += " AND c.channel = :channel"
     return text(
         "INSERT INTO campaign_messages (campaign_id, contact_id, kind, number, channel, timezone, status, due_at, "
         "attempts, created_at) "

@@ -15,31 +15,58 @@ from pathlib import Path
 
 import click
 
-from service.config import ConfigError, Settings
+from service.config import ConfigError, Settings, check_reachable, embedded_database
 from service.queue import QUEUE_NAMES
-from surveys.loader import check_text
+from surveys.definition import Definition
+from surveys.loader import review_text
 
 log = logging.getLogger("retorno")
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=os.environ.get("RETORNO_LOG_LEVEL", level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from service import logs
+
+    logs.setup(level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # what a start says is the service's, not each migration
 
 
-def _settings(port: int = 8000, **overrides) -> Settings:
-    try:
-        settings = Settings.from_env(port=port)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+def _settings(port: int = 8000, existing: bool = False, **overrides) -> Settings:
+    """The configuration, once it can work: URLs well formed, database and Redis reachable.
+
+    Without DATABASE_URL the embedded database is used; a command that reads data (`existing`) refuses to start one
+    that does not exist yet (it would only find it empty), and any other command says that it creates one.
+    """
+    embedded = embedded_database()
+    if embedded is not None and not embedded.exists():
+        if existing:
+            where = "RETORNO_DATA_DIR" if os.environ.get("RETORNO_DATA_DIR", "").strip() else "this folder"
+            raise click.ClickException(
+                f"no Retorno database at {embedded} ({where}): run this command in the folder where you ran "
+                "`retorno run`, or set RETORNO_DATA_DIR to its retorno-data folder, or DATABASE_URL"
+            )
+        click.echo(f"retorno: creating a new embedded database at {embedded} "
+                   "(set RETORNO_DATA_DIR or DATABASE_URL to use another)", err=True)
+    settings = Settings.from_env(port=port)
+    check_reachable(settings)
     if overrides:
         from dataclasses import replace
 
         settings = replace(settings, **overrides)
     return settings
+
+
+def _check_surveys(rt) -> None:
+    """Publish the surveys; refuse to run on a survey file that is invalid or edited without a new version, or on
+    an unknown default survey."""
+    rt.catalog.publish()
+    if rt.catalog.refused:
+        raise click.ClickException("\n".join(rt.catalog.refused))
+    known = rt.catalog.known()
+    if rt.settings.default_survey not in known:
+        raise click.ClickException(
+            f"RETORNO_DEFAULT_SURVEY={rt.settings.default_survey} is not a known survey; known: "
+            f"{', '.join(known) or 'none'} (set it to one of them, or add its file to RETORNO_SURVEYS_DIR)"
+        )
 
 
 def _runtime(settings: Settings):
@@ -48,7 +75,48 @@ def _runtime(settings: Settings):
     return runtimes.install(runtimes.build(settings))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 row', '2 rows', '1,000 rows'."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+class _Commands(click.Group):
+    """`retorno`: a misconfiguration or an outage met while a command runs is told in one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+        except click.ClickException:
+            raise
+        except Exception as error:
+            line = _outage(error)
+            if line is None:
+                raise
+            raise click.ClickException(line) from None
+
+
+def _outage(error: Exception) -> str | None:
+    """One line for a database or Redis that went away (or never answered); None for any other error."""
+    module = type(error).__module__
+    if module.startswith("sqlalchemy"):
+        from service.db import UNAVAILABLE, cause
+
+        if cause(error) == UNAVAILABLE:
+            reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+            return f"the database cannot be reached ({reason}); check DATABASE_URL and that the database is running"
+    if module.startswith("redis"):
+        from redis.exceptions import ConnectionError as RedisDown
+        from redis.exceptions import TimeoutError as RedisSlow
+
+        if isinstance(error, RedisDown | RedisSlow):
+            return f"Redis cannot be reached ({error}); check REDIS_URL and that Redis is running"
+    return None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="retorno", prog_name="retorno", message="%(prog)s %(version)s")
 def main() -> None:
     """Retorno: SMS and Telegram surveys of returnees, turned into reintegration gap maps."""
 
@@ -68,7 +136,7 @@ def run(host: str, port: int) -> None:
 
     upgrade(settings.database_url)
     rt = _runtime(settings)
-    rt.catalog.publish()
+    _check_surveys(rt)
     from werkzeug.serving import make_server
 
     from service.app import create_app
@@ -128,7 +196,8 @@ def _announce(settings: Settings, host: str, port: int) -> None:
     database = "SQLite " + settings.database_url.removeprefix("sqlite:///") if settings.embedded_database else "PostgreSQL"
     queue = "in-process queue" if settings.embedded_queue else "Redis"
     channels = [name for name, on in (
-        ("SMS/WhatsApp", settings.twilio_inbound), ("Telegram", settings.telegram), ("console", settings.console_channel)
+        ("SMS/WhatsApp", settings.twilio_inbound), ("Telegram", settings.telegram),
+        ("console (a test channel: this machine only, never paid or mapped)", settings.console_channel)
     ) if on]
     url = f"http://{host}:{port}"
     click.echo(f"Retorno listens on {url}  ({database}, {queue})")
@@ -163,7 +232,7 @@ def worker(burst: bool, fork: bool, only: tuple[str, ...]) -> None:
     if settings.embedded_queue:
         raise click.ClickException("retorno worker needs REDIS_URL; on a single machine, `retorno run` has a worker")
     rt = _runtime(settings)
-    rt.catalog.publish()
+    _check_surveys(rt)
     _collect_less_garbage()
     from rq import SimpleWorker
     from rq import Worker as ForkingWorker
@@ -234,16 +303,24 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.option("--role", type=click.Choice(["staff", "analyst"]), required=True)
-@click.option("--name", default="", help="Who or what the token is for.")
-def tokens_create(role: str, name: str) -> None:
+@click.option("--name", default="", help="Who or what the token is for (shown in the audit log).")
+@click.option("--expires", default=None, metavar="DURATION", help="Expire after this long: 30m, 12h, 90d, 2w.")
+def tokens_create(role: str, name: str, expires: str | None) -> None:
     """Create an API token; it is printed once, alone on the last line."""
+    from service.auth import TokenError, create_token, duration
+
+    try:
+        lifetime = duration(expires) if expires else None
+    except TokenError as error:
+        raise click.BadParameter(str(error), param_hint="--expires") from None
     settings = _settings()
-    from service.auth import create_token
     from service.db import upgrade
 
     upgrade(settings.database_url)
-    token = create_token(_runtime(settings), role, name)
-    click.echo(f"created a {role} token{' for ' + name if name else ''}; keep it secret:", err=True)
+    token = create_token(_runtime(settings), role, name, lifetime)
+    article = "an" if role[0] in "aeiou" else "a"
+    until = f", valid for {expires}" if expires else ""
+    click.echo(f"created {article} {role} token{' for ' + name if name else ''}{until}; keep it secret:", err=True)
     click.echo(token)
 
 
@@ -257,20 +334,61 @@ def surveys() -> None:
 
 @surveys.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def surveys_check(paths: tuple[Path, ...]) -> None:
-    """Validate survey YAML files (or folders of them): one FILE:LINE: message line per problem."""
+@click.option("--max-segments", type=click.IntRange(min=1), default=None,
+              help="A message longer than this many SMS segments is an error (otherwise a warning over 1).")
+@click.option("--json", "as_json", is_flag=True, help="Problems, warnings and SMS figures as JSON, for tools.")
+def surveys_check(paths: tuple[Path, ...], max_segments: int | None, as_json: bool) -> None:
+    """Validate survey YAML files (or folders of them): one FILE:LINE: message line per problem; for a valid
+    survey, the SMS encoding, characters and segments of every message, per question and language."""
+    import json
+
+    from service.cli import _survey_report as report
+
     failed = False
-    for path in _survey_files(paths):
+    found = []
+    checked: list[Definition] = []
+    files = _survey_files(paths)
+    for path in files:
         try:
-            problems = check_text(path.read_text(encoding="utf-8"))
+            review = review_text(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
-            click.echo(f"{path}:1: cannot read the file: {getattr(error, 'strerror', None) or error}")
+            reason = f"cannot read the file: {getattr(error, 'strerror', None) or error}"
+            found.append({"file": str(path), "valid": False, "problems": [{"line": 1, "message": reason}]})
+            if not as_json:
+                click.echo(f"{path}:1: {reason}")
             failed = True
             continue
-        for problem in problems:
+        cost = report.costs(review) if review.definition is not None else None
+        long = report.too_long(path, cost, max_segments or 1, max_segments is not None) if cost else []
+        failed = failed or bool(review.problems) or (max_segments is not None and bool(long))
+        if as_json:
+            found.append(report.as_json(path, review, cost, max_segments))
+            continue
+        for problem in review.problems:
             click.echo(f"{path}:{problem.line}: {problem.message}")
-        failed = failed or bool(problems)
+        if review.definition is not None:
+            checked.append(review.definition)
+        if cost is not None:
+            click.echo("\n".join(report.table(path, review, cost)))
+        for line in [*(f"{path}:{w.line}: {w.message}" for w in review.warnings), *long]:
+            click.echo(line)
+    if not files:
+        reason = "no survey files here (*.yaml, *.yml)"
+        found.append({"file": str(paths[0]), "valid": False, "problems": [{"line": 1, "message": reason}]})
+        if not as_json:
+            click.echo(f"{paths[0]}:1: {reason}")
+        failed = True
+    if as_json:
+        click.echo(json.dumps({"files": found}, ensure_ascii=False, indent=2))
+    elif not failed:
+        click.echo(_checked_summary(checked))
     sys.exit(1 if failed else 0)
+
+
+def _checked_summary(checked: list[Definition]) -> str:
+    """What a clean check covered: '2 surveys, 43 questions, no problems'."""
+    questions = sum(len(definition.questions) - 1 for definition in checked)  # the consent question aside
+    return f"{plural(len(checked), 'survey')}, {plural(questions, 'question')}, no problems"
 
 
 def _survey_files(paths: tuple[Path, ...]) -> list[Path]:

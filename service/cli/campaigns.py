@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from service.cli import _runtime, _settings, main
+from service.cli import _runtime, _settings, main, plural
 
 
 @main.group()
@@ -17,9 +17,10 @@ def campaigns() -> None:
 
 
 def _rt():
+    """The runtime on the configured database (campaigns need its contacts: never a new embedded one)."""
     from service.db import upgrade
 
-    settings = _settings()
+    settings = _settings(existing=True)
     upgrade(settings.database_url)
     return _runtime(settings)
 
@@ -44,27 +45,53 @@ def _fail(error: Exception):
 @click.option("--max-reminders", default=1, show_default=True, type=int, help="At most this many reminders (0: none).")
 @click.option("--expire-after", default="7d", show_default=True,
               help="A session not finished this long after its invitation is expired ('none': never).")
+@click.option("--allow-empty", is_flag=True,
+              help="Create it even though no contact has the tag yet (contacts tagged later join at start).")
+@click.option("--channel", type=click.Choice(["sms", "whatsapp", "telegram", "voice"], case_sensitive=False),
+              default=None, help="Only the tagged contacts on this channel (default: every channel).")
+@click.option("--whatsapp-template", "invite_template", default=None, metavar="es=HX...,en=HX...",
+              help="The approved WhatsApp template (Content SID) per language that invites people outside the "
+                   "24-hour window; required when WhatsApp contacts are invited. Variables: {{1}} the survey's "
+                   "title, {{2}} its credit.")
+@click.option("--whatsapp-reminder-template", "reminder_template", default=None, metavar="es=HX...",
+              help="The template for reminders outside the 24-hour window (default: the invitation's).")
+@click.option("--whatsapp-credit-template", "credit_template", default=None, metavar="es=HX...",
+              help="The template for the credit-sent notice outside the 24-hour window ({{2}}: the credit).")
+@click.option("--fallback", type=click.Choice(["sms"], case_sensitive=False), default=None,
+              help="A WhatsApp invitation WhatsApp does not deliver goes to the same number by SMS.")
+@click.option("--without-opt-in", is_flag=True,
+              help="Invite WhatsApp contacts even without a recorded opt-in (only when you have their consent "
+                   "some other way; a STOP still withdraws it).")
 def create(survey_id: str, tag: str, wave: int, rate: float | None, quiet_hours: str, timezone: str,
-           remind_after: str, max_reminders: int, expire_after: str) -> None:
+           remind_after: str, max_reminders: int, expire_after: str, allow_empty: bool, channel: str | None,
+           invite_template: str | None, reminder_template: str | None, credit_template: str | None,
+           fallback: str | None, without_opt_in: bool) -> None:
     """Create a campaign (not sending yet: see `campaigns start`); prints its id alone on the last line."""
     from service import campaigns as service
     from service.campaigns.timing import OFF, QuietHours, TimingError, parse_duration
+    from service.whatsapp import TemplateError, parse_templates
 
     try:
+        options = service.TEMPLATE_OPTIONS
+        templates = {kind: parse_templates(spec, options[kind]) for kind, spec in
+                     (("invite", invite_template), ("reminder", reminder_template), ("credit", credit_template))}
         plan = service.Plan(
             survey_id=survey_id, tag=service.normalize_tag(tag), wave=wave, rate=rate,
             quiet_hours=QuietHours.parse(quiet_hours), timezone=timezone.strip(),
             remind_after=parse_duration(remind_after) if max_reminders else None, max_reminders=max_reminders,
             expire_after=None if expire_after.strip().lower() in OFF else parse_duration(expire_after),
+            channel=channel.lower() if channel else None, templates={k: v for k, v in templates.items() if v},
+            fallback=fallback.lower() if fallback else None, opt_in_required=not without_opt_in,
         )
         rt = _rt()
-        campaign = service.create(rt, plan)
-    except (service.CampaignError, TimingError) as error:
+        campaign = service.create(rt, plan, allow_empty=allow_empty)
+    except (service.CampaignError, TimingError, TemplateError) as error:
         _fail(error)
-    audience = service.audience_size(rt, campaign.tag)
+    audience = service.audience_size(rt, campaign.tag, campaign.channel)
+    on = f" on {campaign.channel}" if campaign.channel else ""
     click.echo(f"created campaign {campaign.id}: survey {campaign.survey_id} wave {campaign.wave} for the "
-               f"{audience:,} contacts tagged {campaign.tag}; start it with: retorno campaigns start {campaign.id}",
-               err=True)
+               f"{plural(audience, 'contact')}{on} tagged {campaign.tag}; start it with: retorno campaigns start "
+               f"{campaign.id}", err=True)
     if audience == 0:
         click.echo(f"warning: no contact has the tag {campaign.tag!r} yet (retorno contacts import FILE --tag "
                    f"{campaign.tag})", err=True)
@@ -83,10 +110,15 @@ def start(campaign_id: int) -> None:
     except service.UnknownCampaign:
         _fail(click.ClickException(f"there is no campaign {campaign_id}"))
     campaign = started.campaign
-    click.echo(f"campaign {campaign_id} is running: {started.audience:,} contacts tagged {campaign.tag}"
+    click.echo(f"campaign {campaign_id} is running: {plural(started.audience, 'contact')} tagged {campaign.tag}"
                + (f" ({started.added:,} new)" if started.added != started.audience else ""))
     if started.skipped:
-        click.echo(f"  {started.skipped:,} will not be invited: they opted out or cannot be reached")
+        why = {"opted_out": "opted out", "unreachable": "cannot be reached",
+               "no_opt_in": "have no WhatsApp opt-in (import it, or --without-opt-in)",
+               "opt_in_withdrawn": "withdrew their WhatsApp opt-in (STOP)",
+               "no_template": "are on WhatsApp and the campaign has no template"}
+        click.echo(f"  {started.skipped:,} will not be invited: "
+                   + ", ".join(f"{n:,} {why.get(reason, reason)}" for reason, n in started.reasons.items()))
     for channel, how in service.senders(rt, campaign).items():
         click.echo(f"  {channel}: " + (how or "no sender is configured for this channel; its invitations wait"))
     if rt.settings.embedded_queue:
@@ -130,13 +162,18 @@ def status(campaign_id: int, as_json: bool) -> None:
 def list_campaigns() -> None:
     """Every campaign with its status and how many were invited."""
     from service.campaigns import all_campaigns
+    from service.campaigns.funnel import invited_counts
 
-    rows = all_campaigns(_rt())
+    rt = _rt()
+    rows = all_campaigns(rt)
     if not rows:
         click.echo("no campaigns yet: retorno campaigns create --survey ID --tag TAG")
         return
+    counts = invited_counts(rt)
     for c in rows:
-        click.echo(f"{c.id:>4}  {c.status:<9} {c.survey_id} wave {c.wave}, tag {c.tag}")
+        invited, audience = counts.get(c.id, (0, 0))
+        click.echo(f"{c.id:>4}  {c.status:<9} {c.survey_id} wave {c.wave}, tag {c.tag}: "
+                   f"{invited:,} invited of {plural(audience, 'contact')}")
 
 
 def _print_status(data: dict[str, Any]) -> None:
@@ -149,6 +186,11 @@ def _print_status(data: dict[str, Any]) -> None:
         rules.append(f"remind after {settings['remind_after']} (at most {settings['max_reminders']})")
     if settings["expire_after"]:
         rules.append(f"expire after {settings['expire_after']}")
+    if settings.get("channel"):
+        rules.append(f"only {settings['channel']}")
+    if settings.get("whatsapp_templates"):
+        rules.append("WhatsApp templates for " + ", ".join(settings["whatsapp_templates"])
+                     + (", SMS when WhatsApp does not deliver" if settings.get("fallback") else ""))
     click.echo("  " + ", ".join(rules))
     for channel, how in data["senders"].items():
         click.echo(f"  {channel}: {how or 'no sender configured'}")
@@ -156,7 +198,7 @@ def _print_status(data: dict[str, Any]) -> None:
     lines = [("audience", data["audience"], None), ("waiting to send", data["pending"], None),
              ("invited", invited, None)]
     lines += [(name.replace("_", " "), counts[name], invited) for name in
-              ("delivered", "started", "consented", "completed", "opted_out", "expired")]
+              ("delivered", "started", "consented", "completed", "opted_out", "expired", "ineligible")]
     lines.append(("reminders sent", data["reminders_sent"], None))
     width = max(len(name) for name, _, _ in lines)
     for name, value, of in lines:
@@ -165,6 +207,15 @@ def _print_status(data: dict[str, Any]) -> None:
     if data["not_invited"]:
         click.echo("  not invited: " + ", ".join(f"{n:,} {why.replace('_', ' ')}"
                                                   for why, n in data["not_invited"].items()))
+    fallback = data.get("fallback_sms") or {}
+    if any(fallback.values()):
+        click.echo(f"  by SMS instead of WhatsApp: {fallback['invited']:,} invited, {fallback['pending']:,} waiting, "
+                   f"{fallback['not_invited']:,} not invited")
+    if data.get("errors"):
+        click.echo("Errors from the provider (code, how many, meaning: what Retorno did):")
+        for row in data["errors"]:
+            outcomes = ", ".join(f"{n:,} {outcome}" for outcome, n in row["outcomes"].items())
+            click.echo(f"  {row['code']:>6} {row['count']:>7,}  {row['meaning']}: {outcomes}")
     if data["drop_off"]:
         click.echo("Where unfinished respondents are (waiting / expired / opted out):")
         width = max(len(row["question"]) for row in data["drop_off"])

@@ -42,7 +42,7 @@ def gaps(survey_id: str, output_format: str, dimension: str | None, indicator: s
 
     if output_format == "png" and output is None and sys.stdout.isatty():
         raise click.ClickException("a PNG is binary: write it to a file with --output map.png")
-    settings = _settings()
+    settings = _settings(existing=True)
     upgrade(settings.database_url)
     rt = _runtime(settings)
     try:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 from sqlalchemy import func, select
 
-from service.cli import _runtime, _settings, main
+from service import audit
+from service.cli import _runtime, _settings, main, plural
 from service.incentives import FAILED, PENDING, STATUSES, amount, ledger
 from service.models import Contact, Incentive, IncentiveBudget
 from service.queue import OUTBOX
+from service.spreadsheet import inert_row
 
 EXPORT_COLUMNS = ("incentive_id", "reference", "respondent_id", "survey_id", "wave", "phone", "amount", "currency",
                   "status", "attempts", "error", "created_at")
@@ -25,7 +28,7 @@ def incentives() -> None:
 
 
 def _open_runtime():
-    settings = _settings()
+    settings = _settings(existing=True)
     from service.db import upgrade
 
     upgrade(settings.database_url)
@@ -118,26 +121,33 @@ def export(survey_id: str | None, wave: int | None, statuses: tuple[str, ...], o
         query = query.where(Incentive.survey_id == survey_id)
     if wave is not None:
         query = query.where(Incentive.wave == wave)
-    with rt.sessions() as session:
+    with rt.sessions() as session, session.begin():
         rows = session.execute(query).all()
-    handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+        audit.add(session, rt.now(), audit.cli_actor(), "incentives.exported", survey_id,
+                  wave=wave, statuses=list(wanted), records=len(rows), with_numbers=True)
+    handle = _private_file(output) if output else sys.stdout
     try:
         writer = csv.writer(handle)
         writer.writerow(EXPORT_COLUMNS)
         with click.progressbar(rows, label="exporting", file=sys.stderr if output else None,
                                hidden=output is None) as bar:
             for record, public_id in bar:
-                writer.writerow([
+                writer.writerow(inert_row([
                     record.id, record.idempotency_key, public_id, record.survey_id, record.wave,
                     rt.vault.decrypt(record.phone_enc) if record.phone_enc else "", f"{amount(record.amount_cents):g}",
                     record.currency, record.status, record.attempts, record.error or "", record.created_at.isoformat(),
-                ])
+                ]))
     finally:
         if output:
             handle.close()
     total = sum(record.amount_cents for record, _ in rows)
-    click.echo(f"exported {len(rows)} incentives ({amount(total):g} in total)"
+    click.echo(f"exported {plural(len(rows), 'incentive')} ({amount(total):g} in total)"
                f"{' to ' + str(output) if output else ''}", err=True)
+
+
+def _private_file(path: Path):
+    """The export file, readable by its owner only: it holds phone numbers."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", newline="", encoding="utf-8")
 
 
 @incentives.command("mark-paid")
@@ -198,7 +208,8 @@ def reconcile(survey_id: str | None, everything: bool) -> None:
     if rt.settings.incentive_provider == "ledger":
         with rt.sessions() as session:
             owed = session.scalar(select(func.count()).where(Incentive.status.in_((PENDING, FAILED)))) or 0
-        click.echo(f"ledger provider: nothing is sent; {owed} incentives wait to be paid by hand "
+        waits = "incentive waits" if owed == 1 else "incentives wait"
+        click.echo(f"ledger provider: nothing is sent; {owed:,} {waits} to be paid by hand "
                    "(`retorno incentives export`, then `mark-paid`)")
         return
     from workers.incentives import reconcile as run
@@ -226,7 +237,7 @@ def retry(ids: tuple[int, ...], all_failed: bool, survey_id: str | None) -> None
     from workers.incentives import wake
 
     wake(rt, retried)
-    click.echo(f"{len(retried)} incentives will be tried again")
+    click.echo(f"{plural(len(retried), 'incentive')} will be tried again")
     skipped = sorted(set(ids) - set(retried))
     if skipped:
         click.echo(f"not failed, left as they are: {', '.join(map(str, skipped))}", err=True)

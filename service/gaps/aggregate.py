@@ -87,6 +87,10 @@ def measures(definition: Definition) -> list[str]:
     return [*(indicator_measure(q.id) for q in measured), *(dimension_measure(d) for d in dimensions), OVERALL]
 
 
+NOT_TESTS = " AND {s}.contact_id NOT IN (SELECT id FROM contacts WHERE test)"
+"""Test contacts (the console channel) never count in gap figures."""
+
+
 def fingerprint(connection: Connection, survey_id: str, wave: int | None = None) -> tuple[int, datetime | None]:
     """How many sessions are completed and the latest completion: when it changes, figures are stale."""
     waves = fingerprints(connection, survey_id)
@@ -100,7 +104,8 @@ def fingerprints(connection: Connection, survey_id: str) -> dict[int, tuple[int,
     rows = connection.execute(
         text(
             "SELECT wave, count(*), max(completed_at) FROM survey_sessions "
-            "WHERE survey_id = :survey AND status = 'completed' GROUP BY wave"
+            "WHERE survey_id = :survey AND status = 'completed'" + NOT_TESTS.format(s="survey_sessions")
+            + " GROUP BY wave"
         ),
         {"survey": survey_id},
     ).all()
@@ -307,7 +312,7 @@ resp AS MATERIALIZED (
   FROM survey_sessions s
   JOIN answers a ON a.session_id = s.id
   {join}
-  WHERE s.survey_id = :survey AND s.status = 'completed'
+  WHERE s.survey_id = :survey AND s.status = 'completed'{NOT_TESTS.format(s="s")}
   GROUP BY s.id, s.wave, s.region
 ),
 per AS MATERIALIZED (

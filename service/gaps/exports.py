@@ -63,12 +63,12 @@ def render(payload: dict[str, Any], definition: Definition, selection: views.Sel
     filename = f"{stem}.{output_format}"
     mimetype = MIMETYPES[output_format]
     if output_format == "json":
-        return Output(json.dumps(views.response(payload, selection), ensure_ascii=False), mimetype, filename)
+        return Output(json.dumps(views.response(payload, selection), ensure_ascii=False) + "\n", mimetype, filename)
     if output_format == "csv":
         return Output(views.to_csv(payload, selection), mimetype, filename)
     geography = geography or geography_for(definition)
     if output_format == "geojson":
-        return Output(views.to_geojson(payload, selection, geography), mimetype, filename)
+        return Output(views.to_geojson(payload, selection, geography) + "\n", mimetype, filename)
     drawing = maps.scene(payload, definition, selection, geography, language)
     if output_format == "svg":
         return Output(maps.to_svg(drawing), mimetype, filename)

@@ -25,7 +25,9 @@ MARGIN = 24
 HEADER = 78
 PANEL_TITLE = 22
 LEGEND = 64
+LEGEND_ROW = 22
 NO_DATA = "#e6e6e6"
+NO_COMPARISON = "#eee3c4"  # not on the diverging scale, whose middle is nearly white
 SUPPRESSED = "#f4f4f4"
 HATCH = "#8c8c8c"
 OUTLINE = "#c8c8c8"
@@ -61,6 +63,8 @@ TEXTS = {
         "returnees_behind": "retornados rezagados", "returnees_ahead": "retornados mejor",
         "shared": "sin diferencia clara: toda la comunidad",
         "missing_map": "regiones sin forma en el mapa: {codes}",
+        "no_comparison": "sin comparación", "no_comparison_short": "sin comp.",
+        "no_comparison_title": "sin comparación: pocos retornados o pocos de la comunidad para comparar",
     },
     "en": {
         "gap_rate": "people in gap", "index": "mean reintegration index (0 to 1)",
@@ -76,6 +80,8 @@ TEXTS = {
         "returnees_behind": "returnees left behind", "returnees_ahead": "returnees better off",
         "shared": "no clear difference: the whole community",
         "missing_map": "regions without a shape on the map: {codes}",
+        "no_comparison": "no comparison", "no_comparison_short": "no comp.",
+        "no_comparison_title": "no comparison: too few returnees or community members to compare",
     },
 }
 
@@ -161,9 +167,17 @@ def _format(value: float | None, metric: str) -> str:
     return f"{value:.2f}"
 
 
+def _uncompared(cell: dict[str, Any] | None, metric: str) -> bool:
+    """A region with published figures but no returnee-community difference (one side too small)."""
+    return (metric == "difference" and cell is not None and not cell.get("suppressed")
+            and cell.get("n") is not None and cell.get("gap_difference") is None)
+
+
 def _tooltip(name: str, cell: dict[str, Any] | None, metric: str, words: dict[str, str], min_cell: int) -> str:
     if cell is None or cell.get("suppressed"):
         return f"{name}: {words['suppressed_title'].format(min_cell=min_cell)}"
+    if _uncompared(cell, metric):
+        return f"{name}: {words['no_comparison_title']} · {words['n']} = {cell['n']}"
     parts = [f"{name}: {_format(_value(cell, metric), metric)}"]
     if metric == "difference":
         parts.append(f"{words['returnees']} {_format(cell['returnee_gap_rate'], 'gap_rate')}, "
@@ -202,7 +216,8 @@ def scene(payload: dict[str, Any], definition: Definition, selection: Selection,
     aspect = geography.height / geography.width if geography.width else 0.5
     map_height = panel_width * aspect
     title_space = PANEL_TITLE if selection.grouping else 0
-    height = HEADER + rows * (title_space + map_height + MARGIN) + LEGEND
+    legend = LEGEND + (LEGEND_ROW if metric == "difference" else 0)
+    height = HEADER + rows * (title_space + map_height + MARGIN) + legend
     title = _measure_title(definition, selection, words, language)
     title_line = f"{title} — {words[metric]}"
     result = Scene(width=WIDTH, height=round(height), title=title_line)
@@ -233,19 +248,22 @@ def scene(payload: dict[str, Any], definition: Definition, selection: Selection,
                 [(left + x * scale, top + title_space + y * scale) for x, y in ring]
                 for polygon in shape.polygons for ring in polygon
             ]
-            area = Area(rings, colour(shown, metric) if not suppressed else SUPPRESSED, suppressed,
-                        _tooltip(shape.name, cell, metric, words, payload["min_cell"]), code=shape.code)
+            uncompared = _uncompared(cell, metric)
+            fill = SUPPRESSED if suppressed else NO_COMPARISON if uncompared else colour(shown, metric)
+            area = Area(rings, fill, suppressed, _tooltip(shape.name, cell, metric, words, payload["min_cell"]),
+                        code=shape.code)
             if geography.tiles:
                 xs = [p[0] for p in rings[0]]
                 ys = [p[1] for p in rings[0]]
                 area.label_at = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
                 area.label_size = max(7.0, min(14.0, scale * 0.2))
                 n = cell.get("n") if cell and not suppressed else None
-                area.label = [shape.label, _format(shown, metric) if not suppressed else "×"]
+                area.label = [shape.label, "×" if suppressed else words["no_comparison_short"] if uncompared
+                              else _format(shown, metric)]
                 if n is not None and scale >= 60:
                     area.label.append(f"n={n}")
             result.areas.append(area)
-    _legend(result, metric, words, payload["min_cell"], height - LEGEND + 12)
+    _legend(result, metric, words, payload["min_cell"], height - legend + 12)
     if geography.missing:
         result.texts.append(Text(WIDTH - MARGIN, height - 8, words["missing_map"].format(codes=", ".join(geography.missing)),
                                  size=10, anchor="end", fill=GREY))
@@ -253,9 +271,10 @@ def scene(payload: dict[str, Any], definition: Definition, selection: Selection,
 
 
 def _legend(result: Scene, metric: str, words: dict[str, str], min_cell: int, top: float) -> None:
+    """The scale's swatches, then suppressed, no comparison (differences only) and no data; wraps at the edge."""
     result.texts.append(Text(MARGIN, top + 10, words[metric], size=12, bold=True))
-    x = MARGIN
     bounds = (None, *BREAKS[metric], None)
+    entries: list[tuple[Box, str]] = []
     for i, fill in enumerate(PALETTES[metric]):
         low, high = bounds[i], bounds[i + 1]
         if low is None:
@@ -264,16 +283,20 @@ def _legend(result: Scene, metric: str, words: dict[str, str], min_cell: int, to
             text = f"≥ {_format(low, metric)}"
         else:
             text = f"{_format(low, metric)} – {_format(high, metric)}"
-        result.boxes.append(Box(x, top + 18, 22, 16, fill))
-        result.texts.append(Text(x + 28, top + 31, text, size=11))
-        x += _advance(text)
-    suppressed = words["suppressed"].format(min_cell=min_cell)
-    result.boxes.append(Box(x, top + 18, 22, 16, SUPPRESSED, hatched=True))
-    result.texts.append(Text(x + 28, top + 31, suppressed, size=11))
-    x += _advance(suppressed)
+        entries.append((Box(0, 0, 22, 16, fill), text))
+    entries.append((Box(0, 0, 22, 16, SUPPRESSED, hatched=True), words["suppressed"].format(min_cell=min_cell)))
+    if metric == "difference":
+        entries.append((Box(0, 0, 22, 16, NO_COMPARISON), words["no_comparison"]))
     if any(area.fill == NO_DATA and not area.hatched for area in result.areas):  # published, but nothing to draw
-        result.boxes.append(Box(x, top + 18, 22, 16, NO_DATA))
-        result.texts.append(Text(x + 28, top + 31, words["no_data"], size=11))
+        entries.append((Box(0, 0, 22, 16, NO_DATA), words["no_data"]))
+    x, y = MARGIN, top + 18
+    for box, text in entries:
+        if x > MARGIN and x + _advance(text) - 16 > WIDTH - MARGIN:
+            x, y = MARGIN, y + LEGEND_ROW
+        box.x, box.y = x, y
+        result.boxes.append(box)
+        result.texts.append(Text(x + 28, y + 13, text, size=11))
+        x += _advance(text)
 
 
 def _advance(label: str) -> float:

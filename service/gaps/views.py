@@ -11,6 +11,7 @@ from typing import Any
 from service.gaps import aggregate
 from service.gaps.geography import Geography
 from service.gaps.snapshot import cells
+from service.spreadsheet import inert_row
 from surveys.definition import DIMENSIONS, Definition
 
 CELL_FIELDS = ("region", "region_name", "group", "dimension", "indicator", "n", "gap_n", "gap_rate", "ci_low",
@@ -107,15 +108,18 @@ def to_csv(payload: dict[str, Any], selection: Selection) -> str:
     rows = [("region", c) for c in data["cells"] + data["overall"]] + [("national", c) for c in data["national"]]
     for level, cell in rows:
         measure = cell["indicator"] or cell["dimension"] or "overall"
-        writer.writerow([level, measure, *(_csv_value(cell.get(f)) for f in head[2:])])
+        writer.writerow(inert_row([level, measure, *(_csv_value(cell.get(f)) for f in head[2:])]))
     return buffer.getvalue()
 
 
 def _csv_value(value: Any) -> Any:
+    """A figure as a spreadsheet should show it: rates, intervals and indexes to 4 decimals, counts whole."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4f}"
     return value
 
 

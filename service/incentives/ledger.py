@@ -32,7 +32,7 @@ from service.incentives import (
 from service.incentives.providers import Outcome, TopUp
 from service.models import Contact, Incentive, OutboundMessage, SurveySession
 from service.privacy import InvalidAddress, Vault, normalize_phone
-from surveys.definition import Definition
+from surveys.definition import Definition, credit_text
 from surveys.engine import Reply
 
 
@@ -333,8 +333,10 @@ def notify(session: Session, incentive_id: int, definition: Definition, now: dat
     record, contact, language = found
     if contact.opted_out or contact.unreachable:
         return None
+    value = amount(record.amount_cents)
     text = definition.message(
-        "credit_sent", contact.language or language, amount=f"{amount(record.amount_cents):g}", currency=record.currency
+        "credit_sent", contact.language or language, credit=credit_text(value, record.currency),
+        amount=f"{value:g}", currency=record.currency,
     )
     body, payload = render(contact.channel, Reply(text=text))
     message = OutboundMessage(

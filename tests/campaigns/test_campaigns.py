@@ -21,7 +21,7 @@ from tests.surveys.test_engine import RETURNEE_SCRIPT
 from workers import campaigns as sender
 
 CONSENT = "¿Acepta? (SI/NO)"
-RETURNED = "¿Ha vivido en otro país?"
+AGE = "¿Qué edad tiene?"
 NOON_MX = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
 postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 """The dialect-specific statements are covered on SQLite by the tests that run on both."""
@@ -101,15 +101,15 @@ def test_invitations_open_sessions_that_replies_continue_and_the_funnel_counts(h
     harness.sms(a, "si")
     harness.sms(b, "no")
     harness.settle()
-    assert RETURNED in harness.texts_to(a)[-1]
+    assert AGE in harness.texts_to(a)[-1]
     harness.status(invitation.provider_id, "delivered")
     report = _report(harness, campaign_id)
     assert report["counts"] == {"invited": 3, "delivered": 1, "started": 2, "consented": 1, "completed": 0,
-                                "opted_out": 0, "expired": 0}
+                                "opted_out": 0, "expired": 0, "ineligible": 0}
     assert (report["id"], report["survey_id"], report["wave"], report["status"]) == (
         campaign_id, "reintegracion-mx", 3, "running")
     assert report["drop_off"] == [{"question": "consent", "waiting": 1, "expired": 0, "opted_out": 0},
-                                  {"question": "returned", "waiting": 1, "expired": 0, "opted_out": 0}]
+                                  {"question": "age_band", "waiting": 1, "expired": 0, "opted_out": 0}]
     assert a not in json.dumps(report) and "5510000000" not in json.dumps(report)
     [record] = [r for r in harness.responses() if r["address"] == a]
     assert record["wave"] == 3 and record["answers"] == {"consent": "yes"}
@@ -181,7 +181,7 @@ def test_reminders_after_silence_at_most_max_then_expiry(harness):
     assert len(harness.texts_to(quiet)) == 2, "6 h after the invitation, but not after their reply"
     _run(harness, minutes=10)
     _run(harness, seconds=1)
-    assert RETURNED in harness.texts_to(quiet)[-1] and len(harness.texts_to(quiet)) == 3
+    assert AGE in harness.texts_to(quiet)[-1] and len(harness.texts_to(quiet)) == 3
     for hours in (6, 6, 6, 6):
         _run(harness, hours=hours)
         _run(harness, seconds=1)
@@ -193,7 +193,7 @@ def test_reminders_after_silence_at_most_max_then_expiry(harness):
     assert report["reminders_sent"] == 4 and report["status"] == "finished"
     harness.sms(silent, "si")
     harness.settle()
-    assert harness.texts_to(silent)[-1] == "Esta encuesta ya cerró. ¡Gracias por su tiempo!"
+    assert harness.texts_to(silent)[-1] == "Esta encuesta ya no recibe respuestas. ¡Gracias por su tiempo!"
 
 
 @postgresql_only
@@ -213,7 +213,7 @@ def test_opted_out_contacts_get_nothing_even_if_they_opt_out_while_it_sends(harn
         _run(harness, seconds=1)
     _run(harness, hours=2)
     assert len(harness.texts_to(before)) == already
-    assert harness.texts_to(during) == ["Listo, no recibirá más mensajes. Para volver, escriba ALTA."]
+    assert harness.texts_to(during) == ["Listo, ya no le escribiremos. Para volver, escriba ALTA."]
     assert len(harness.texts_to(later)) == 2, "the invitation and one reminder"
     statuses = _statuses(harness, campaign_id)
     assert statuses[("invite", "skipped:opted_out")] == 2 and statuses[("invite", "sent")] == 1
@@ -373,3 +373,84 @@ def test_the_api_is_for_staff(harness, token):
     assert response.status_code == (403 if token else 401)
     assert harness.api("/api/v1/campaigns/999").get_json()["error"]["code"] == "unknown_campaign"
     assert [c["id"] for c in harness.api("/api/v1/campaigns").get_json()] == [campaign_id]
+
+
+def test_cli_refuses_an_empty_tag_and_lists_how_many_were_invited(harness, monkeypatch):
+    _people(harness, [f"{p},returnee" for p in _phones(3)])
+    monkeypatch.setenv("DATABASE_URL", harness.settings.database_url)
+    monkeypatch.setenv("RETORNO_SECRET_KEY", harness.settings.secret_key)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runner = CliRunner()
+    empty = runner.invoke(main, ["campaigns", "create", "--survey", "reintegracion-mx", "--tag", "Nadie"])
+    assert empty.exit_code == 1
+    assert empty.output == ("Error: no contact has the tag 'nadie': import them first (retorno contacts import "
+                            "FILE --tag nadie), or create it anyway with --allow-empty\n")
+    assert runner.invoke(main, ["campaigns", "list"]).output.startswith("no campaigns yet")
+    allowed = runner.invoke(main, ["campaigns", "create", "--survey", "reintegracion-mx", "--tag", "nadie",
+                                   "--allow-empty"])
+    assert allowed.exit_code == 0 and "warning: no contact has the tag 'nadie' yet" in allowed.stderr
+    runtimes.install(harness.rt)  # the CLI installed its own runtime, which has no Twilio sender
+    campaign_id = _campaign(harness)
+    _run(harness)
+    _run(harness, seconds=1)
+    listed = runner.invoke(main, ["campaigns", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines() == [
+        f"   {int(allowed.stdout.split()[-1])}  draft     reintegracion-mx wave 1, tag nadie: 0 invited of 0 contacts",
+        f"   {campaign_id}  running   reintegracion-mx wave 1, tag returnee: 3 invited of 3 contacts",
+    ]
+
+
+def test_a_plain_request_to_stop_during_a_campaign_gets_no_reminder(harness):
+    asking, silent = _phones(2)
+    _people(harness, [f"{p},returnee" for p in (asking, silent)])
+    campaign_id = _campaign(harness, remind_after=6 * 3600, max_reminders=2, quiet_hours=None)
+    _run(harness)
+    _run(harness, seconds=1)
+    harness.clock.advance(minutes=10)
+    harness.sms(asking, "ya no me escriban por favor")
+    harness.settle()
+    assert harness.texts_to(asking)[-1] == "¿Quiere dejar de recibir mensajes? Responda BAJA."
+    for hours in (6, 6, 6, 6):
+        _run(harness, hours=hours)
+        _run(harness, seconds=1)
+    assert len(harness.texts_to(silent)) == 3, "the invitation and 2 reminders"
+    assert len(harness.texts_to(asking)) == 2, "the invitation and the question, nothing after"
+    statuses = _statuses(harness, campaign_id)
+    assert statuses[("reminder", "skipped:asked_to_stop")] == 1 and statuses[("reminder", "sent")] == 2
+    assert _report(harness, campaign_id)["counts"]["opted_out"] == 0
+    harness.sms(asking, "no, sigo")
+    harness.settle()
+    assert harness.texts_to(asking)[-2:] == ["Bien, seguimos.", harness.texts_to(silent)[0]]
+    harness.sms(asking, "basta")
+    harness.sms(asking, "basta ya")
+    harness.settle()
+    assert harness.texts_to(asking)[-1] == "Listo, ya no le escribiremos. Para volver, escriba ALTA."
+    assert _report(harness, campaign_id)["counts"]["opted_out"] == 1
+
+
+def test_a_minor_is_screened_out_nothing_paid_nothing_else_stored(harness):
+    minor, adult = _phones(2)
+    _people(harness, [f"{p},returnee" for p in (minor, adult)])
+    campaign_id = _campaign(harness, quiet_hours=None)
+    _run(harness)
+    _run(harness, seconds=1)
+    harness.clock.advance(minutes=5)
+    for phone, age in ((minor, "tengo 15"), (adult, "40")):
+        harness.sms(phone, "si")
+        harness.settle()
+        assert harness.count("SELECT coalesce(sum(committed_cents), 0) FROM incentive_budgets") > 0
+        harness.sms(phone, age)
+        harness.settle()
+    assert harness.texts_to(minor)[-1].startswith("Gracias por escribirnos. Esta encuesta es solo para personas de 18")
+    records = {r["address"]: r for r in harness.responses()}
+    assert records[minor]["status"] == "ineligible" and records[minor]["answers"] == {"age_band": "under_18"}
+    assert records[adult]["answers"] == {"consent": "yes", "age_band": "35-44"}
+    assert harness.count("SELECT coalesce(sum(committed_cents), 0) FROM incentive_budgets") == 3000, "one held"
+    assert harness.count("SELECT count(*) FROM incentives") == 0
+    harness.sms(minor, "hola")
+    harness.settle()
+    assert records[minor]["answers"] == {"age_band": "under_18"}
+    assert _report(harness, campaign_id)["counts"]["ineligible"] == 1
+    assert _report(harness, campaign_id)["drop_off"] == [
+        {"question": "returned", "waiting": 1, "expired": 0, "opted_out": 0}]

@@ -1,19 +1,24 @@
 """Fault tests with real processes and throwaway servers: Redis stopped, a worker killed, PostgreSQL restarted.
 
-Each test acknowledges nothing it has not stored (a 2xx means committed) and loses nothing it acknowledged.
+Each test acknowledges nothing it has not kept (a 2xx means committed, or fsynced in the web machine's spool while
+the database is down) and loses nothing it acknowledged. More database outages: test_database_outages.py.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from service.db import upgrade
 from tests.faults.flood import Flood
-from tests.faults.servers import throwaway_postgres, throwaway_redis
+from tests.faults.servers import ThrowawayPostgres, throwaway_postgres, throwaway_redis
 from tests.processes import free_port, running, service_env, start_web, start_worker, stop, wait_healthy
 
 pytestmark = pytest.mark.integration
@@ -91,6 +96,27 @@ def _replies_by_address(providers) -> dict[str, int]:
     return counts
 
 
+@dataclass
+class OnPostgres:
+    """A throwaway PostgreSQL, migrated, and the environment of a Retorno on it."""
+
+    postgres: ThrowawayPostgres
+    env: dict[str, str]
+    port: int
+    web_url: str
+    log: Path
+
+
+@contextmanager
+def retorno_on_throwaway_postgres(redis_url: str, providers, tmp_path: Path, **extra: str) -> Iterator[OnPostgres]:
+    with throwaway_postgres() as postgres:
+        upgrade(postgres.url)
+        port = free_port()
+        web_url = f"http://127.0.0.1:{port}"
+        env = service_env(postgres.url, redis_url, providers.url, web_url, **extra)
+        yield OnPostgres(postgres, env, port, web_url, tmp_path / "service.log")
+
+
 def test_redis_stopped_during_load_loses_nothing(clean_postgres, providers, tmp_path):
     with throwaway_redis() as redis:
         port = free_port()
@@ -163,33 +189,31 @@ def test_worker_killed_mid_batch_reprocesses_without_loss_or_double(clean_postgr
                                            "GROUP BY status, question")).all()
     engine.dispose()
     assert [(q, v, n) for q, v, n in answers] == [("consent", "yes", respondents)]
-    assert sessions == [("in_progress", "returned", respondents)]
+    assert sessions == [("in_progress", "age_band", respondents)]
     replies = _replies_by_address(providers)
     assert len(replies) == respondents
     assert all(n >= 2 for n in replies.values()), "every processed message was answered"
 
 
-def test_postgres_restarted_during_load_acknowledges_only_what_it_stored(redis_url, providers, tmp_path):
-    with throwaway_postgres() as postgres:
-        upgrade(postgres.url)
-        port = free_port()
-        web_url = f"http://127.0.0.1:{port}"
-        env = service_env(postgres.url, redis_url, providers.url, web_url)
-        log = tmp_path / "service.log"
-        with running(start_web(env, port, log=log), start_worker(env, log=log)):
-            wait_healthy(web_url)
-            flood = Flood(web_url, rate=40).start()
+def test_postgres_restarted_during_load_acknowledges_only_what_it_kept(redis_url, providers, tmp_path):
+    """A spool of 20 kB: the outage's first webhooks are spooled (200), the rest refused (503) once it is full."""
+    with retorno_on_throwaway_postgres(redis_url, providers, tmp_path, RETORNO_SPOOL_MAX_MB="0.02") as on:
+        with running(start_web(on.env, on.port, log=on.log), start_worker(on.env, log=on.log)):
+            wait_healthy(on.web_url)
+            flood = Flood(on.web_url, rate=40).start()
             time.sleep(2)
-            postgres.stop("fast")
+            on.postgres.stop("fast")
+            down_from = len(flood.deliveries)
             time.sleep(3)
-            postgres.start()
+            during = flood.deliveries[down_from:]
+            on.postgres.start()
             time.sleep(3)
             flood.stop()
             acknowledged = flood.acknowledged()
-            counts = _wait_processed(postgres.url, len(acknowledged), timeout=60)
-            stored = _stored(postgres.url)
+            counts = _wait_processed(on.postgres.url, len(acknowledged), timeout=60)
+            stored = _stored(on.postgres.url)
     statuses = flood.statuses()
-    assert 503 in statuses, f"the outage was not seen: {statuses}"
-    assert statuses <= {200, 503}, f"only 200 (stored) or 503 (not stored): {statuses}"
+    assert {d.status for d in during} == {200, 503}, f"spooled, then refused once the spool is full: {statuses}"
+    assert statuses <= {200, 503}, f"only 200 (kept) or 503 (not kept): {statuses}"
     missing = [d for d in acknowledged if stored.get((d.channel, d.provider_id)) != "done"]
     assert not missing, f"{len(missing)} acknowledged messages not processed; counts={counts}"

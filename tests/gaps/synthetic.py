@@ -129,7 +129,9 @@ def _person(definition: Definition, number: int, region: str, rng: random.Random
         elif q.type == "multi":
             person.answers[q.id] = sorted(rng.sample([c.value for c in q.choices if not c.exclusive], 2))
         else:
-            person.answers[q.id] = rng.choice(_options(q)[2])
+            rule = definition.eligibility
+            values = [v for v in _options(q)[2] if rule is None or rule.question != q.id or rule.admits(q, v)]
+            person.answers[q.id] = rng.choice(values)
     return person
 
 

@@ -35,7 +35,9 @@ def test_login_with_a_token_and_the_page_it_shows(h):
     logged_in = h.client.post("/dashboard", data={"token": h.analyst_token})
     assert logged_in.status_code == 303
     cookie = logged_in.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and h.analyst_token in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert h.analyst_token not in cookie and "Secure" in cookie  # a session id, never the token; HTTPS public URL
+    session_id = cookie.split(";")[0].split("=", 1)[1]
     page = h.client.get("/dashboard?dimension=economic&group=returned")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -47,7 +49,7 @@ def test_login_with_a_token_and_the_page_it_shows(h):
     assert download.status_code == 200 and download.mimetype == "text/csv"
     assert h.client.get("/dashboard/export?survey=reintegracion-mx&format=xls").status_code == 400
     assert h.client.post("/dashboard/logout").status_code == 303
-    h.client.delete_cookie("retorno_token", path="/dashboard")
+    h.client.set_cookie("retorno_session", session_id, path="/dashboard")  # kept by a stolen copy: revoked
     assert h.client.get("/dashboard").status_code == 401
     assert h.client.get("/dashboard/export?survey=reintegracion-mx&format=csv").status_code == 401
     # a bearer token works too (scripts), staff as well as analysts

@@ -59,14 +59,14 @@ def test_gaps_api_roles_and_errors(h):
 def test_every_format_from_the_api(h):
     base = f"/api/v1/surveys/{SURVEY}/gaps?dimension=economic"
     data = h.api(base, token=h.analyst_token).get_json()
-    assert data["survey_id"] == SURVEY and data["version"] == 1 and data["min_cell"] == 10
+    assert data["survey_id"] == SURVEY and data["version"] == 2 and data["min_cell"] == 10
     state = next(c for c in data["cells"] if c["region"] == "19" and c["indicator"] is None
                  and c["dimension"] == "economic")
     assert state["n"] == 52 and state["region_name"] == "Nuevo León"
 
     rows = list(csv.DictReader(io.StringIO(h.api(base + "&format=csv", token=h.analyst_token).get_data(as_text=True))))
     nuevo_leon = next(r for r in rows if r["region"] == "19" and r["measure"] == "economic")
-    assert int(nuevo_leon["n"]) == 52 and float(nuevo_leon["gap_rate"]) == pytest.approx(state["gap_rate"])
+    assert int(nuevo_leon["n"]) == 52 and nuevo_leon["gap_rate"] == f"{state['gap_rate']:.4f}"  # 4 decimals
     small = next(r for r in rows if r["region"] == "14" and r["measure"] == "economic")
     assert small["suppressed"] == "true" and small["n"] == "" and small["gap_rate"] == ""
 
@@ -87,7 +87,7 @@ def test_every_format_from_the_api(h):
     assert "suprimido" in titles["14"]
     assert next(g for g in regions if g.get("data-code") == "14").find("s:path", ns).get("fill") == "url(#hatch)"
     text = svg.get_data(as_text=True)
-    assert "Dimensión económica" in text and "versión 1" in text and "calculado" in text  # title, version, date
+    assert "Dimensión económica" in text and "versión 2" in text and "calculado" in text  # title, version, date
     assert "personas en brecha" in text and "≥ 80%" in text  # legend
 
     png = h.api(base + "&format=png&language=en", token=h.analyst_token)
@@ -272,3 +272,60 @@ def test_two_processes_releasing_at_once_make_one_release(harness):
         thread.join()
     assert len(found) == 2 and found[0] == found[1]
     assert harness.count("SELECT count(*) FROM gap_snapshots WHERE wave IS NULL") == 1
+
+
+def test_outputs_read_as_a_person_expects(h, tmp_path, monkeypatch):
+    """JSON ends with a newline, CSV figures have the digits they mean, and a language the survey does not
+    have is an error that lists the ones it has."""
+    from service.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", h.settings.database_url)
+    monkeypatch.setenv("RETORNO_SECRET_KEY", h.settings.secret_key)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    for output_format in ("json", "geojson"):
+        result = CliRunner().invoke(main, ["gaps", "--survey", SURVEY, "--format", output_format])
+        assert result.exit_code == 0 and result.stdout.endswith("}\n"), output_format
+    base = f"/api/v1/surveys/{SURVEY}/gaps"
+    body = h.api(base + "?format=csv", token=h.analyst_token).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(body)))
+    rates = ("gap_rate", "ci_low", "ci_high", "index_mean", "returnee_gap_rate", "community_gap_rate",
+             "gap_difference", "difference_ci_low", "difference_ci_high")
+    figures = [row[field] for row in rows for field in rates if row[field]]
+    assert figures and all(len(value.split(".")[1]) == 4 for value in figures), figures[:5]
+    assert all(row["n"] == "" or row["n"].isdigit() for row in rows)
+    response = h.api(base + "?format=svg&language=fr", token=h.analyst_token)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == (
+        f"language 'fr' is not one of the languages of {SURVEY}: es, en")
+    assert h.api(base + "?format=svg&language=en", token=h.analyst_token).status_code == 200
+
+
+@pytest.mark.parametrize("language, words, missing", [("es", "sin comparación", "sin datos"),
+                                                      ("en", "no comparison", "no data")])
+def test_the_difference_map_says_when_a_region_has_figures_but_no_comparison(h, language, words, missing):
+    """A state whose figures are published but whose returnee or community cells are suppressed (to protect small
+    ones elsewhere) has no difference to draw: it reads as "no comparison" with its n, never as "no data"; a state
+    nobody answered in looks like a suppressed one (issue 15: empty and suppressed cells look alike)."""
+    from service.gaps import maps
+
+    base = f"/api/v1/surveys/{SURVEY}/gaps"
+    overall = h.api(base, token=h.analyst_token).get_json()["overall"]
+    state = next(c for c in overall if c["n"] and c["gap_difference"] is None and not c["suppressed"])
+    svg = h.api(base + f"?metric=difference&format=svg&language={language}", token=h.analyst_token)
+    root = ElementTree.fromstring(svg.get_data())
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    region = root.find(f".//svg:g[@data-code='{state['region']}']", ns)
+    tooltip = region.find("svg:title", ns).text
+    assert words in tooltip and f"n = {state['n']}" in tooltip and missing not in tooltip
+    assert region.find("svg:path", ns).get("fill") == maps.NO_COMPARISON
+    labels = [t.text for t in region.findall("svg:text", ns)]
+    assert labels[1] in ("sin comp.", "no comp.")
+    legend = [t.text for t in root.findall("svg:text", ns)]
+    assert words in legend
+    width = int(root.get("width"))
+    assert all(float(t.get("x")) < width for t in root.findall("svg:text", ns)), "the legend wraps inside the map"
+    empty = root.find(".//svg:g[@data-code='32']", ns)
+    suppressed = next(g for g in root.findall(".//svg:g[@data-code]", ns)
+                      if next(c for c in overall if c["region"] == g.get("data-code"))["suppressed"])
+    assert missing not in empty.find("svg:title", ns).text
+    assert empty.find("svg:title", ns).text.split(": ", 1)[1] == suppressed.find("svg:title", ns).text.split(": ", 1)[1]

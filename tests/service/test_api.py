@@ -38,10 +38,10 @@ def test_analysts_may_not_read_responses(h):
 def test_list_and_get_surveys(h):
     for token in (h.staff_token, h.analyst_token):
         listed = h.api("/api/v1/surveys", token=token).get_json()
-        assert {"id": "reintegracion-mx", "version": 1,
+        assert {"id": "reintegracion-mx", "version": 2,
                 "title": {"es": "Reintegración en México", "en": "Reintegration in Mexico"}} in listed
     survey = h.api("/api/v1/surveys/reintegracion-mx").get_json()
-    assert survey["id"] == "reintegracion-mx" and survey["version"] == 1
+    assert survey["id"] == "reintegracion-mx" and survey["version"] == 2
     assert survey["languages"] == ["es", "en"] and survey["default_language"] == "es"
     consent = survey["questions"][0]
     assert consent["id"] == "consent" and consent["choices"][0]["value"] == "yes"
@@ -60,14 +60,15 @@ def test_unknown_survey_is_404(h):
 
 
 def test_responses_as_json_and_csv(h):
-    for text in ("Hola", "si", "1", "me deportaron"):
+    for text in ("Hola", "si", "30", "1", "me deportaron"):
         h.sms(PHONE, text)
         h.settle()
     h.telegram_text(777, "hola")
     h.settle()
     records = h.api("/api/v1/surveys/reintegracion-mx/responses").get_json()
     assert [r["channel"] for r in records] == ["sms", "telegram"]
-    assert records[0]["answers"] == {"consent": "yes", "returned": "returnee", "return_type": "deported"}
+    assert records[0]["answers"] == {"consent": "yes", "age_band": "25-34", "returned": "returnee",
+                                     "return_type": "deported"}
     assert records[0]["status"] == "in_progress" and records[1]["answers"] == {}
     assert all("address" not in r for r in records)
     response = h.api("/api/v1/surveys/reintegracion-mx/responses?format=csv")
@@ -77,7 +78,7 @@ def test_responses_as_json_and_csv(h):
     assert "address" not in rows[0]
     with_contact = h.api("/api/v1/surveys/reintegracion-mx/responses?format=csv&include_contact=true")
     rows = list(csv.DictReader(io.StringIO(with_contact.get_data(as_text=True))))
-    assert [r["address"] for r in rows] == [PHONE, "777"]
+    assert [r["address"] for r in rows] == ["'" + PHONE, "777"]  # a cell starting with + is made inert
 
 
 def test_bad_format_is_400(h):

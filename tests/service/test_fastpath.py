@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from service import fastpath
 from service import runtime as runtimes
+from service import spool as spools
 from service.app import MAX_BODY_BYTES, create_app
 from service.fastpath import FastWebhooks
 from service.queue import EmbeddedDispatcher
@@ -63,8 +64,17 @@ def _answer(response) -> tuple:
 
 
 def _rows(harness: Harness) -> list:
+    """The stored rows, with what is sealed (a shared contact, a body holding a number) opened: ciphertexts
+    differ by their random nonce."""
     with harness.rt.engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(text(ROWS))]
+        rows = [list(row) for row in connection.execute(text(ROWS))]
+    for row in rows:
+        payload = json.loads(row[4])
+        for key in ("body_enc", "contact_phone_enc"):
+            if key in payload:
+                payload[key] = "sealed:" + harness.rt.vault.decrypt(payload[key])
+        row[4] = payload
+    return [tuple(row) for row in rows]
 
 
 @pytest.fixture
@@ -281,17 +291,28 @@ def test_a_failure_to_store_is_answered_by_flask_s_error_handlers(pair, monkeypa
     assert status == 500 and json.loads(body)["error"]["code"] == "internal_server_error"
 
 
-def test_database_down_is_503_on_both(providers, tmp_path):
+def test_database_down_is_spooled_on_both_and_503_on_both_when_the_spool_is_full(providers, tmp_path):
     settings = make_settings(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", providers.url, tmp_path)
     runtime = runtimes.build(settings, dispatcher=EmbeddedDispatcher())
     app = create_app(runtime=runtime)
-    fast = app.test_client()
-    request = {"data": urlencode(VALID), "content_type": FORM, **_signed_form(VALID)}
-    answer = _answer(fast.post(SMS, **request))
-    app.wsgi_app = app.wsgi_app.flask
-    assert _answer(fast.post(SMS, **request)) == answer
-    assert answer[0].startswith("503") and ("Retry-After", "5") in answer[1]
-    runtime.engine.dispose()
+    fast, flask = app.wsgi_app, app.wsgi_app.flask
+    client = app.test_client()
+    spool = spools.of(runtime)
+    answers = {}
+    try:
+        for room in ("spool", "full"):
+            if room == "full":
+                spool.max_bytes = 0
+            request = {"data": urlencode(VALID), "content_type": FORM, **_signed_form(VALID)}
+            app.wsgi_app = fast
+            answers[room] = _answer(client.post(SMS, **request))
+            app.wsgi_app = flask
+            assert _answer(client.post(SMS, **request)) == answers[room]
+    finally:
+        spool.stop()
+        runtime.engine.dispose()
+    assert answers["spool"][0].startswith("200") and spool.appended == 2
+    assert answers["full"][0].startswith("503") and ("Retry-After", "5") in answers["full"][1]
 
 
 # -- random requests -----------------------------------------------------------------------------------------

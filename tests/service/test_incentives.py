@@ -139,7 +139,7 @@ def test_the_budget_is_never_promised_twice(h):
     for text in ("si", "jalisco"):
         h.sms(THIRD, text)
         h.settle()
-    assert h.texts_to(THIRD)[-1] == "¡Gracias! Terminó la encuesta."
+    assert h.texts_to(THIRD)[-1] == "¡Gracias por completar la encuesta!"
     h.sms(PHONE, "jalisco")
     h.settle()
     h.sms(OTHER, "baja")
@@ -227,7 +227,7 @@ def test_a_telegram_respondent_shares_the_number_to_pay(h):
     assert [r["status"] for r in incentives(h)] == ["awaiting_phone"]
     h.telegram(_contact_update(9001, chat, "5215512345678"))
     h.settle()
-    assert h.texts_to(str(chat))[-1] == "Gracias. Enviaremos su saldo al número que termina en 5678."
+    assert h.texts_to(str(chat))[-1] == "Gracias. Enviaremos su saldo de 30 MXN al numero que termina en 5678."
     assert '"remove_keyboard": true' in h.providers.requests[-1][1]
     assert [r["status"] for r in incentives(h)] == ["pending"]
     [record] = h.responses("corta")
@@ -245,7 +245,7 @@ def test_one_number_is_paid_once_across_sms_and_telegram(h):
     for text in ("hola", "si", "jalisco", "55 1234 5678"):
         h.telegram_text(chat, text)
         h.settle()
-    assert h.texts_to(str(chat))[-1].startswith("Ese número ya recibió el saldo")
+    assert h.texts_to(str(chat))[-1].startswith("A ese numero ya le enviamos el saldo")
     statuses = sorted(r["status"] for r in incentives(h))
     assert statuses == ["duplicate", "pending"]
     assert committed(h) == 3000
@@ -253,7 +253,7 @@ def test_one_number_is_paid_once_across_sms_and_telegram(h):
     for text in ("hola", "si", "jalisco"):
         h.sms(whatsapp, text)
         h.settle()
-    assert h.texts_to(PHONE)[-1].startswith("¡Gracias! Terminó la encuesta. Lo sentimos")
+    assert h.texts_to(PHONE)[-1].startswith("¡Gracias por completar la encuesta! Lo sentimos")
     assert len(incentives(h)) == 2
 
 
@@ -266,8 +266,8 @@ def test_one_number_completing_twice_in_one_batch_is_paid_once(h):
     h.settle()
     assert len(incentives(h)) == 1
     assert committed(h) == 3000
-    endings = sorted(t.split(".")[1].split()[0] for t in h.texts_to(PHONE) if t.startswith("¡Gracias! Terminó"))
-    assert endings == ["Lo", "Pronto"]  # "Lo sentimos: ..." and "Pronto recibirá su saldo ..."
+    endings = sorted(t.split("!")[1].split()[0] for t in h.texts_to(PHONE) if t.startswith("¡Gracias por completar"))
+    assert endings == ["Lo", "Pronto"]  # "Lo sentimos: ..." and "Pronto le enviaremos su saldo ..."
     assert h.count("SELECT count(*) FROM survey_sessions WHERE status = 'completed'") == 2
 
 
@@ -279,7 +279,7 @@ def test_a_telegram_respondent_completes_and_shares_the_number_in_one_batch(h):
     h.telegram(_contact_update(9003, chat, "5215512345678"))
     h.settle()
     assert [r["status"] for r in incentives(h)] == ["pending"]
-    assert h.texts_to(str(chat))[-1] == "Gracias. Enviaremos su saldo al número que termina en 5678."
+    assert h.texts_to(str(chat))[-1] == "Gracias. Enviaremos su saldo de 30 MXN al numero que termina en 5678."
     assert committed(h) == 3000
 
 
@@ -375,7 +375,7 @@ def test_insufficient_balance_is_retried_with_backoff_then_left_for_staff(paying
     result = _cli(paying, "incentives", "status")
     assert "left for staff: INSUFFICIENT_BALANCE" in result.output
     result = _cli(paying, "incentives", "retry", "--all-failed")
-    assert "1 incentives will be tried again" in result.output
+    assert "1 incentive will be tried again" in result.output
     paying.clock.now = max(paying.clock.now, datetime.now(UTC))  # the CLI ran on the real clock
     tick(paying)
     assert [r["status"] for r in incentives(paying)] == ["succeeded"]
@@ -443,7 +443,7 @@ def test_staff_export_what_is_owed_and_mark_it_paid(sqlite_url, providers, tmp_p
         result = _cli(h, "incentives", "export")
         assert result.exit_code == 0, result.output
         rows = list(csv.DictReader(io.StringIO(result.stdout)))
-        assert [r["phone"] for r in rows] == [PHONE, OTHER]
+        assert [r["phone"] for r in rows] == ["'" + PHONE, "'" + OTHER]  # inert in a spreadsheet
         assert rows[0]["amount"] == "30" and rows[0]["status"] == "pending" and rows[0]["reference"].startswith("rt-")
         sheet = tmp_path / "paid.csv"
         sheet.write_text("incentive_id,reference\n" + rows[0]["incentive_id"] + ",OXXO-1\n999,\nabc,\n")
@@ -462,7 +462,7 @@ def test_staff_export_what_is_owed_and_mark_it_paid(sqlite_url, providers, tmp_p
         assert "corta wave 1: 60 of 60 MXN" in result.output
         assert "succeeded" in result.output and "pending" in result.output
         result = _cli(h, "incentives", "reconcile")
-        assert "1 incentives wait to be paid by hand" in result.output
+        assert "1 incentive waits to be paid by hand" in result.output
     finally:
         h.close()
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from service.models import InboundMessage
+from service.models import Contact, InboundMessage, OutboundMessage
 from tests.bots.fakes import case_ids, load_table
 from tests.bots.test_telegram import secret_header
 from tests.bots.test_twilio import signed_request
@@ -52,6 +52,8 @@ def _check_stored(harness: Harness, case: dict) -> None:
         assert row.provider_id == expected["provider_id"]
     assert harness.rt.vault.decrypt(row.address_enc).endswith(expected["address"].lstrip("+")[-8:])
     assert row.payload.get("kind", "text") == expected.get("kind", "text")
+    assert row.payload.get("button_payload") == expected.get("extra", {}).get("button_payload")
+    assert "López" not in repr(row.payload) and "WaId" not in repr(row.payload), "no WhatsApp profile is kept"
 
 
 @pytest.mark.parametrize("case", TWILIO["cases"], ids=case_ids(TWILIO))
@@ -75,12 +77,39 @@ def test_twilio_sms_webhook(make_harness, case):
 @pytest.mark.parametrize("case", STATUS["cases"], ids=case_ids(STATUS))
 def test_twilio_status_webhook(make_harness, case):
     harness = make_harness(STATUS["settings"])
+    effect = case.get("effect")
+    if effect:
+        contact_id = _plant_sent_message(harness, case["update"]["provider_id"])
     url, signature = signed_request(harness.settings, case)
     headers = {"X-Twilio-Signature": signature} if signature else {}
     response = harness.client.post(url.removeprefix(harness.settings.public_url), data=case["form"], headers=headers)
     assert response.status_code == case["status"]
     if case["status"] != 200:
         assert response.get_json()["error"]["code"] == case["error_code"]
+    if effect:
+        with harness.rt.sessions() as session:
+            contact = session.get(Contact, contact_id)
+            message = session.scalars(select(OutboundMessage)).one()
+        assert (message.status, message.error_code) == (effect["message_status"], case["update"]["error_code"])
+        assert (contact.unreachable, contact.opted_out) == (effect["unreachable"], effect["opted_out"])
+        assert (contact.opt_in_withdrawn_at is not None) == effect["opted_out"], "opting out withdraws the opt-in"
+
+
+def _plant_sent_message(harness: Harness, provider_id: str) -> int:
+    """A WhatsApp contact (with an opt-in) and a message to them that Twilio took as `provider_id`."""
+    from datetime import UTC, datetime
+
+    now = harness.clock.now
+    with harness.rt.sessions() as session, session.begin():
+        contact = Contact(public_id="a1b2c3d4e5f60718", channel="whatsapp",
+                          address_hash=harness.rt.vault.hash("whatsapp", "+525587654321"),
+                          address_enc=harness.rt.vault.encrypt("whatsapp:+525587654321"), tags=[],
+                          opt_in_at=datetime(2026, 1, 15, tzinfo=UTC), opt_in_source="registro")
+        session.add(contact)
+        session.flush()
+        session.add(OutboundMessage(contact_id=contact.id, channel="whatsapp", kind="invite", body="", payload={},
+                                    status="sent", provider_id=provider_id, created_at=now, sent_at=now))
+        return contact.id
 
 
 @pytest.mark.parametrize("case", TELEGRAM["cases"], ids=case_ids(TELEGRAM))

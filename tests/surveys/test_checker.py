@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import main
+from surveys import sms
 from surveys.loader import bundled_files, check_text, load_file
 
 BROKEN = sorted((Path(__file__).parent / "data" / "broken").glob("*.yaml"))
 EXPECT = re.compile(r"^# expect: (\d+): (.+)$", re.MULTILINE)
+PROBLEM = re.compile(r"^(.+?):\d+: (?!warning: )")
 
 
 def test_bundled_surveys_are_valid():
@@ -59,7 +62,7 @@ def test_cli_checks_several_files_and_folders_at_once():
     folder = BROKEN[0].parent
     result = CliRunner().invoke(main, ["surveys", "check", str(folder), *map(str, bundled_files())])
     assert result.exit_code == 1
-    reported = {line.split(":", 1)[0] for line in result.output.splitlines()}
+    reported = {m.group(1) for line in result.output.splitlines() if (m := PROBLEM.match(line))}
     assert reported == {str(p) for p in BROKEN}
 
 
@@ -71,14 +74,13 @@ def test_cli_missing_file():
 
 def test_every_bundled_question_fits_one_sms_segment():
     from surveys import engine
-    from surveys.text import sms_segments
 
     survey = load_file(bundled_files()[0])
     for question in survey.questions:
         for language in survey.languages:
             state = engine.State(survey.id, survey.version, language, status="in_progress", question=question.id)
             body = engine.remind(survey, state).replies[0].plain()
-            assert sms_segments(body) == 1, f"{question.id} ({language}) takes {sms_segments(body)} segments: {body!r}"
+            assert sms.segments(body) == 1, f"{question.id} ({language}) takes {sms.segments(body)} segments: {body!r}"
 
 
 def test_disclosure_settings_are_checked_and_loaded():
@@ -101,3 +103,122 @@ def test_disclosure_settings_are_checked_and_loaded():
         assert problems[0].line == changed.splitlines().index(setting) + 1
         with pytest.raises(SurveyError, match=fragment):
             load_text(changed, "survey.yaml")
+
+
+def test_a_clean_check_says_what_it_checked(tmp_path):
+    bundled = bundled_files()[0]
+    second = tmp_path / "second.yaml"
+    second.write_text(bundled.read_text().replace("id: reintegracion-mx", "id: segunda"))
+    questions = len(load_file(bundled).questions) - 1  # the consent question aside
+    result = CliRunner().invoke(main, ["surveys", "check", str(bundled), str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"2 surveys, {2 * questions} questions, no problems"
+    one = CliRunner().invoke(main, ["surveys", "check", str(bundled)])
+    assert one.output.splitlines()[-1] == f"1 survey, {questions} questions, no problems"
+
+
+def test_a_folder_without_surveys_is_not_a_clean_check(tmp_path):
+    result = CliRunner().invoke(main, ["surveys", "check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == f"{tmp_path}:1: no survey files here (*.yaml, *.yml)\n"
+
+
+# -- SMS cost and collisions (issue 13) -------------------------------------------------------------------------
+
+SHORT = """\
+id: short
+version: 1
+title: {es: Corta, en: Short}
+languages: [es, en]
+default_language: es
+consent: {text: {es: ¿Acepta?, en: Agree?}}
+questions:
+  - id: long
+    type: yes_no
+    text:
+      es: TEXT_ES
+      en: Is this short?
+  - id: help
+    type: choice
+    required: false
+    text: {es: ¿Qué recibió?, en: What did you get?}
+    choices:
+      - {value: gov, label: {es: Ayuda del gobierno, en: Government help}}
+      - value: other
+        label: {es: Otra o prefiero no decir, en: Other}
+        synonyms: {es: [gobierno]}
+  - id: state
+    type: region
+    text: {es: ¿Estado?, en: State?}
+"""
+LONG_UCS2 = "¿" + "Cuántas personas viven en su casa, contando niños y adultos mayores, y cuántas de ellas " \
+            "trabajan o estudian? Díganos el número más aproximado que sepa, por favor" + "?"
+
+
+def _short(tmp_path, text_es: str = "¿Es corta?") -> Path:
+    path = tmp_path / "short.yaml"
+    path.write_text(SHORT.replace("TEXT_ES", text_es), encoding="utf-8")
+    return path
+
+
+def test_check_prints_the_segment_table_of_the_bundled_survey():
+    [bundled] = bundled_files()
+    result = CliRunner().invoke(main, ["surveys", "check", "--max-segments", "1", str(bundled)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"{bundled}: reintegracion-mx v2, 21 questions (18 to 21 asked after consent)")
+    assert re.match(r"^\s+question\s+lang\s+question\s+re-prompt\s+help$", lines[2])
+    survey = load_file(bundled)
+    rows = [line for line in lines[3:] if re.match(r"^\s+(\w+\s+)?(es|en)\s+GSM", line)]
+    assert len(rows) == len(survey.questions) * 2
+    for row in rows:
+        assert re.findall(r"(GSM-7|UCS-2)\s+\d+ (\d+)", row) == [("GSM-7", "1")] * 3, row
+    assert any(line.strip().startswith("other messages:") and "at most 1 SMS" in line for line in lines)
+    assert any(line.strip().startswith("longest path") and "es 21 questions" in line for line in lines)
+
+
+def test_a_long_ucs2_question_is_a_warning_and_an_error_past_max_segments(tmp_path):
+    path = _short(tmp_path, LONG_UCS2)
+    result = CliRunner().invoke(main, ["surveys", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    [warning] = [line for line in result.output.splitlines() if "question 'long' (es) question" in line]
+    characters = sms.characters(f"{LONG_UCS2} (SI/NO)")
+    assert warning.startswith(f"{path}:8: warning: question 'long' (es) question takes 3 SMS (UCS-2, {characters} ")
+    assert "'á' 'í' 'ú' force UCS-2" in warning
+    result = CliRunner().invoke(main, ["surveys", "check", "--max-segments", "2", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:8: question 'long' (es) question takes 3 SMS" in result.output
+    assert "more than --max-segments 2" in result.output
+    result = CliRunner().invoke(main, ["surveys", "check", "--max-segments", "4", str(path)])
+    assert result.exit_code == 0
+
+
+def test_check_reports_labels_that_collide_with_skip_words_keywords_and_other_choices(tmp_path):
+    path = _short(tmp_path)
+    result = CliRunner().invoke(main, ["surveys", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if ": warning: " in line]
+    assert f"{path}:18: warning: question 'help': label 'Ayuda del gobierno' contains the keyword 'AYUDA'" \
+           in "\n".join(warnings)
+    assert any(w.startswith(f"{path}:20: warning: question 'help': label 'Otra o prefiero no decir' contains the "
+                            "skip word 'prefiero no decir'") for w in warnings)
+    assert not any("'Other'" in w for w in warnings)
+
+
+def test_check_as_json(tmp_path):
+    path = _short(tmp_path, LONG_UCS2)
+    broken = BROKEN[0]
+    result = CliRunner().invoke(main, ["surveys", "check", "--json", str(path), str(broken)])
+    assert result.exit_code == 1
+    assert result.output.endswith("}\n")
+    found = json.loads(result.output)["files"]
+    assert [f["file"] for f in found] == [str(path), str(broken)]
+    short, bad = found
+    assert short["valid"] and short["questions_asked"] == {"min": 3, "max": 3}
+    assert {"question": "long", "language": "es", "kind": "question", "encoding": "UCS-2",
+            "characters": sms.characters(f"{LONG_UCS2} (SI/NO)"), "segments": 3,
+            "line": 8} == {k: v for k, v in short["over_limit"][0].items() if k != "text"}
+    assert {m["kind"] for m in short["messages"]} == {"question", "reprompt", "help"}
+    assert short["longest_path"]["en"]["segments"] >= 4
+    assert any("keyword 'AYUDA'" in w["message"] for w in short["warnings"])
+    assert not bad["valid"] and bad["problems"] and "messages" not in bad

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from surveys import engine
+from surveys import engine, sms
 from surveys.engine import Inbound, State
 from surveys.loader import load_file, load_text
 
@@ -103,14 +103,14 @@ def test_declined_respondent_can_start_again_with_a_start_keyword(bundled):
     assert talk.state.status == "in_progress"
     assert _text(bundled, "consent") in replies[0]
     talk.send("si")
-    assert talk.question == "returned"
+    assert talk.question == "age_band"
 
 
 def test_no_credit_is_said_before_consent_when_the_budget_is_spent(bundled):
     talk = Conversation(bundled, incentive_available=False)
     replies = talk.send("hola")
     assert replies[0].startswith(bundled.message("no_credit", "es"))
-    assert _text(bundled, "consent") in replies[0]
+    assert _text(bundled, "consent") in "\n".join(replies)
     assert talk.state.incentive is False
 
 
@@ -118,11 +118,11 @@ def test_no_credit_is_said_before_consent_when_the_budget_is_spent(bundled):
 
 RETURNEE_SCRIPT = [
     ("si claro", "consent", "yes"),
+    ("32 años", "age_band", "25-34"),
     ("1", "returned", "returnee"),
     ("me deportaron 😔", "return_type", "deported"),
     ("Sí", "assisted", "yes"),
     ("mujer", "sex", "female"),
-    ("32 años", "age_band", "25-34"),
     ("nuevo leon", "state", "19"),
     ("a veces", "income_covers", "sometimes"),
     ("2.", "work", "own_account"),
@@ -160,6 +160,7 @@ def test_a_community_member_skips_the_returnee_questions(bundled):
     talk = Conversation(bundled)
     talk.send("hola")
     talk.send("si")
+    talk.send("40")
     talk.send("nunca me he ido")
     assert talk.stored["returned"] == "community"
     assert talk.question == "sex"
@@ -171,11 +172,12 @@ def test_every_question_asks_its_text_with_numbered_choices(bundled):
     talk = Conversation(bundled)
     first = talk.send("hola")
     talk.send("si")
+    talk.send("40")
     assert "1) " not in first[0]
     returned = talk.last.replies[0]
     assert returned.numbered
     assert returned.plain().splitlines()[0] == _text(bundled, "returned")
-    assert "1) Sí, y regresé" in returned.plain()
+    assert "1) Si, y regresé" in returned.plain()
     assert [c.data for c in returned.choices] == ["returned=returnee", "returned=community"]
 
 
@@ -342,7 +344,7 @@ def test_stop_at_any_point_ends_every_message_until_start(bundled, answered, wor
     assert talk.state.status == "in_progress"
     assert talk.question == asked
     assert replies[0].startswith(bundled.message("opted_in", "es"))
-    assert _text(bundled, asked) in replies[0]
+    assert _text(bundled, asked) in "\n".join(replies)
 
 
 def test_stop_as_very_first_message(bundled):
@@ -363,8 +365,9 @@ def test_help_at_any_point_repeats_the_question(bundled, answered, word):
     asked = talk.question
     replies = talk.send(word)
     assert talk.question == asked
-    assert replies[0].startswith("Encuesta «Reintegración en México»")
-    assert _text(bundled, asked) in replies[0]
+    assert replies[0].startswith("Programa Retorno: 55 1234 5678")
+    assert _text(bundled, asked) in "\n".join(replies)
+    assert all(sms.segments(reply) == 1 for reply in replies)
     assert "help" in talk.events
 
 
@@ -374,7 +377,8 @@ def test_help_after_completion(bundled):
     for text, _, _ in RETURNEE_SCRIPT:
         talk.send(text)
     replies = talk.send("ayuda")
-    assert bundled.message("already_completed", "es") in replies[0]
+    assert replies[0].startswith("Programa Retorno: 55 1234 5678")
+    assert bundled.message("already_completed", "es") in "\n".join(replies)
 
 
 def test_language_switch_mid_survey_repeats_the_question_in_english(bundled):
@@ -402,8 +406,9 @@ def test_answers_in_the_other_language_are_understood(bundled):
     talk = Conversation(bundled)
     talk.send("hola")
     talk.send("yes")
+    talk.send("I am 40")
     talk.send("I never left")
-    assert talk.stored == {"consent": "yes", "returned": "community"}
+    assert talk.stored == {"consent": "yes", "age_band": "35-44", "returned": "community"}
 
 
 # -- time and versions ---------------------------------------------------------------------------------------
@@ -427,8 +432,8 @@ def test_a_valid_answer_after_a_pause_is_taken(bundled):
     talk = Conversation(bundled)
     talk.send("hola")
     talk.send("si")
-    talk.send("1", after=timedelta(days=2))
-    assert talk.stored["returned"] == "returnee"
+    talk.send("35", after=timedelta(days=2))
+    assert talk.stored["age_band"] == "35-44"
 
 
 def test_survey_edited_while_respondents_are_in_the_middle(every_type):
@@ -462,6 +467,7 @@ def test_state_survives_a_json_round_trip(bundled):
     talk = Conversation(bundled)
     talk.send("hola")
     talk.send("si")
+    talk.send("30")
     talk.send("1")
     restored = State.from_dict(talk.state.to_dict())
     assert restored == talk.state
@@ -485,6 +491,7 @@ def test_button_press_answers_the_question(bundled):
     talk.send("/start")
     talk.send(button="consent=yes")
     assert talk.stored == {"consent": "yes"}
+    talk.send(button="age_band=25-34")
     talk.send(button="returned=community")
     assert talk.stored["returned"] == "community"
 
@@ -495,7 +502,7 @@ def test_button_from_an_earlier_question_is_not_taken(bundled):
     talk.send(button="consent=yes")
     replies = talk.send(button="consent=no")
     assert talk.state.status == "in_progress"
-    assert talk.question == "returned"
+    assert talk.question == "age_band"
     assert replies[0].startswith(bundled.message("stale_button", "es"))
 
 

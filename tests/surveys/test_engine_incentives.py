@@ -93,7 +93,7 @@ def test_a_wrong_number_is_asked_again_then_left_for_later(short):
         assert reply.text.startswith(short.message("error_phone", "es"))
         assert reply.contact_button
     [reply] = talk.send("12")
-    assert reply.text == short.message("phone_later", "es")
+    assert reply.text == short.message("phone_later", "es", credit=short.incentive.credit)
     assert talk.state.question == PAYOUT_PHONE, "a later message may still give the number"
     talk.send("5512345678")
     assert "payout_phone" in talk.kinds()

@@ -128,6 +128,67 @@ ZONES = Question(
     regions=(Region("N", "Norte", ("NTE",), ("frontera",)), Region("S", "Sur", (), ("sureste",))),
 )
 
+RETURNED = Question(
+    "returned",
+    "choice",
+    {"es": "¿Ha vivido en otro país?", "en": "Have you lived in another country?"},
+    choices=(
+        Choice("returnee", {"es": "Sí, y regresé", "en": "Yes, and came back"}, {"es": ("regrese",)}, means="yes"),
+        Choice("community", {"es": "No, nunca me fui", "en": "No, I never left"}, {"es": ("nunca",)}, means="no"),
+    ),
+)
+WORK_STATUS = Question(
+    "work",
+    "choice",
+    {"es": "¿Tiene trabajo?", "en": "Do you have work?"},
+    choices=(
+        Choice("employed", {"es": "Tengo empleo", "en": "I have a job"}, {"es": ("trabajo",)}, means="yes"),
+        Choice("own_account", {"es": "Trabajo por mi cuenta", "en": "I work for myself"}, means="yes"),
+        Choice("looking", {"es": "Busco trabajo", "en": "I am looking for work"}, means="no"),
+        Choice("not_looking", {"es": "No busco trabajo", "en": "I am not looking for work"}, means="no"),
+    ),
+)
+SAFE = Question(
+    "safe",
+    "choice",
+    {"es": "¿Se siente seguro(a) donde vive?"},
+    choices=(
+        Choice("yes", {"es": "Sí", "en": "Yes"}, {"es": ("seguro",)}),
+        Choice("partly", {"es": "Más o menos", "en": "Somewhat"}, {"es": ("a veces",)}),
+        Choice("no", {"es": "No", "en": "No"}, {"es": ("inseguro",)}),
+    ),
+)
+PLANS = Question(
+    "plans",
+    "choice",
+    {"es": "¿Piensa migrar otra vez?"},
+    choices=(
+        Choice("yes", {"es": "Sí", "en": "Yes"}),
+        Choice("no", {"es": "No", "en": "No"}),
+        Choice("dont_know", {"es": "Todavía no lo decido", "en": "Undecided"}, means="dont_know"),
+    ),
+)
+DONT_KNOW_LABEL = Question(
+    "trust",
+    "choice",
+    {"es": "¿Confía en la policía?"},
+    choices=(
+        Choice("yes", {"es": "Sí", "en": "Yes"}),
+        Choice("no", {"es": "No", "en": "No"}),
+        Choice("dk", {"es": "No sé", "en": "Don't know"}),
+    ),
+)
+SEX = Question(
+    "sex",
+    "choice",
+    {"es": "¿Usted es mujer u hombre?"},
+    choices=(
+        Choice("female", {"es": "Mujer", "en": "Woman"}),
+        Choice("male", {"es": "Hombre", "en": "Man"}),
+        Choice("other", {"es": "Otro o prefiero no decir", "en": "Other or prefer not to say"}),
+    ),
+)
+
 HUGE = "sí " * 100_000
 CONTROL = "\x00\x01s\x07í\u200b\ufeff\x7f"
 
@@ -202,13 +263,13 @@ YES_NO_CASES = [
     ("mixed-si-no", CONSENT, "si no", "es", no("ambiguous")),
     ("mixed-emoji", CONSENT, "👍👎", "es", no("ambiguous")),
     ("mixed-yes-no-en", CONSENT, "yes no", "en", no("ambiguous")),
-    ("no-se", CONSENT, "no sé", "es", no("not_understood")),
-    ("nose", CONSENT, "nose", "es", no("not_understood")),
+    ("no-se", CONSENT, "no sé", "es", no("unsure", doubt="dont_know")),
+    ("nose", CONSENT, "nose", "es", no("unsure")),
     ("si-no-hay-problema", CONSENT, "Sí, no hay problema", "es", ok("yes")),
-    ("maybe", CONSENT, "maybe", "en", no("not_understood")),
+    ("maybe", CONSENT, "maybe", "en", no("unsure", doubt="unsure")),
     ("number-3", CONSENT, "3", "es", no("not_understood")),
     ("gibberish", CONSENT, "asdfgh", "es", no("not_understood")),
-    ("only-punct", CONSENT, "!!!???", "es", no("not_understood")),
+    ("only-punct", CONSENT, "!!!???", "es", no("unsure", doubt="confused")),
     ("only-other-emoji", CONSENT, "😀", "es", no("not_understood")),
     ("empty", CONSENT, "", "es", no("empty")),
     ("spaces", CONSENT, "   \n\t ", "es", no("empty")),
@@ -255,7 +316,7 @@ CHOICE_CASES = [
     ("two-numbers", REASON, "1,3", "es", no("ambiguous")),
     ("number-too-big", REASON, "6", "es", no("not_understood", options=5)),
     ("number-zero", REASON, "0", "es", no("not_understood")),
-    ("dont-know", REASON, "no sé", "es", no("not_understood")),
+    ("dont-know", REASON, "no sé", "es", no("unsure", doubt="dont_know")),
     ("nonsense", REASON, "hola buenas tardes", "es", no("not_understood")),
     ("empty", REASON, "", "es", no("empty")),
     ("huge", REASON, "trabajo " * 50_000, "es", no("not_understood")),
@@ -318,7 +379,7 @@ MULTI_CASES = [
     ("glued-digits", NEEDS, "13", "es", no("not_understood")),
     ("zero", NEEDS, "0", "es", no("not_understood")),
     ("nothing", NEEDS, "hola", "es", no("not_understood")),
-    ("dont-know", NEEDS, "no se", "es", no("not_understood")),
+    ("dont-know", NEEDS, "no se", "es", no("unsure")),
     ("empty", NEEDS, "", "es", no("empty")),
     ("huge", NEEDS, "1, " * 20_000, "es", no("not_understood")),
 ]
@@ -361,7 +422,7 @@ INTEGER_CASES = [
     ("two-numbers", AGE, "25 o 26", "es", no("ambiguous", values=[25, 26])),
     ("decimal", AGE, "2.5", "es", no("not_a_number")),
     ("decimal-comma", AGE, "2,5", "es", no("not_a_number")),
-    ("words", AGE, "no me acuerdo", "es", no("not_a_number")),
+    ("words", AGE, "no me acuerdo", "es", no("unsure", doubt="dont_know")),
     ("empty", AGE, "", "es", no("empty")),
     ("huge", AGE, "9" * 100_000, "es", no("not_a_number")),
 ]
@@ -497,7 +558,7 @@ REGION_CASES = [
     ("abbr-common-word-with-state", STATE, "col centro, jalisco", "es", ok("14")),
     ("mex-alone", STATE, "Mex", "es", Unsure("15", "Estado de México")),
     ("us-state", STATE, "Texas", "en", no("unknown_region")),
-    ("nonsense", STATE, "no sé", "es", no("unknown_region")),
+    ("dont-know", STATE, "no sé", "es", no("unsure")),
     ("empty", STATE, "", "es", no("empty")),
     ("huge", STATE, "Jalisco " * 10_000, "es", no("unknown_region")),
     ("default-regions", STATE_DEFAULT, "oaxaca", "es", ok("20")),
@@ -507,8 +568,74 @@ REGION_CASES = [
     ("custom-regions-unknown", ZONES, "Jalisco", "es", no("unknown_region")),
 ]
 
+# Precision first: a reply becomes an answer only when it says that answer; doubt is asked again.
+PRECISION_CASES = [
+    ("confused-no-entiendo", YES_NO_BARE, "no entiendo", "es", no("unsure", doubt="confused")),
+    ("confused-perdon", YES_NO_BARE, "perdón, no entendí la pregunta", "es", no("unsure", doubt="confused")),
+    ("confused-que", YES_NO_BARE, "¿qué?", "es", no("unsure", doubt="confused")),
+    ("confused-question-mark", YES_NO_BARE, "?", "es", no("unsure", doubt="confused")),
+    ("confused-como-asi", YES_NO_BARE, "cómo así", "es", no("unsure", doubt="confused")),
+    ("confused-which-one", YES_NO_BARE, "which one", "en", no("unsure", doubt="confused")),
+    ("confused-what-do-you-mean", YES_NO_BARE, "what do you mean?", "en", no("unsure", doubt="confused")),
+    ("confused-no-clue", YES_NO_BARE, "no clue what you mean", "en", no("unsure", doubt="confused")),
+    ("dont-know-no-idea", YES_NO_BARE, "no idea", "en", no("unsure", doubt="dont_know")),
+    ("dont-know-ni-idea", YES_NO_BARE, "ni idea", "es", no("unsure", doubt="dont_know")),
+    ("dont-know-no-me-acuerdo", YES_NO_BARE, "no me acuerdo", "es", no("unsure", doubt="dont_know")),
+    ("dont-know-sepa", YES_NO_BARE, "sepa", "es", no("unsure", doubt="dont_know")),
+    ("dont-know-si-cuenta", YES_NO_BARE, "no sé si cuenta el DIF", "es", no("unsure", doubt="dont_know")),
+    ("whole-no-gracias", YES_NO_BARE, "no, gracias", "es", ok("no")),
+    ("whole-si-claro", YES_NO_BARE, "sí claro", "es", ok("yes")),
+    ("whole-nel", YES_NO_BARE, "nel", "es", ok("no")),
+    ("whole-pues-si", YES_NO_BARE, "pues sí", "es", ok("yes")),
+    ("whole-la-verdad-no", YES_NO_BARE, "la verdad no", "es", ok("no")),
+    ("whole-creo-que-si", YES_NO_BARE, "yo creo que sí", "es", ok("yes")),
+    ("whole-si-algo", YES_NO_BARE, "sí, algo", "es", ok("yes")),
+    ("whole-no-tengo", YES_NO_BARE, "no tengo", "es", ok("no")),
+    ("whole-no-nunca", YES_NO_BARE, "no, nunca", "es", ok("no")),
+    ("whole-i-dont", YES_NO_BARE, "I don't", "en", ok("no")),
+    ("not-whole-no-siempre", YES_NO_BARE, "no siempre", "es", no("not_understood")),
+    ("not-whole-no-mucho", YES_NO_BARE, "no mucho", "es", no("not_understood")),
+    ("not-whole-si-pero", YES_NO_BARE, "sí pero a veces no", "es", no("unsure")),
+    ("not-whole-si-y-no", YES_NO_BARE, "sí y no", "es", no("ambiguous")),
+    ("not-whole-tengo", YES_NO_BARE, "tengo", "es", no("not_understood")),
+    ("means-si", RETURNED, "sí", "es", ok("returnee")),
+    ("means-no", RETURNED, "no", "es", ok("community")),
+    ("means-nop", RETURNED, "nop", "es", ok("community")),
+    ("means-claro", RETURNED, "claro", "es", ok("returnee")),
+    ("means-yes-en", RETURNED, "yes", "en", ok("returnee")),
+    ("means-label", RETURNED, "no, nunca me fui", "es", ok("community")),
+    ("means-contradiction", RETURNED, "no, regresé", "es", no("ambiguous")),
+    ("means-confused", RETURNED, "no entiendo", "es", no("unsure")),
+    ("means-several-yes", WORK_STATUS, "sí", "es", no("ambiguous", means="yes")),
+    ("means-no-with-label", WORK_STATUS, "no, busco trabajo", "es", ok("looking")),
+    ("label-with-no", WORK_STATUS, "no busco trabajo", "es", ok("not_looking")),
+    ("negated-label", WORK_STATUS, "no tengo empleo", "es", no("not_understood")),
+    ("negated-synonym", WORK_STATUS, "ya no trabajo", "es", no("not_understood")),
+    ("negated-english", WORK_STATUS, "I don't have a job", "en", no("ambiguous", means="no")),
+    ("negated-then-label", WORK_STATUS, "no tengo empleo, trabajo por mi cuenta", "es", ok("own_account")),
+    ("negated-reason", REASON, "no me deportaron", "es", no("not_understood")),
+    ("label-no-is-not-no-entiendo", SAFE, "no entiendo", "es", no("unsure", doubt="confused")),
+    ("label-no", SAFE, "no", "es", ok("no")),
+    ("label-si", SAFE, "si", "es", ok("yes")),
+    ("hedge-label-wins", SAFE, "más o menos", "es", ok("partly")),
+    ("hedge-negated-synonym", SAFE, "no seguro", "es", no("not_understood")),
+    ("dont-know-choice", PLANS, "no sé", "es", ok("dont_know")),
+    ("dont-know-choice-en", PLANS, "idk", "en", ok("dont_know")),
+    ("dont-know-choice-not-confusion", PLANS, "no entiendo", "es", no("unsure", doubt="confused")),
+    ("dont-know-label", DONT_KNOW_LABEL, "ni idea", "es", ok("dk")),
+    ("dont-know-label-en", DONT_KNOW_LABEL, "no idea", "en", ok("dk")),
+    ("label-part-beats-skip", SEX, "prefiero no decir", "es", ok("other")),
+    ("label-part-beats-skip-en", SEX, "prefer not to say", "en", ok("other")),
+    ("number-dont-know", AGE, "no sé", "es", no("unsure")),
+    ("number-confused", AGE, "¿cómo?", "es", no("unsure")),
+    ("date-dont-remember", RETURN_DATE, "no me acuerdo bien", "es", no("unsure")),
+    ("text-confused", COMMENT, "¿qué?", "es", no("unsure", doubt="confused")),
+    ("text-dont-know-is-text", COMMENT, "no sé", "es", ok("no sé")),
+]
+
 ALL_CASES = (
-    YES_NO_CASES
+    PRECISION_CASES
+    + YES_NO_CASES
     + CHOICE_CASES
     + MULTI_CASES
     + INTEGER_CASES

@@ -1,0 +1,23 @@
+"""CSV that a spreadsheet opens as data, never as formulas.
+
+A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading `'`
+(OWASP's advice against CSV injection): a respondent's free-text answer `=HYPERLINK(...)` reaches staff's
+spreadsheet as text. Numbers stay numbers (a negative number is not text and is written as it is).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: Any) -> Any:
+    """The cell as a spreadsheet may safely read it."""
+    if isinstance(value, str) and value.startswith(DANGEROUS):
+        return "'" + value
+    return value
+
+
+def inert_row(values: list[Any]) -> list[Any]:
+    return [inert(v) for v in values]
