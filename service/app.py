@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
@@ -15,6 +15,7 @@ from service.config import ConfigError, Settings
 from service.db import CONFLICT, INVALID, UNAVAILABLE, cause
 from service.edge import BadInput, IdConverter
 from service.runtime import Runtime
+from service.web import error_response
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ def _settings_from_env() -> Settings:
     except ConfigError as error:
         print(f"retorno: {error}", file=sys.stderr)
         raise SystemExit(4) from None
-
-
-def error_response(status: int, code: str, message: str):
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
 
 
 def _register_errors(app: Flask) -> None:

@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
-from flask import current_app, g, request
+from flask import g, request
 from sqlalchemy import or_, select, update
 
 from service import audit
 from service.models import ApiToken
 from service.runtime import Runtime
+from service.web import current_runtime
 
 ROLES = ("staff", "analyst")
 PREFIX = "rt_"
@@ -174,7 +175,7 @@ def require(*roles: str) -> Callable:
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any):
-            runtime = current_app.extensions["retorno"]
+            runtime = current_runtime()
             caller = authenticate(runtime, bearer())
             if caller is None:
                 raise AuthError(401, "unauthorized", "a valid API token is required (Authorization: Bearer ...)")

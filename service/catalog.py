@@ -47,6 +47,8 @@ def is_survey_id(value: str) -> bool:
 
 class Catalog:
     def __init__(self, runtime: Runtime):
+        """`runtime` is the one that owns this catalog (`Runtime.catalog`); only its settings, sessions and clock
+        are used."""
         self.runtime = runtime
         self._versions: dict[tuple[str, int], Definition] = {}
         self._current: dict[str, Definition] = {}

@@ -28,9 +28,9 @@ import phonenumbers
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from service.addresses import PHONE_CHANNELS
 from service.campaigns import CampaignError, normalize_tag
 from service.campaigns.timing import TimingError, check_zone
-from service.inbox import PHONE_CHANNELS
 from service.incentives.currencies import can_top_up
 from service.models import Contact
 from service.privacy import InvalidAddress, normalize_phone

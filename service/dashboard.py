@@ -15,7 +15,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
 from sqlalchemy import select, update
 
@@ -28,6 +28,7 @@ from service.gaps import aggregate, maps, snapshot, views
 from service.gaps.exports import FORMATS, geography_for, render
 from service.gaps.geography import GeographyError
 from service.models import ApiToken, DashboardSession
+from service.web import current_runtime
 from surveys.definition import DIMENSIONS
 
 dashboard = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
@@ -146,7 +147,7 @@ def _login(language: str, error: str | None, status: int) -> Response:
 
 @dashboard.route("/dashboard", methods=["GET", "POST"])
 def index():
-    runtime = current_app.extensions["retorno"]
+    runtime = current_runtime()
     language = _language()
     if request.method == "POST":
         caller = authenticate(runtime, (request.form.get("token") or "").strip())
@@ -164,7 +165,7 @@ def index():
 
 @dashboard.post("/dashboard/logout")
 def logout():
-    runtime = current_app.extensions["retorno"]
+    runtime = current_runtime()
     session_id = request.cookies.get(COOKIE)
     if session_id:
         caller = _caller(runtime)
@@ -184,7 +185,7 @@ def logout():
 
 @dashboard.get("/dashboard/export")
 def export():
-    runtime = current_app.extensions["retorno"]
+    runtime = current_runtime()
     if _caller(runtime) is None:
         return _login(_language(), None, 401)
     output_format = request.args.get("format", "csv")

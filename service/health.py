@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
 from service import spool as spools
 from service.inbox import committer
 from service.models import InboundMessage, OutboundMessage
-from service.runtime import Runtime
+from service.web import current_runtime as _runtime
 
 health = Blueprint("health", __name__)
-
-
-def _runtime() -> Runtime:
-    return current_app.extensions["retorno"]
 
 
 @health.get("/healthz")

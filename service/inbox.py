@@ -19,43 +19,21 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
-from sqlalchemy import Connection, insert, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session
 
 from bots.base import Incoming, StatusUpdate
-from bots.twilio import errors
-from service import early_reports
 from service import spool as spools
-from service.db import UNAVAILABLE, cause, json_rows
-from service.models import Contact, InboundMessage, OutboundMessage
-from service.privacy import InvalidAddress, Vault, holds_number, normalize_phone
+from service.addresses import PHONE_CHANNELS as PHONE_CHANNELS  # where channels and callers have imported it
+from service.addresses import identity
+from service.db import UNAVAILABLE, cause
+from service.early_reports import record_status
+from service.privacy import Vault, holds_number
 from service.queue import INBOX
+from service.rows import insert_new
 from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-PHONE_CHANNELS = ("sms", "whatsapp")
-STATUS_RANK = {
-    "queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2,
-    "delivered": 3, "read": 4, "undelivered": 3, "failed": 3, "canceled": 3,
-}
-UNREACHABLE_ERRORS = errors.codes(errors.UNREACHABLE)
-OPTED_OUT_ERRORS = errors.codes(errors.OPTED_OUT)
-"""Delivery errors that mark the contact: unreachable (a number that is not, or not on WhatsApp), or opted out
-(they blocked the business on WhatsApp); bots/twilio/errors.py says what each code means."""
-
-
-def identity(channel: str, address: str, default_region: str) -> str:
-    """The form of an address that identifies a person on a channel (E.164 for phone channels)."""
-    if channel in PHONE_CHANNELS:
-        try:
-            return normalize_phone(address, default_region)
-        except InvalidAddress:
-            return address.strip()
-    return address.strip()
-
 
 @functools.lru_cache(maxsize=65_536)
 def _sealed(runtime: Runtime, channel: str, address: str) -> tuple[str, str]:
@@ -67,14 +45,6 @@ def _sealed(runtime: Runtime, channel: str, address: str) -> tuple[str, str]:
 def _reply_to(runtime: Runtime, channel: str, address: str) -> str:
     """What replies are addressed to: WhatsApp's `whatsapp:+...` as it came, the identity elsewhere."""
     return address if channel == "whatsapp" else identity(channel, address, runtime.settings.default_region)
-
-
-def unsealed_hash(runtime: Runtime, row: dict) -> dict:
-    """A row spooled without its address hash (the hashing key could not be read then), with it."""
-    if row.get("address_hash") is None:
-        who = identity(row["channel"], runtime.vault.decrypt(row["address_enc"]), runtime.settings.default_region)
-        row = {**row, "address_hash": runtime.vault.hash(row["channel"], who)}
-    return row
 
 
 def _spool_only() -> list[int | None]:
@@ -142,57 +112,6 @@ def store(runtime: Runtime, incoming: Sequence[Incoming]) -> list[int | None]:
     else:
         ids = spools.keep(runtime, "inbound", rows, lambda: committer(runtime).submit(rows))
     return [None] * len(rows) if ids is None else ids
-
-
-def insert_new(session: Session | Connection, rows: list[dict]) -> list[int | None]:
-    """One INSERT ... ON CONFLICT DO NOTHING for all rows; per row its new id, or None if it was already stored."""
-    if not rows:
-        return []
-    unique: dict[tuple[str, str], dict] = {}
-    for row in rows:
-        unique.setdefault((row["channel"], row["provider_id"]), row)
-    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
-    if dialect == "postgresql":
-        returned = _insert_postgres(session, list(unique.values()))
-    else:
-        returned = _insert_portable(session, list(unique.values()))
-    new = {(channel, provider_id): id_ for id_, channel, provider_id in returned}
-    return [new.pop((row["channel"], row["provider_id"]), None) for row in rows]
-
-
-_INSERT_JSON = (
-    "INSERT INTO inbound_messages (channel, provider_id, address_hash, address_enc, body, payload, sequence, "
-    "received_at, status, attempts) "
-    "SELECT channel, provider_id, address_hash, address_enc, body, payload, sequence, received_at, status, attempts "
-    "FROM jsonb_to_recordset(%s::jsonb) AS r(channel text, provider_id text, address_hash text, address_enc text, "
-    "body text, payload jsonb, sequence bigint, received_at timestamptz, status text, attempts int) "
-    "ON CONFLICT (channel, provider_id) DO NOTHING RETURNING id, channel, provider_id"
-)
-
-
-def _insert_postgres(session: Session | Connection, rows: list[dict]) -> list:
-    """One prepared statement for the whole batch, its rows sent as one JSON document.
-
-    Straight on the driver: encoding one JSON text costs a third of the CPU of per-column arrays through the ORM,
-    and the committer thread's CPU is shared with every request thread of its process.
-    """
-    connection = session.connection() if isinstance(session, Session) else session
-    driver = connection.connection.driver_connection
-    document = json_rows(rows)
-    with driver.cursor() as cursor:
-        cursor.execute(_INSERT_JSON, (document,), prepare=True)
-        return cursor.fetchall()
-
-
-def _insert_portable(session: Session, rows: list[dict]) -> list:
-    dialect = session.get_bind().dialect.name
-    statement = {"sqlite": sqlite.insert}.get(dialect, insert)(InboundMessage)
-    if dialect == "sqlite":
-        statement = statement.on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-    returning = statement.returning(
-        InboundMessage.id, InboundMessage.channel, InboundMessage.provider_id, sort_by_parameter_order=True
-    )
-    return session.execute(returning, rows).all()
 
 
 class _Waiter:
@@ -334,40 +253,3 @@ def store_status(runtime: Runtime, status: StatusUpdate) -> None:
     """Apply a delivery report, or spool it while the database cannot take it (SpoolFull when neither can)."""
     item = spools.status_item(status, runtime.now())
     spools.keep(runtime, "status", [item], lambda: record_status(runtime, status))
-
-
-def record_status(runtime: Runtime, status: StatusUpdate, at: datetime | None = None) -> bool:
-    """Apply a delivery report (received `at`, default now) to the message it names; statuses only move forward.
-    False if the message is unknown.
-
-    A report can come before the sender has written down the provider's id for its message (Twilio reports a
-    WhatsApp failure within a second): it is kept (service/early_reports.py) and applied once the id is known.
-    """
-    rank = STATUS_RANK.get(status.status)
-    if rank is None:
-        return True
-    with runtime.sessions() as session, session.begin():
-        message = session.query(OutboundMessage).filter_by(provider_id=status.provider_id).with_for_update().first()
-        if message is None:
-            early_reports.keep(session, status, at or runtime.now())
-            return False
-        apply_status(session, message, status, at or runtime.now())
-    return True
-
-
-def apply_status(session: Session, message: OutboundMessage, status: StatusUpdate, now: datetime) -> None:
-    """A delivery report's effect on its message and, for errors that say so, on the contact."""
-    rank = STATUS_RANK.get(status.status)
-    if rank is None:
-        return
-    if rank >= STATUS_RANK.get(message.status, 0):
-        message.status = status.status
-        if status.error_code:
-            message.error_code = status.error_code[:32]
-        if status.status in ("delivered", "read") and message.delivered_at is None:
-            message.delivered_at = now
-    if status.error_code in UNREACHABLE_ERRORS:
-        session.execute(update(Contact).where(Contact.id == message.contact_id).values(unreachable=True))
-    elif status.error_code in OPTED_OUT_ERRORS:
-        session.execute(update(Contact).where(Contact.id == message.contact_id).values(
-            opted_out=True, opted_out_at=now, opt_in_withdrawn_at=now))

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.catalog import Catalog
 from service.config import Settings
 from service.db import make_engine, session_factory
 from service.privacy import Vault
@@ -31,13 +32,11 @@ class Runtime:
     dispatcher: Dispatcher
     clock: Callable[[], datetime] = system_clock
     pid: int = field(default_factory=os.getpid)
-    _catalog: object | None = None
+    _catalog: Catalog | None = None
 
     @property
-    def catalog(self):
+    def catalog(self) -> Catalog:
         if self._catalog is None:
-            from service.catalog import Catalog
-
             self._catalog = Catalog(self)
         return self._catalog
 

@@ -35,8 +35,11 @@ import orjson
 from sqlalchemy import text
 
 from bots.base import StatusUpdate
+from service.addresses import unsealed_hash
 from service.db import UNAVAILABLE, cause
+from service.early_reports import record_status
 from service.queue import INBOX
+from service.rows import insert_new
 from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -350,8 +353,6 @@ class Spool:
         self._insert(rows)
 
     def _insert(self, rows: list[dict]) -> None:
-        from service.inbox import insert_new, unsealed_hash  # service.inbox imports this module
-
         if not rows:
             return
         rows = [unsealed_hash(self.runtime, row) for row in rows]
@@ -372,8 +373,6 @@ class Spool:
             self.runtime.dispatcher.push(INBOX, new)
 
     def _status(self, record: dict) -> None:
-        from service.inbox import record_status
-
         item = record.get("status")
         try:
             if not isinstance(item, dict):

@@ -11,20 +11,21 @@ import hmac
 import ipaddress
 from typing import Protocol
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from bots import console, telegram, twilio
 from bots.base import Incoming, Rejected
 from bots.telegram.handler import SECRET_HEADER
 from bots.twilio.handler import SIGNATURE_HEADER
-from service.app import error_response
 from service.auth import authenticate, bearer
 from service.config import Settings
 from service.edge import BadInput, whole
 from service.inbox import store, store_status
 from service.models import Contact, InboundMessage, OutboundMessage
 from service.runtime import Runtime
+from service.web import current_runtime as _runtime
+from service.web import error_response
 
 webhooks = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 TWIML_TYPE = "application/xml"
@@ -60,10 +61,6 @@ class _FlaskDelivery:
 
     def data(self) -> bytes:
         return request.get_data()
-
-
-def _runtime() -> Runtime:
-    return current_app.extensions["retorno"]
 
 
 @webhooks.errorhandler(Rejected)

@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from bots import render
 from service import runtime as runtimes
 from service import whatsapp
+from service.addresses import PHONE_CHANNELS
 from service.db import UNAVAILABLE, among, cause, json_rows
-from service.inbox import PHONE_CHANNELS, SEALED_FIELDS, opened
+from service.inbox import SEALED_FIELDS, opened
 from service.logs import scrub
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
@@ -383,7 +384,7 @@ class _Batch:
                 "updated_at": self.now,
             }
             if channel in PHONE_CHANNELS:
-                from service.inbox import identity
+                from service.addresses import identity
 
                 phone = identity(channel, vault.decrypt(keys[(channel, hashed)]), self.rt.settings.default_region)
                 row["phone_hash"] = vault.hash("phone", phone)

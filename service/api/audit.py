@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from service import audit
-from service.api import STAFF, ApiError, api
-from service.api import runtime as _runtime
+from service.api.base import STAFF, ApiError, api
 from service.auth import require
+from service.web import current_runtime as _runtime
 
 
 @api.get("/audit")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from service.api import STAFF, ApiError, api
-from service.api import runtime as _runtime
+from service.api.base import STAFF, ApiError, api
 from service.auth import require
 from service.campaigns import UnknownCampaign, all_campaigns
 from service.campaigns.funnel import report
+from service.web import current_runtime as _runtime
 
 
 @api.get("/campaigns")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from service.api import STAFF, ApiError, api
-from service.api import runtime as _runtime
+from service.api.base import STAFF, ApiError, api
 from service.auth import require
 from service.rights import erase, find
+from service.web import current_runtime as _runtime
 
 
 @api.delete("/contacts/<respondent_id>")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Response, g, jsonify, request
 
-from service.api import ANALYST, STAFF, ApiError, api
-from service.api import runtime as _runtime
+from service.api.base import ANALYST, STAFF, ApiError, api
 from service.auth import require
 from service.edge import INT32_MAX, whole
 from service.gaps import snapshot, views
 from service.gaps.exports import FORMATS, geography_for, render
 from service.gaps.geography import GeographyError
+from service.web import current_runtime as _runtime
 
 TRUE = ("1", "true", "yes")
 

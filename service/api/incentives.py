@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import jsonify, request
 from sqlalchemy import select
 
-from service.api import STAFF, ApiError, api
-from service.api import runtime as _runtime
+from service.api.base import STAFF, ApiError, api
 from service.auth import require
 from service.catalog import is_survey_id
 from service.edge import INT32_MAX, whole
 from service.incentives import STATUSES, amount
 from service.models import Contact, Incentive, SurveyVersion
+from service.web import current_runtime as _runtime
 
 
 @api.get("/incentives")

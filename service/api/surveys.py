@@ -12,13 +12,13 @@ from flask import Response, g, jsonify, request, stream_with_context
 from sqlalchemy import select
 
 from service import audit
-from service.api import ANALYST, STAFF, ApiError, api
-from service.api import runtime as _runtime
+from service.api.base import ANALYST, STAFF, ApiError, api
 from service.auth import require
 from service.edge import INT32_MAX, whole
 from service.models import Answer, Contact, SurveySession
 from service.runtime import Runtime
 from service.spreadsheet import inert_row
+from service.web import current_runtime as _runtime
 
 EXPORT_CHUNK = 1000
 

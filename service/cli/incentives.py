@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from service import audit
 from service.cli import _runtime, _settings, main, plural
-from service.incentives import FAILED, PENDING, STATUSES, amount, ledger
+from service.incentives import FAILED, PENDING, STATUSES, amount, ledger, payments
 from service.models import Contact, Incentive, IncentiveBudget
 from service.queue import OUTBOX
 from service.spreadsheet import inert_row
@@ -160,8 +160,6 @@ def mark_paid(csv_file: Path | None, ids: tuple[int, ...], reference: str | None
         raise click.UsageError("give either a CSV file or --id")
     items = _items(csv_file) if csv_file else [(None, i, reference) for i in ids]
     rt = _open_runtime()
-    from workers.incentives import notify_paid
-
     outcomes: dict[str, int] = {}
     problems: list[str] = []
     outbound: list[int] = []
@@ -173,7 +171,7 @@ def mark_paid(csv_file: Path | None, ids: tuple[int, ...], reference: str | None
             with rt.sessions() as session, session.begin():
                 outcome = ledger.mark_paid(session, incentive_id, rt.now(), row_reference or reference)
                 if outcome == "paid":
-                    outbound.extend(notify_paid(rt, session, incentive_id))
+                    outbound.extend(payments.notify_paid(rt, session, incentive_id))
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if outcome not in ("paid", "already paid"):
                 problems.append(f"{'line ' + str(line) if line else 'id ' + str(incentive_id)}: {outcome}")
@@ -212,9 +210,7 @@ def reconcile(survey_id: str | None, everything: bool) -> None:
         click.echo(f"ledger provider: nothing is sent; {owed:,} {waits} to be paid by hand "
                    "(`retorno incentives export`, then `mark-paid`)")
         return
-    from workers.incentives import reconcile as run
-
-    counts = run(everything=everything, survey_id=survey_id)
+    counts = payments.reconcile(rt, everything=everything, survey_id=survey_id)
     click.echo(", ".join(f"{count} {what}" for what, count in counts.items() if count) or "nothing to reconcile")
 
 
@@ -234,9 +230,7 @@ def retry(ids: tuple[int, ...], all_failed: bool, survey_id: str | None) -> None
                 query = query.where(Incentive.survey_id == survey_id)
             ids = tuple(session.scalars(query).all())
         retried = [i for i in ids if ledger.retry(session, i, rt.now())]
-    from workers.incentives import wake
-
-    wake(rt, retried)
+    payments.wake(rt, retried)
     click.echo(f"{plural(len(retried), 'incentive')} will be tried again")
     skipped = sorted(set(ids) - set(retried))
     if skipped:

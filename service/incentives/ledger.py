@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bots import render
 from bots._http import provider_error
-from service.inbox import PHONE_CHANNELS
+from service.addresses import PHONE_CHANNELS
 from service.incentives import (
     AWAITING_PHONE,
     DUPLICATE,

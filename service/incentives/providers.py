@@ -10,28 +10,13 @@ answer we cannot read: the top-up may or may not have happened, so only a lookup
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from service.incentives.orders import Outcome, TopUp
+from service.incentives.reloadly import ReloadlyProvider
+
 PROVIDERS = ("ledger", "reloadly")
-
-
-@dataclass(frozen=True)
-class TopUp:
-    key: str
-    phone: str
-    """E.164, e.g. '+525512345678'."""
-    amount: float
-    currency: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    state: str
-    transaction_id: str | None = None
-    retry: bool = True
-    code: str | None = None
-    message: str | None = None
+__all__ = ["PROVIDERS", "LedgerProvider", "Outcome", "Provider", "TopUp", "make_provider"]
 
 
 class Provider(Protocol):
@@ -60,8 +45,6 @@ class LedgerProvider:
 def make_provider(settings: Any, http: Any = None) -> Provider:
     """The provider RETORNO_INCENTIVE_PROVIDER names."""
     if settings.incentive_provider == "reloadly":
-        from service.incentives.reloadly import ReloadlyProvider
-
         return ReloadlyProvider(settings, http)
     if settings.incentive_provider == "ledger":
         return LedgerProvider()

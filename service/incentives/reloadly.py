@@ -19,7 +19,7 @@ from typing import Any
 import phonenumbers
 import requests
 
-from service.incentives.providers import Outcome, TopUp
+from service.incentives.orders import Outcome, TopUp
 
 log = logging.getLogger(__name__)
 
