@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bots.base import StatusUpdate
 from bots.twilio import errors
 from service.models import Contact, EarlyReport, OutboundMessage
+from service.vocabulary import OutboundStatus
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -27,8 +28,11 @@ if TYPE_CHECKING:
 KEEP = timedelta(days=1)
 BATCH = 1000
 STATUS_RANK = {
-    "queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2,
-    "delivered": 3, "read": 4, "undelivered": 3, "failed": 3, "canceled": 3,
+    OutboundStatus.QUEUED: 0, OutboundStatus.ACCEPTED: 0, OutboundStatus.SCHEDULED: 0,
+    OutboundStatus.SENDING: 1,
+    OutboundStatus.SENT: 2,
+    OutboundStatus.DELIVERED: 3, OutboundStatus.UNDELIVERED: 3, OutboundStatus.FAILED: 3, OutboundStatus.CANCELED: 3,
+    OutboundStatus.READ: 4,
 }
 UNREACHABLE_ERRORS = errors.codes(errors.UNREACHABLE)
 OPTED_OUT_ERRORS = errors.codes(errors.OPTED_OUT)
@@ -94,7 +98,7 @@ def apply_status(session: Session, message: OutboundMessage, status: StatusUpdat
         message.status = status.status
         if status.error_code:
             message.error_code = status.error_code[:32]
-        if status.status in ("delivered", "read") and message.delivered_at is None:
+        if status.status in (OutboundStatus.DELIVERED, OutboundStatus.READ) and message.delivered_at is None:
             message.delivered_at = now
     if status.error_code in UNREACHABLE_ERRORS:
         session.execute(update(Contact).where(Contact.id == message.contact_id).values(unreachable=True))

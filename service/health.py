@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 from service import spool as spools
 from service.inbox import committer
 from service.models import InboundMessage, OutboundMessage
+from service.vocabulary import InboundStatus
 from service.web import current_runtime as _runtime
 
 health = Blueprint("health", __name__)
@@ -81,7 +82,7 @@ def metrics():
                 select(InboundMessage.status, func.count()).group_by(InboundMessage.status)
             ):
                 gauge("retorno_inbound_messages", "Inbound messages by status", count, f'{{status="{status}"}}')
-                set_aside += count if status == "failed" else 0
+                set_aside += count if status == InboundStatus.FAILED else 0
             gauge("retorno_inbound_set_aside", "Inbound messages the workers could not process, set aside for "
                   "staff (retorno inbox failed)", set_aside)
             for status, count in session.execute(
@@ -89,7 +90,7 @@ def metrics():
             ):
                 gauge("retorno_outbound_messages", "Outbound messages by status", count, f'{{status="{status}"}}')
             oldest = session.scalar(
-                select(func.min(InboundMessage.received_at)).where(InboundMessage.status == "pending")
+                select(func.min(InboundMessage.received_at)).where(InboundMessage.status == InboundStatus.PENDING)
             )
         lag = 0.0
         if oldest is not None:

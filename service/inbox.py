@@ -32,6 +32,7 @@ from service.privacy import Vault, holds_number
 from service.queue import INBOX
 from service.rows import insert_new
 from service.runtime import Runtime
+from service.vocabulary import InboundStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict
         "payload": payload,
         "sequence": incoming.sequence,
         "received_at": received_at,
-        "status": "pending",
+        "status": InboundStatus.PENDING,
         "attempts": 0,
     }
 

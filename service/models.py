@@ -25,6 +25,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from service.vocabulary import (
+    CampaignMessageStatus,
+    CampaignState,
+    InboundStatus,
+    OutboundStatus,
+    SessionStatus,
+)
+
 Id = BigInteger().with_variant(Integer, "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
 
@@ -103,7 +111,7 @@ class SurveySession(Base):
     version: Mapped[int] = mapped_column(Integer)
     wave: Mapped[int] = mapped_column(Integer, default=1)
     campaign_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    status: Mapped[str] = mapped_column(String(16), default=SessionStatus.IN_PROGRESS)
     question: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     region: Mapped[str | None] = mapped_column(String(16))
@@ -138,7 +146,7 @@ class InboundMessage(Base):
     __tablename__ = "inbound_messages"
     __table_args__ = (
         UniqueConstraint("channel", "provider_id", name="uq_inbound_channel_provider_id"),
-        Index("ix_inbound_pending", "status", "id", postgresql_where=text("status = 'pending'")),
+        Index("ix_inbound_pending", "status", "id", postgresql_where=text(f"status = '{InboundStatus.PENDING}'")),
         Index("ix_inbound_address", "channel", "address_hash", "id"),
     )
 
@@ -151,7 +159,7 @@ class InboundMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     sequence: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=InboundStatus.PENDING)
     contact_id: Mapped[int | None] = mapped_column(Id)
     processed_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -175,7 +183,7 @@ class OutboundMessage(Base):
     kind: Mapped[str] = mapped_column(String(16), default="reply")
     body: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=OutboundStatus.QUEUED)
     provider_id: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(32))
@@ -388,7 +396,7 @@ class Campaign(Base):
     version: Mapped[int | None] = mapped_column(Integer)
     tag: Mapped[str] = mapped_column(String(64))
     wave: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(16), default="draft")
+    status: Mapped[str] = mapped_column(String(16), default=CampaignState.DRAFT)
     rate: Mapped[float | None] = mapped_column(Float)
     quiet_start: Mapped[str | None] = mapped_column(String(5))
     quiet_end: Mapped[str | None] = mapped_column(String(5))
@@ -436,7 +444,7 @@ class CampaignMessage(Base):
     number: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=CampaignMessageStatus.PENDING)
     reason: Mapped[str | None] = mapped_column(String(32))
     due_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -35,6 +35,7 @@ from service.models import (
     SurveySession,
 )
 from service.privacy import InvalidAddress, normalize_phone
+from service.vocabulary import SessionStatus
 
 log = logging.getLogger(__name__)
 PHONE_CHANNELS = ("sms", "whatsapp")
@@ -97,7 +98,7 @@ def erase(rt, contacts: Iterable[Contact], actor: str, how: str) -> Erased:
             .where(SurveySession.contact_id.in_(ids))
         ).all()
         session_ids = [s.id for s in sessions]
-        result.surveys = {(s.survey_id, s.wave) for s in sessions if s.status == "completed"}
+        result.surveys = {(s.survey_id, s.wave) for s in sessions if s.status == SessionStatus.COMPLETED}
         result.records += _incentives(session, ids, session_ids)
         for reservation in session.scalars(select(IncentiveReservation.session_id)
                                            .where(IncentiveReservation.session_id.in_(session_ids))).all():

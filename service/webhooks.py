@@ -24,6 +24,7 @@ from service.edge import BadInput, whole
 from service.inbox import store, store_status
 from service.models import Contact, InboundMessage, OutboundMessage
 from service.runtime import Runtime
+from service.vocabulary import OutboundStatus
 from service.web import current_runtime as _runtime
 from service.web import error_response
 
@@ -232,7 +233,7 @@ def console_replies():
                 Contact.channel == "console",
                 Contact.address_hash == address_hash,
                 OutboundMessage.id > after,
-                OutboundMessage.status.in_(("sent", "delivered")),
+                OutboundMessage.status.in_((OutboundStatus.SENT, OutboundStatus.DELIVERED)),
             )
             .order_by(OutboundMessage.id)
             .limit(100)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from bots.twilio import whatsapp as rules
 from service.incentives import amount
 from service.models import Campaign, Contact, Incentive, OutboundMessage, SurveySession
+from service.vocabulary import OutboundStatus
 from surveys import engine
 from surveys.definition import Definition
 from surveys.engine import Inbound, State, Step
@@ -179,7 +180,7 @@ def outside_window(rt, session: Session, rows: list[Any], now: datetime) -> tupl
         session.execute(update(Contact).where(Contact.id.in_(contact_ids)).values(last_template_at=now))
     if closed:
         session.execute(update(OutboundMessage).where(OutboundMessage.id.in_(sorted(closed))).values(
-            status="failed", error_code=WINDOW_CLOSED_ERROR,
+            status=OutboundStatus.FAILED, error_code=WINDOW_CLOSED_ERROR,
             error="not sent: outside WhatsApp's 24-hour window, and no template for it (a campaign's "
                   "--whatsapp-credit-template sends the credit notice)"))
     return templates, closed

@@ -25,9 +25,11 @@ from surveys.memo import IdentityMemo
 from surveys.parsers import Accepted, Rejected, Unsure, names_choice, parse_answer, polarity
 from surveys.phones import mobile_number
 from surveys.text import SHORT, normalize, squeeze
+from surveys.vocabulary import EventKind, SessionStatus
 
 NEW, IN_PROGRESS, COMPLETED, DECLINED, OPTED_OUT, EXPIRED, INELIGIBLE = (
-    "new", "in_progress", "completed", "declined", "opted_out", "expired", "ineligible"
+    SessionStatus.NEW, SessionStatus.IN_PROGRESS, SessionStatus.COMPLETED, SessionStatus.DECLINED,
+    SessionStatus.OPTED_OUT, SessionStatus.EXPIRED, SessionStatus.INELIGIBLE,
 )
 CONFIRM = "_confirm"
 _DEFAULT_STARTS = frozenset(normalize(k) for k in builtin.DEFAULT_START_KEYWORD.values())
@@ -129,7 +131,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str
+    kind: EventKind
     question_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -229,7 +231,7 @@ def expire(definition: Definition, state: State) -> Step:
     step = Step(state=state.copy())
     if state.status in (NEW, IN_PROGRESS):
         step.state.status = EXPIRED
-        step.events.append(Event("expired", state.question))
+        step.events.append(Event(EventKind.EXPIRED, state.question))
     return step
 
 
@@ -328,7 +330,7 @@ class _Turn:
             if found and found[0] == "opt_in":
                 self.opt_in()
             else:
-                self.event("ignored")
+                self.event(EventKind.IGNORED)
             return self.step
         if found and found[0] != "opt_out" and self._names_choice():
             found = None  # a label or synonym of the question answers it, even when it is also a keyword
@@ -370,14 +372,14 @@ class _Turn:
                 self.on_keyword("opt_out", None)
             else:
                 self.state.stop_asked = True
-                self.event("stop_asked", self.state.question)
+                self.event(EventKind.STOP_ASKED, self.state.question)
                 self.say("opt_out_confirm")
             return True
         said = polarity(squeeze(normalize(text).split())) if asked else None
         if said == "yes":
             self.on_keyword("opt_out", None)
         elif said == "no":
-            self.event("stop_withdrawn", self.state.question)
+            self.event(EventKind.STOP_WITHDRAWN, self.state.question)
             self.preamble.append(self.d.message("opt_out_cancelled", self.state.language))
             self.repeat_current()
         return said in ("yes", "no")
@@ -387,7 +389,7 @@ class _Turn:
             self.state.resume_status = self.state.status
             self.state.status = OPTED_OUT
             self.state.pending = None
-            self.event("opted_out", self.state.question)
+            self.event(EventKind.OPTED_OUT, self.state.question)
             self.say("opted_out")
         elif kind == "opt_in":
             if self.state.status == NEW:
@@ -395,7 +397,7 @@ class _Turn:
             else:
                 self.repeat_current()
         elif kind == "help":
-            self.event("help", self.state.question)
+            self.event(EventKind.HELP, self.state.question)
             self.preamble.append(self._help_text())
             self.repeat_current()
         elif kind == "language":
@@ -405,11 +407,11 @@ class _Turn:
         """BORRAR / DELETE MY DATA: asks once to confirm; the caller erases the respondent on 'erase_confirmed'
         (the state does not change otherwise, so another message goes on where they were)."""
         if confirmed:
-            self.event("erase_confirmed", self.state.question)
+            self.event(EventKind.ERASE_CONFIRMED, self.state.question)
             self.say("erased")
             return
         self.state.erase_pending = True
-        self.event("erase_requested", self.state.question)
+        self.event(EventKind.ERASE_REQUESTED, self.state.question)
         self.say("erase_confirm")
 
     def on_answer(self, since_last: timedelta | None) -> None:
@@ -442,7 +444,7 @@ class _Turn:
             self.state.pending = {"value": outcome.value, "label": outcome.label}
             self.ask_confirmation(question, outcome.label)
         elif resumed:
-            self.event("resumed", question.id)
+            self.event(EventKind.RESUMED, question.id)
             self.preamble.append(self.d.message("welcome_back", self.state.language))
             self.ask(question)
         else:
@@ -455,7 +457,7 @@ class _Turn:
         self.state.question = CONSENT_ID
         self.state.attempts = 0
         self.state.incentive = self.d.incentive is not None and self.incentive_available
-        self.event("started")
+        self.event(EventKind.STARTED)
         if self.d.incentive is not None and not self.incentive_available:
             self.preamble.append(self.d.message("no_credit", self.state.language))
         self.ask(self.d.consent)
@@ -468,7 +470,7 @@ class _Turn:
     def opt_in(self) -> None:
         self.state.status = self.state.resume_status or NEW
         self.state.resume_status = None
-        self.event("opted_in")
+        self.event(EventKind.OPTED_IN)
         if self.state.status == NEW:
             self.start()
             return
@@ -481,7 +483,7 @@ class _Turn:
             language = languages[(languages.index(self.state.language) + 1) % len(languages)]
         if language in languages and language != self.state.language:
             self.state.language = language
-            self.event("language_changed", self.state.question, {"language": language})
+            self.event(EventKind.LANGUAGE_CHANGED, self.state.question, {"language": language})
         self.preamble.append(self.d.message("language_changed", self.state.language))
         if self.state.status == NEW:
             self.start()
@@ -537,7 +539,7 @@ class _Turn:
         target, _, value = (self.inbound.button or "").partition("=")
         choice = question.choice(value) if target == question.id else None
         if choice is None:
-            self.event("stale_button", question.id)
+            self.event(EventKind.STALE_BUTTON, question.id)
             self.preamble.append(self.d.message("stale_button", self.state.language))
             self.ask(question)
             return
@@ -553,16 +555,16 @@ class _Turn:
     def accept(self, question: Question, value: Any) -> None:
         self.state.answers[question.id] = value
         self.state.attempts = 0
-        self.event("answered", question.id)
+        self.event(EventKind.ANSWERED, question.id)
         if question.id == CONSENT_ID:
             if value != "yes":
                 self.state.status = DECLINED
                 self.state.question = None
                 self.step.answers.append(Answer(CONSENT_ID, value))
-                self.event("declined")
+                self.event(EventKind.DECLINED)
                 self.say("declined")
                 return
-            self.event("consented")
+            self.event(EventKind.CONSENTED)
             if self.state.incentive and not self.incentive_available:
                 self.state.incentive = False
                 self.preamble.append(self.d.message("no_credit", self.state.language))
@@ -581,19 +583,19 @@ class _Turn:
         self.state.answers = {question.id: value}
         self.state.incentive = False
         self.state.pending = None
-        self.event("ineligible", question.id, {"kept": [question.id]})
+        self.event(EventKind.INELIGIBLE, question.id, {"kept": [question.id]})
         self.say("ineligible", min_age=self._min_age())
 
     def skip(self, question: Question) -> None:
         self.state.answers[question.id] = None
         self.state.attempts = 0
         self.step.answers.append(Answer(question.id, None, skipped=True))
-        self.event("skipped", question.id)
+        self.event(EventKind.SKIPPED, question.id)
         self.advance()
 
     def reject(self, question: Question, outcome: Rejected) -> None:
         self.state.attempts += 1
-        self.event("invalid", question.id, {"reason": outcome.reason, "attempt": self.state.attempts})
+        self.event(EventKind.INVALID, question.id, {"reason": outcome.reason, "attempt": self.state.attempts})
         if self.state.attempts <= self.d.max_reprompts:
             self.preamble.append(self._error_text(question, outcome))
             self.ask(question)
@@ -603,7 +605,7 @@ class _Turn:
         else:
             self.state.attempts = 0
             self.state.paused = True
-            self.event("paused", question.id)
+            self.event(EventKind.PAUSED, question.id)
             self.say("paused")
 
     def advance(self) -> None:
@@ -617,7 +619,7 @@ class _Turn:
     def complete(self) -> None:
         self.state.status = COMPLETED
         self.state.question = None
-        self.event("completed")
+        self.event(EventKind.COMPLETED)
         incentive = self.d.incentive
         if incentive is None or not self.state.incentive:
             self.say("completed")
@@ -639,7 +641,7 @@ class _Turn:
         number = mobile_number(raw or "", self.phone_region, international=shared)
         if number is None:
             self.state.attempts += 1
-            self.event("invalid", PAYOUT_PHONE, {"reason": "not_a_mobile", "attempt": self.state.attempts})
+            self.event(EventKind.INVALID, PAYOUT_PHONE, {"reason": "not_a_mobile", "attempt": self.state.attempts})
             if self.state.attempts > self.d.max_reprompts:
                 self.state.attempts = 0
                 self.say("phone_later", **self._credit())
@@ -651,10 +653,10 @@ class _Turn:
         self.state.attempts = 0
         if not self.incentive_available:
             self.state.incentive = False
-            self.event("payout_phone_refused", PAYOUT_PHONE, {"phone": number})
+            self.event(EventKind.PAYOUT_PHONE_REFUSED, PAYOUT_PHONE, {"phone": number})
             self.say("phone_paid_before", close_keyboard=True)
             return
-        self.event("payout_phone", PAYOUT_PHONE, {"phone": number})
+        self.event(EventKind.PAYOUT_PHONE, PAYOUT_PHONE, {"phone": number})
         self.say("phone_saved", close_keyboard=True, ending=number[-4:], **self._credit())
 
     # -- messages -----------------------------------------------------------------------------------------
@@ -716,7 +718,7 @@ class _Turn:
                 self.step.replies.append(Reply(text=message, close_keyboard=close_keyboard))
             self.preamble = []
 
-    def event(self, kind: str, question_id: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    def event(self, kind: EventKind, question_id: str | None = None, detail: dict[str, Any] | None = None) -> None:
         self.step.events.append(Event(kind, question_id, detail or {}))
 
     # -- helpers ------------------------------------------------------------------------------------------

@@ -44,8 +44,9 @@ from service.models import Campaign, CampaignMessage, Contact, OutboundMessage, 
 from service.queue import EmbeddedDispatcher
 from service.runtime import Runtime, system_clock
 from service.throttle import Throttle, sender_for
+from service.vocabulary import CampaignMessageStatus, OutboundStatus
 from surveys import engine
-from surveys.definition import Definition
+from surveys.definition import CONSENT_ID, Definition
 from surveys.engine import State
 from workers import deliveries
 
@@ -169,7 +170,7 @@ class _Sender:
             for campaign in campaigns:
                 pending = session.execute(
                     select(CampaignMessage.channel, CampaignMessage.timezone)
-                    .where(CampaignMessage.campaign_id == campaign.id, CampaignMessage.status == "pending")
+                    .where(CampaignMessage.campaign_id == campaign.id, CampaignMessage.status == CampaignMessageStatus.PENDING)
                     .distinct()
                 ).all()
                 by_sender: dict[str, tuple[float, set[str], set[str]]] = {}
@@ -235,7 +236,7 @@ class _Sender:
                        message.reason)
                 .where(
                     message.campaign_id == campaign.id,
-                    message.status == "pending",
+                    message.status == CampaignMessageStatus.PENDING,
                     message.channel.in_(group.channels),
                     message.timezone.in_(zones),
                     message.due_at <= now,
@@ -251,7 +252,7 @@ class _Sender:
             if jobs:
                 session.execute(
                     update(CampaignMessage.__table__).where(message.id == bindparam("key")).values(
-                        status="sending", sending_at=now, attempts=bindparam("attempts"),
+                        status=CampaignMessageStatus.SENDING, sending_at=now, attempts=bindparam("attempts"),
                         session_id=bindparam("session"),
                     ),
                     [{"key": j.message_id, "attempts": j.attempts, "session": j.session_id} for j in jobs],
@@ -480,7 +481,7 @@ class _Preparation:
         table = CampaignMessage.__table__
         if self.skipped:
             self.session.execute(
-                update(table).where(table.c.id == bindparam("key")).values(status="skipped", reason=bindparam("reason")),
+                update(table).where(table.c.id == bindparam("key")).values(status=CampaignMessageStatus.SKIPPED, reason=bindparam("reason")),
                 self.skipped,
             )
         if self.templated:
@@ -504,7 +505,7 @@ def _incentive_available(session: Session, definition: Definition, campaign: Cam
 
 def _untouched(row: SurveySession) -> bool:
     """A campaign session whose invitation never reached the respondent (no reply, nothing answered)."""
-    return row.status == engine.IN_PROGRESS and row.question == "consent" and row.consented_at is None and (
+    return row.status == engine.IN_PROGRESS and row.question == CONSENT_ID and row.consented_at is None and (
         aware(row.last_activity_at) <= aware(row.started_at)
     )
 
@@ -566,14 +567,14 @@ def _record(rt: Runtime, jobs: list[_Job], results: list[SendResult]) -> None:
                 [{
                     "contact_id": job.contact_id, "session_id": job.session_id, "campaign_id": job.campaign_id,
                     "channel": job.channel, "kind": job.kind, "body": job.body, "payload": job.payload,
-                    "status": "sent", "provider_id": result.provider_id, "attempts": job.attempts,
+                    "status": OutboundStatus.SENT, "provider_id": result.provider_id, "attempts": job.attempts,
                     "created_at": now, "sent_at": now,
                 } for job, result in sent],
             ).all()
             table = CampaignMessage.__table__
             session.execute(
                 update(table).where(table.c.id == bindparam("key"))
-                .values(status="sent", sent_at=now, outbound_id=bindparam("outbound"), error=None, reason=None),
+                .values(status=CampaignMessageStatus.SENT, sent_at=now, outbound_id=bindparam("outbound"), error=None, reason=None),
                 [{"key": job.message_id, "outbound": outbound_id} for (job, _), outbound_id in zip(sent, ids, strict=True)],
             )
         failed = [(job, result) for job, result in outcomes if not result.ok]
@@ -603,12 +604,12 @@ def _record_failures(rt: Runtime, session: Session, failed: list[tuple[_Job, Sen
                 _undo(session, job)
         elif _not_sent(result) and job.attempts < MAX_ATTEMPTS:
             wait = max(RETRY_AFTER * job.attempts, timedelta(seconds=result.retry_after or 0))
-            values.update(status="pending", due_at=now + wait)
+            values.update(status=CampaignMessageStatus.PENDING, due_at=now + wait)
             _undo(session, job)
         elif result.retry and not _not_sent(result):
-            values.update(status="interrupted")
+            values.update(status=CampaignMessageStatus.INTERRUPTED)
         else:
-            values.update(status="failed", reason=(result.error_code or "failed")[:32])
+            values.update(status=CampaignMessageStatus.FAILED, reason=(result.error_code or CampaignMessageStatus.FAILED)[:32])
             _undo(session, job)
         if result.unreachable:
             session.execute(update(Contact).where(Contact.id == job.contact_id).values(unreachable=True))
@@ -687,8 +688,8 @@ def _interrupted(rt: Runtime, now: datetime) -> int:
     with rt.sessions() as session, session.begin():
         return session.execute(
             update(CampaignMessage)
-            .where(CampaignMessage.status == "sending", CampaignMessage.sending_at < now - STUCK)
-            .values(status="interrupted", error="the worker stopped during the provider call; not sent again")
+            .where(CampaignMessage.status == CampaignMessageStatus.SENDING, CampaignMessage.sending_at < now - STUCK)
+            .values(status=CampaignMessageStatus.INTERRUPTED, error="the worker stopped during the provider call; not sent again")
         ).rowcount
 
 
@@ -701,7 +702,7 @@ def _plan_reminders(rt: Runtime, campaign: Campaign, now: datetime) -> int:
         .where(
             CampaignMessage.session_id == SurveySession.id,
             CampaignMessage.kind == "reminder",
-            CampaignMessage.status.in_(("pending", "sending")) | (CampaignMessage.sending_at > now - after),
+            CampaignMessage.status.in_((CampaignMessageStatus.PENDING, CampaignMessageStatus.SENDING)) | (CampaignMessage.sending_at > now - after),
         )
         .exists()
     )
@@ -716,7 +717,7 @@ def _plan_reminders(rt: Runtime, campaign: Campaign, now: datetime) -> int:
                 SurveySession.status == engine.IN_PROGRESS,
                 SurveySession.reminders_sent < campaign.max_reminders,
                 SurveySession.last_activity_at <= now - after,
-                invite.c.status.in_(("sent", "interrupted")),
+                invite.c.status.in_((CampaignMessageStatus.SENT, CampaignMessageStatus.INTERRUPTED)),
                 ~recent,
             )
             .order_by(SurveySession.id)
@@ -741,7 +742,7 @@ def _plan_reminders(rt: Runtime, campaign: Campaign, now: datetime) -> int:
                 continue
             rows.append({
                 "campaign_id": campaign.id, "contact_id": contact_id, "session_id": session_id, "kind": "reminder",
-                "number": (number or 0) + 1, "channel": channel, "timezone": timezone, "status": "pending",
+                "number": (number or 0) + 1, "channel": channel, "timezone": timezone, "status": CampaignMessageStatus.PENDING,
                 "due_at": due, "attempts": 0, "created_at": now,
             })
         if rows:
@@ -793,8 +794,8 @@ def _expire(rt: Runtime, campaign: Campaign, now: datetime) -> int:
                 session.execute(
                     update(CampaignMessage)
                     .where(CampaignMessage.session_id.in_(ended), CampaignMessage.kind == "reminder",
-                           CampaignMessage.status == "pending")
-                    .values(status="skipped", reason="expired")
+                           CampaignMessage.status == CampaignMessageStatus.PENDING)
+                    .values(status=CampaignMessageStatus.SKIPPED, reason="expired")
                 )
     return expired
 
@@ -804,7 +805,7 @@ def _finish(rt: Runtime, campaign: Campaign, now: datetime) -> int:
     with rt.sessions() as session, session.begin():
         waiting = session.scalar(
             select(func.count()).select_from(CampaignMessage).where(
-                CampaignMessage.campaign_id == campaign.id, CampaignMessage.status.in_(("pending", "sending"))
+                CampaignMessage.campaign_id == campaign.id, CampaignMessage.status.in_((CampaignMessageStatus.PENDING, CampaignMessageStatus.SENDING))
             )
         )
         open_sessions = session.scalar(

@@ -25,6 +25,7 @@ from bots.twilio.whatsapp import WINDOW_CLOSED
 from service.models import Campaign, CampaignMessage, Contact, OutboundMessage
 from service.privacy import InvalidAddress, normalize_phone
 from service.runtime import Runtime
+from service.vocabulary import CampaignMessageStatus, OutboundStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,9 @@ def settle(rt: Runtime, session: Session, campaign: Campaign, failure: Failure,
         return None
     whatsapp = failure.channel == "whatsapp"
     if known.action == errors.TEMPLATE and whatsapp and not failure.template and failure.kind in ("invite", "reminder"):
-        return {"status": "pending", "due_at": now, "reason": WINDOW_CLOSED}, True
+        return {"status": CampaignMessageStatus.PENDING, "due_at": now, "reason": WINDOW_CLOSED}, True
     if known.action == errors.RETRY and failure.attempts < MAX_ATTEMPTS:
-        return {"status": "pending", "due_at": now + timedelta(seconds=known.retry_after or 60), "reason": None}, True
+        return {"status": CampaignMessageStatus.PENDING, "due_at": now + timedelta(seconds=known.retry_after or 60), "reason": None}, True
     if known.fallback and whatsapp and failure.kind == "invite" and campaign.fallback == "sms":
         if fall_back(rt, session, campaign, failure, now):
             return {"status": FALLBACK, "reason": failure.code[:32]}, True
@@ -83,7 +84,7 @@ def fall_back(rt: Runtime, session: Session, campaign: Campaign, failure: Failur
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name](table)
     session.execute(insert.on_conflict_do_nothing(index_elements=["campaign_id", "contact_id", "kind", "number"]), {
         "campaign_id": campaign.id, "contact_id": sms, "kind": "invite", "number": 0, "channel": "sms",
-        "timezone": person.timezone or campaign.timezone, "status": "pending", "due_at": now, "attempts": 0,
+        "timezone": person.timezone or campaign.timezone, "status": CampaignMessageStatus.PENDING, "due_at": now, "attempts": 0,
         "created_at": now, "fallback_of": failure.message_id,
     })
     log.info("campaign %s: WhatsApp invitation %s not delivered (%s); invited by SMS instead", campaign.id,
@@ -131,9 +132,9 @@ def reconcile(rt: Runtime, campaign: Campaign, now: datetime, undo) -> int:
             .join(OutboundMessage.__table__, o.id == m.outbound_id)
             .where(
                 o.campaign_id == campaign.id,
-                o.status.in_(("failed", "undelivered")),
+                o.status.in_((OutboundStatus.FAILED, OutboundStatus.UNDELIVERED)),
                 o.error_code.is_not(None),
-                and_(m.campaign_id == campaign.id, m.status == "sent"),
+                and_(m.campaign_id == campaign.id, m.status == CampaignMessageStatus.SENT),
             )
             .order_by(m.contact_id, m.id)
             .limit(BATCH)
@@ -146,7 +147,7 @@ def reconcile(rt: Runtime, campaign: Campaign, now: datetime, undo) -> int:
             failure = Failure(row.id, row.kind, row.channel, row.contact_id, row.session_id, row.attempts,
                               str(row.error_code), bool((row.payload or {}).get("content_sid")))
             settled = settle(rt, session, campaign, failure, now)
-            values, undone = settled or ({"status": "failed", "reason": failure.code[:32]}, failure.kind == "invite")
+            values, undone = settled or ({"status": CampaignMessageStatus.FAILED, "reason": failure.code[:32]}, failure.kind == "invite")
             if undone:
                 undo(session, failure)
             values.setdefault("error", f"{failure.code} {errors.meaning(failure.code)}"[:2000])

@@ -36,6 +36,7 @@ from service.logs import scrub
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
 from service.runtime import Runtime
+from service.vocabulary import EventKind, InboundStatus, OutboundStatus
 from surveys import engine
 from surveys.definition import Definition
 from surveys.engine import Inbound, State, Step
@@ -49,7 +50,7 @@ DRAIN_SECONDS = 2.0
 """A drain job hands over after this long, so periodic jobs are not kept waiting (and at once to a waiting send)."""
 TEST_CHANNELS = ("console",)
 """Channels whose contacts are tests: never paid, never in gap maps, in exports only when asked."""
-TO_OPTED_OUT = ("opted_out", "erase_requested", "erase_confirmed")
+TO_OPTED_OUT = (EventKind.OPTED_OUT, EventKind.ERASE_REQUESTED, EventKind.ERASE_CONFIRMED)
 """Events whose replies reach a respondent who opted out (the confirmation of their STOP or erasure)."""
 REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "animation", "audio", "voice")
 
@@ -208,7 +209,7 @@ def _one_by_one(rt: Runtime, ids: Sequence[int]) -> _Result:
     with rt.sessions() as session:
         keys = session.execute(
             select(InboundMessage.channel, InboundMessage.address_hash)
-            .where(InboundMessage.id.in_(ids), InboundMessage.status == "pending")
+            .where(InboundMessage.id.in_(ids), InboundMessage.status == InboundStatus.PENDING)
             .distinct()
         ).all()
     for channel, address_hash in keys:
@@ -236,10 +237,10 @@ def _mark_failed(rt: Runtime, channel: str, address_hash: str, error: BaseExcept
             .where(
                 InboundMessage.channel == channel,
                 InboundMessage.address_hash == address_hash,
-                InboundMessage.status == "pending",
+                InboundMessage.status == InboundStatus.PENDING,
             )
             .values(
-                status="failed",
+                status=InboundStatus.FAILED,
                 attempts=InboundMessage.attempts + 1,
                 error=scrub(f"{type(error).__name__}: {error}")[:2000],  # no number or token kept
             )
@@ -421,7 +422,7 @@ class _Batch:
         self, session: Session, contact: Contact, current: SessionRow | None, message: Row
     ) -> SessionRow | None:
         payload = message.payload or {}
-        handled = {"id": message.id, "status": "done", "contact_id": contact.id}
+        handled = {"id": message.id, "status": InboundStatus.DONE, "contact_id": contact.id}
         self.handled.append(handled)
         if payload.get("callback_query_id"):
             self._send(session, contact, None, "", {"callback_query_id": payload["callback_query_id"]}, "ack")
@@ -441,7 +442,7 @@ class _Batch:
             inbound, answers_template = whatsapp.read_reply(contact, inbound, payload.get("button_payload"))
         found = engine.keyword(inbound.text) if inbound.button is None else None
         if contact.opted_out and not (found and found[0] in ("opt_in", "erase")):
-            handled["status"] = "ignored"
+            handled["status"] = InboundStatus.IGNORED
             return current
         definition, state, row = self._conversation(session, contact, current, inbound)
         if answers_template and state is not None and state.status == engine.IN_PROGRESS:
@@ -504,9 +505,9 @@ class _Batch:
         row.language = state.language
         row.live = state
         kinds = {e.kind for e in step.events}
-        if "consented" in kinds:
+        if EventKind.CONSENTED in kinds:
             row.consented_at = self.now
-        if "completed" in kinds:
+        if EventKind.COMPLETED in kinds:
             row.completed_at = self.now
         if step.answers:
             for answer in step.answers:
@@ -573,7 +574,7 @@ class _Batch:
     def _screened_out(self, row: SessionRow, step: Step) -> None:
         """A respondent the survey is not for keeps only the screening answer: the others go at the write."""
         for event in step.events:
-            if event.kind == "ineligible":
+            if event.kind == EventKind.INELIGIBLE:
                 kept = set(event.detail.get("kept", ()))
                 self.dropped[row.id] = kept
                 for key in [k for k in self.answers if k[0] == row.id and k[1] not in kept]:
@@ -587,24 +588,24 @@ class _Batch:
 
     def _apply_events(self, session: Session, contact: Contact, step: Step) -> None:
         for event in step.events:
-            if event.kind == "opted_out":
+            if event.kind == EventKind.OPTED_OUT:
                 contact.opted_out = True
                 contact.opted_out_at = self.now
                 whatsapp.withdraw_opt_in(session, contact, self.now)
                 session.execute(
                     update(OutboundMessage)
-                    .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == "queued")
-                    .values(status="cancelled", error="opted out")
+                    .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == OutboundStatus.QUEUED)
+                    .values(status=OutboundStatus.CANCELLED, error="opted out")
                 )
                 for message in self.outbound:
                     if message["contact_id"] == contact.id and message["kind"] != "ack":
-                        message["status"], message["error"] = "cancelled", "opted out"
-            elif event.kind == "opted_in":
+                        message["status"], message["error"] = OutboundStatus.CANCELLED, "opted out"
+            elif event.kind == EventKind.OPTED_IN:
                 contact.opted_out = False
                 contact.opted_out_at = None
-            elif event.kind == "language_changed":
+            elif event.kind == EventKind.LANGUAGE_CHANGED:
                 contact.language = event.detail.get("language")
-            elif event.kind == "erase_confirmed":
+            elif event.kind == EventKind.ERASE_CONFIRMED:
                 self._erase_later(session, contact)
         if contact.language is None:
             contact.language = step.state.language
@@ -615,12 +616,12 @@ class _Batch:
         contact.opted_out, contact.opted_out_at, contact.erase_requested_at = True, self.now, self.now
         session.execute(
             update(OutboundMessage)
-            .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == "queued")
-            .values(status="cancelled", error="erasure requested")
+            .where(OutboundMessage.contact_id == contact.id, OutboundMessage.status == OutboundStatus.QUEUED)
+            .values(status=OutboundStatus.CANCELLED, error="erasure requested")
         )
         for message in self.outbound:
             if message["contact_id"] == contact.id and message["kind"] != "ack":
-                message["status"], message["error"] = "cancelled", "erasure requested"
+                message["status"], message["error"] = OutboundStatus.CANCELLED, "erasure requested"
 
     def _send(
         self,
@@ -638,7 +639,7 @@ class _Batch:
             "kind": kind,
             "body": body,
             "payload": payload,
-            "status": "queued",
+            "status": OutboundStatus.QUEUED,
             "error": None,
             "attempts": 0,
             "created_at": self.now,
@@ -715,7 +716,7 @@ class _Batch:
             table = OutboundMessage.__table__
             statement = insert(table).returning(table.c.id, table.c.status, sort_by_parameter_order=True)
             rows = session.execute(statement, self.outbound).all()
-        return sorted(id_ for id_, status in rows if status == "queued")
+        return sorted(id_ for id_, status in rows if status == OutboundStatus.QUEUED)
 
 
 @dataclass(slots=True, eq=False)
@@ -774,7 +775,7 @@ _SESSION_COLUMNS = (
 
 _READ_KEYS = select(
     InboundMessage.id, InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc
-).where(among(InboundMessage.id, "ids"), InboundMessage.status == "pending")
+).where(among(InboundMessage.id, "ids"), InboundMessage.status == InboundStatus.PENDING)
 """The batch's reads, built once: a statement built per batch costs more CPU than its round trip in small batches."""
 _READ_CONTACT_IDS = select(Contact.channel, Contact.address_hash, Contact.id).where(
     among(Contact.address_hash, "hashes")
@@ -789,7 +790,7 @@ _READ_PENDING = (
     .where(
         among(InboundMessage.channel, "channels"),
         among(InboundMessage.address_hash, "hashes"),
-        InboundMessage.status == "pending",
+        InboundMessage.status == InboundStatus.PENDING,
     )
     .order_by(InboundMessage.id)
 )

@@ -25,6 +25,7 @@ from service.incentives.payments import notify_paid as notify_paid
 from service.incentives.payments import wake as wake
 from service.models import Contact, Incentive
 from service.runtime import Runtime
+from service.vocabulary import EventKind
 from surveys import engine
 from surveys.definition import Definition
 from surveys.engine import State, Step
@@ -104,10 +105,10 @@ class Payout:
         if row is None or self.d.incentive is None or self.contact.test:
             return True  # a test contact (the console) goes through the whole conversation and is never paid
         for event in step.events:
-            if event.kind == "consented" and step.state.incentive:
+            if event.kind == EventKind.CONSENTED and step.state.incentive:
                 if not budget.reserve(self.session, row, self.d, self.tally):
                     return False
-            elif event.kind == "completed" and step.state.incentive:
+            elif event.kind == EventKind.COMPLETED and step.state.incentive:
                 phone = ledger.payout_phone(self.rt.vault, self.contact, self.rt.settings.default_region)
                 record = ledger.earn(self.session, self.rt.vault, self.contact, row, self.d, self.now, phone,
                                      self.rt.settings.incentive_provider, self.tally)
@@ -115,7 +116,7 @@ class Payout:
                     return False
                 if record.status == PENDING and record.id is not None:
                     self.due.append(record.id)
-            elif event.kind == "payout_phone":
+            elif event.kind == EventKind.PAYOUT_PHONE:
                 self._records_written()
                 kept = ledger.attach_phone(self.session, self.rt.vault, self.contact, row, event.detail["phone"],
                                            self.rt.settings.default_region, self.now)
@@ -123,11 +124,11 @@ class Payout:
                     return False
                 if isinstance(kept, Incentive):
                     self.due.append(kept.id)
-            elif event.kind == "payout_phone_refused":
+            elif event.kind == EventKind.PAYOUT_PHONE_REFUSED:
                 self._records_written()
                 ledger.withdraw(self.session, row, "this number was already paid for this survey wave", self.now,
                                 self.tally)
-            elif event.kind in ("declined", "opted_out", "expired", "ineligible"):
+            elif event.kind in (EventKind.DECLINED, EventKind.OPTED_OUT, EventKind.EXPIRED, EventKind.INELIGIBLE):
                 self._records_written()
                 budget.release(self.session, row.id, self.tally)
         return True

@@ -30,6 +30,7 @@ from service.models import Contact, OutboundMessage
 from service.queue import OUTBOX
 from service.runtime import Runtime
 from service.throttle import debit
+from service.vocabulary import OutboundStatus
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ _READ_DUE = (
     .join(_c, _c.c.id == _o.c.contact_id)
     .where(
         among(_o.c.id, "ids"),
-        _o.c.status == "queued",
+        _o.c.status == OutboundStatus.QUEUED,
         (_o.c.next_attempt_at.is_(None)) | (_o.c.next_attempt_at <= bindparam("now")),
     )
     .order_by(_o.c.id)
@@ -114,11 +115,11 @@ _READ_DUE = (
 )
 """Claiming's statements, built once (a statement built per batch costs more CPU than its round trip)."""
 _CANCEL = (
-    update(_o).where(among(_o.c.id, "ids")).values(status="cancelled", error="opted out")
+    update(_o).where(among(_o.c.id, "ids")).values(status=OutboundStatus.CANCELLED, error="opted out")
 )
 _MARK_SENDING = (
     update(_o).where(among(_o.c.id, "ids"))
-    .values(status="sending", attempts=_o.c.attempts + 1, next_attempt_at=bindparam("now"))
+    .values(status=OutboundStatus.SENDING, attempts=_o.c.attempts + 1, next_attempt_at=bindparam("now"))
 )
 
 
@@ -234,17 +235,17 @@ def _recorded(columns: tuple[str, ...]) -> TextClause:
 def _outcome(claim: _Claim, result: SendResult | None, now, held_until: dict) -> dict:
     if result is None:
         return {
-            "status": "queued",
+            "status": OutboundStatus.QUEUED,
             "attempts": claim.attempts - 1,
             "next_attempt_at": held_until.get(claim.contact_id, now),
         }
     if result.ok:
-        return {"status": "sent", "provider_id": result.provider_id, "sent_at": now, "error": None}
-    values = {"error_code": result.error_code, "error": (result.error or "")[:2000], "status": "failed"}
+        return {"status": OutboundStatus.SENT, "provider_id": result.provider_id, "sent_at": now, "error": None}
+    values = {"error_code": result.error_code, "error": (result.error or "")[:2000], "status": OutboundStatus.FAILED}
     if result.retry and not result.unreachable and claim.attempts < MAX_ATTEMPTS:
         delay = backoff(claim.attempts)
         if result.retry_after:
             delay = max(delay, timedelta(seconds=result.retry_after))
         held_until[claim.contact_id] = now + delay
-        values.update(status="queued", next_attempt_at=now + delay)
+        values.update(status=OutboundStatus.QUEUED, next_attempt_at=now + delay)
     return values

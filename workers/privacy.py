@@ -27,6 +27,7 @@ from service.models import (
     RetentionMark,
 )
 from service.runtime import Runtime
+from service.vocabulary import InboundStatus, OutboundStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ PURGE_SECONDS = 20.0
 """One purge hands over after this long (the next one goes on where it stopped)."""
 ERASE_GRACE = timedelta(minutes=10)
 """A respondent's erasure waits for their last reply this long at most."""
-UNSENT = ("queued", "sending")
+UNSENT = (OutboundStatus.QUEUED, OutboundStatus.SENDING)
 
 
 def purge() -> dict[str, int]:
@@ -95,7 +96,7 @@ def _purge_messages(rt: Runtime, model, name: str, cutoff: datetime, deadline: f
             old = []
             for row in rows:
                 if _aware(row.at) >= cutoff or (not inbound and row.status in UNSENT) or (
-                        inbound and row.status == "pending"):
+                        inbound and row.status == InboundStatus.PENDING):
                     break
                 old.append(row.id)
             if old:

@@ -12,6 +12,7 @@ from service import early_reports
 from service import runtime as runtimes
 from service.models import InboundMessage, OutboundMessage
 from service.queue import INBOX, OUTBOX
+from service.vocabulary import InboundStatus, OutboundStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +32,20 @@ def sweep() -> dict[str, int]:
     with rt.sessions() as session, session.begin():
         released = session.execute(
             update(OutboundMessage)
-            .where(OutboundMessage.status == "sending", OutboundMessage.next_attempt_at < now - STUCK_SENDING)
-            .values(status="queued")
+            .where(OutboundMessage.status == OutboundStatus.SENDING, OutboundMessage.next_attempt_at < now - STUCK_SENDING)
+            .values(status=OutboundStatus.QUEUED)
         ).rowcount
         reports = early_reports.apply(session, now)
         inbound = session.scalars(
             select(InboundMessage.id)
-            .where(InboundMessage.status == "pending", InboundMessage.received_at < now - inbound_grace)
+            .where(InboundMessage.status == InboundStatus.PENDING, InboundMessage.received_at < now - inbound_grace)
             .order_by(InboundMessage.id)
             .limit(LIMIT)
         ).all()
         outbound = session.scalars(
             select(OutboundMessage.id)
             .where(
-                OutboundMessage.status == "queued",
+                OutboundMessage.status == OutboundStatus.QUEUED,
                 OutboundMessage.created_at < now - outbound_grace,
                 (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
             )

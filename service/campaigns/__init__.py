@@ -18,6 +18,7 @@ from service import audit
 from service.campaigns.timing import QuietHours, TimingError, aware, check_zone
 from service.models import Campaign, CampaignMessage, Contact, OptOutMarker
 from service.throttle import sender_for
+from service.vocabulary import CampaignMessageStatus, CampaignState
 
 DEFAULT_TIMEZONE = "America/Mexico_City"
 DEFAULT_QUIET_HOURS = "21:00-08:00"
@@ -25,7 +26,7 @@ DEFAULT_REMIND_AFTER = 24 * 3600
 DEFAULT_MAX_REMINDERS = 1
 DEFAULT_EXPIRE_AFTER = 7 * 86400
 TAG = re.compile(r"^[\w.-]{1,64}$")
-DRAFT, RUNNING, PAUSED, FINISHED = "draft", "running", "paused", "finished"
+DRAFT, RUNNING, PAUSED, FINISHED = CampaignState
 CHANNELS = ("sms", "whatsapp", "telegram")
 """The channels a campaign can be limited to (--channel)."""
 FALLBACKS = ("sms",)
@@ -214,11 +215,11 @@ def start(rt, campaign_id: int, actor: str | None = None) -> Started:
                 update(CampaignMessage)
                 .where(
                     CampaignMessage.campaign_id == campaign.id,
-                    CampaignMessage.status == "pending",
+                    CampaignMessage.status == CampaignMessageStatus.PENDING,
                     CampaignMessage.kind == "invite",
                     CampaignMessage.contact_id.in_(select(Contact.id).where(flag)),
                 )
-                .values(status="skipped", reason=reason)
+                .values(status=CampaignMessageStatus.SKIPPED, reason=reason)
             ).rowcount
         skipped = sum(reasons.values())
         campaign.status = RUNNING

@@ -9,8 +9,9 @@ from sqlalchemy import func, select, update
 
 from service.cli import _runtime, _settings, main
 from service.models import Contact, InboundMessage
+from service.vocabulary import InboundStatus
 
-FAILED = "failed"
+FAILED = InboundStatus.FAILED
 
 
 def _open():
@@ -81,7 +82,7 @@ def retry(ids: tuple[int, ...], every: bool) -> None:
         statement = update(InboundMessage).where(InboundMessage.status == FAILED)
         if ids:
             statement = statement.where(InboundMessage.id.in_(ids))
-        again = session.scalars(statement.values(status="pending").returning(InboundMessage.id)).all()
+        again = session.scalars(statement.values(status=InboundStatus.PENDING).returning(InboundMessage.id)).all()
     rt.dispatcher.push(INBOX, sorted(again))
     click.echo(f"{len(again)} message{'s' if len(again) != 1 else ''} back in the inbox")
     skipped = sorted(set(ids) - set(again))

@@ -12,12 +12,11 @@ a timeout) is settled by asking the provider about that key, never by paying aga
 
 from __future__ import annotations
 
-AWAITING_PHONE, PENDING, SUBMITTED, SUCCEEDED, FAILED, DUPLICATE = (
-    "awaiting_phone", "pending", "submitted", "succeeded", "failed", "duplicate"
-)
-STATUSES = (AWAITING_PHONE, PENDING, SUBMITTED, SUCCEEDED, FAILED, DUPLICATE)
-OWED = (AWAITING_PHONE, PENDING, SUBMITTED, FAILED)
-"""Statuses whose amount is still counted against the budget (and succeeded, which is spent)."""
+from service.vocabulary import IncentiveState
+
+AWAITING_PHONE, PENDING, SUBMITTED, SUCCEEDED, FAILED, DUPLICATE = IncentiveState
+STATUSES = tuple(state.value for state in IncentiveState)
+"""As plain strings: what the API and the CLI accept (click takes an enum's names)."""
 
 
 def cents(amount: float) -> int:

@@ -32,6 +32,7 @@ from service.incentives import (
 from service.incentives.providers import Outcome, TopUp
 from service.models import Contact, Incentive, OutboundMessage, SurveySession
 from service.privacy import InvalidAddress, Vault, normalize_phone
+from service.vocabulary import OutboundStatus
 from surveys.definition import Definition, credit_text
 from surveys.engine import Reply
 
@@ -346,7 +347,7 @@ def notify(session: Session, incentive_id: int, definition: Definition, now: dat
         kind="incentive",
         body=body,
         payload=payload,
-        status="queued",
+        status=OutboundStatus.QUEUED,
         attempts=0,
         created_at=now,
     )
