@@ -12,8 +12,9 @@ import re
 import select
 import socket
 import ssl
+import threading
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -35,6 +36,20 @@ MAX_RETRY_AFTER = 24 * 3600.0
 _NUMBER = re.compile(r"\+?[0-9][0-9 ().-]{4,}[0-9]")
 
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class PerThread:
+    """One keep-alive HTTP client per thread (`make()` on a thread's first call), for senders run in a pool."""
+
+    def __init__(self, make: Callable[[], Http]) -> None:
+        self._make = make
+        self._local = threading.local()
+
+    def __call__(self) -> Http:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._make()
+        return client
 
 
 def retry_after(value: object) -> float | None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import getpass
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.db import aware
 from service.models import AuditEntry
 
 ACTIONS = (
@@ -58,11 +59,6 @@ def entries(rt, since: datetime | None = None, limit: int | None = None) -> list
          "detail": row.detail or {}}
         for row in rows
     ]
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite gives times back without their zone: they are UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def moment(text: str) -> datetime:

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from service.addresses import PHONE_CHANNELS
 from service.campaigns import CampaignError, normalize_tag
 from service.campaigns.timing import TimingError, check_zone
+from service.db import aware
 from service.incentives.currencies import can_top_up
 from service.models import Contact
 from service.privacy import InvalidAddress, normalize_phone
@@ -87,7 +88,7 @@ class OptIn:
     source: str | None
 
     def newer_than(self, other: datetime | None) -> bool:
-        return other is None or (self.at is not None and self.at > _aware(other))
+        return other is None or (self.at is not None and self.at > aware(other))
 
 
 @dataclass(frozen=True)
@@ -364,9 +365,6 @@ def _merge(into: Person, other: Person) -> None:
     if other.opt_in and (into.opt_in is None or other.opt_in.newer_than(into.opt_in.at)):
         into.opt_in = other.opt_in
 
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _unite(first: list[str], second: Iterable[str]) -> list[str]:

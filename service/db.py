@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -25,6 +26,14 @@ _CAUSE_BY_SQLSTATE_CLASS = {
 }
 """SQLSTATE classes: connection lost, deadlock or serialization failure, out of resources, shutdown or statement
 timeout, system error: each worth trying again later."""
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """A time read back from the database, with its zone: SQLite gives naive UTC datetimes back, PostgreSQL aware
+    ones."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bots.twilio import whatsapp as rules
+from service.db import aware
 from service.incentives import amount
 from service.models import Campaign, Contact, Incentive, OutboundMessage, SurveySession
 from service.vocabulary import OutboundStatus
@@ -48,7 +49,7 @@ def read_reply(contact: Contact, inbound: Inbound, button_payload: str | None) -
     template (unless it is STOP, HELP or a language), answer the template rather than the survey's question.
     """
     answering = rules.awaiting_reply(contact.last_template_at, contact.last_inbound_at)
-    if inbound.at is not None and (contact.last_inbound_at is None or _aware(contact.last_inbound_at) < inbound.at):
+    if inbound.at is not None and (contact.last_inbound_at is None or aware(contact.last_inbound_at) < inbound.at):
         contact.last_inbound_at = inbound.at
     if rules.button_stops(button_payload):
         return replace(inbound, text=STOP_WORD), False
@@ -72,12 +73,12 @@ def ask_again(definition: Definition, state: State, inbound: Inbound) -> Step:
 
 def has_opt_in(opt_in_at: datetime | None, withdrawn_at: datetime | None) -> bool:
     """An opt-in is recorded and was not withdrawn since."""
-    return opt_in_at is not None and (withdrawn_at is None or _aware(withdrawn_at) < _aware(opt_in_at))
+    return opt_in_at is not None and (withdrawn_at is None or aware(withdrawn_at) < aware(opt_in_at))
 
 
 def withdrew(opt_in_at: datetime | None, withdrawn_at: datetime | None) -> bool:
     """The person said STOP since their last opt-in (a campaign --without-opt-in still leaves them out)."""
-    return withdrawn_at is not None and (opt_in_at is None or _aware(withdrawn_at) >= _aware(opt_in_at))
+    return withdrawn_at is not None and (opt_in_at is None or aware(withdrawn_at) >= aware(opt_in_at))
 
 
 def withdraw_opt_in(session: Session, contact: Contact, now: datetime) -> None:
@@ -208,7 +209,3 @@ def _credit_template(rt, session: Session, session_id: int | None) -> dict[str, 
     values["2"] = f"{amount(cents):g} {currency}"
     return rules.template(sid, values)
 
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive UTC datetimes back."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

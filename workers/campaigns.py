@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bots import make_sender, render
+from bots._http import PerThread
 from bots.base import Outgoing, SendResult
 from bots.twilio.whatsapp import WINDOW_CLOSED, template, window_open
 from bots.twilio.whatsapp import is_template as whatsapp_template
@@ -39,7 +39,8 @@ from service import early_reports, whatsapp
 from service import runtime as runtimes
 from service.campaigns import FINISHED, PAUSED, RUNNING
 from service.campaigns.lease import Lease
-from service.campaigns.timing import QuietHours, aware
+from service.campaigns.timing import QuietHours
+from service.db import aware
 from service.models import Campaign, CampaignMessage, Contact, OutboundMessage, SurveySession
 from service.queue import EmbeddedDispatcher
 from service.runtime import Runtime, system_clock
@@ -70,7 +71,6 @@ MAX_ATTEMPTS = 3
 RETRY_AFTER = timedelta(seconds=30)
 PLAN_LIMIT = 5000
 EXPIRE_BATCH = 500
-_http = threading.local()
 
 
 # -- tick: sending ---------------------------------------------------------------------------------------------
@@ -532,15 +532,15 @@ def _send_one(rt: Runtime, job: _Job) -> SendResult:
         return SendResult(ok=False, error_code="request", error=f"{type(error).__name__}: {error}")
 
 
-def _session() -> requests.Session:
-    session = getattr(_http, "session", None)
-    if session is None:
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=CONCURRENCY)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        _http.session = session
+def _pooled() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=CONCURRENCY)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
+
+
+_session = PerThread(_pooled)
 
 
 # -- 3. record -------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from bots import render
 from service import runtime as runtimes
 from service import whatsapp
 from service.addresses import PHONE_CHANNELS
-from service.db import UNAVAILABLE, among, cause, json_rows
+from service.db import UNAVAILABLE, among, aware, cause, json_rows
 from service.inbox import SEALED_FIELDS, opened
 from service.logs import scrub
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
@@ -433,7 +433,7 @@ class _Batch:
             text=text,
             button=payload.get("button"),
             kind=payload.get("kind", "text"),
-            at=_aware(message.received_at),
+            at=aware(message.received_at),
             language_hint=payload.get("language_hint"),
             contact=shared,
         )
@@ -847,11 +847,3 @@ def _telegram_order(message: Row) -> tuple[int, int]:
         return (int(message.provider_id), message.id)
     except ValueError:
         return (0, message.id)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    from datetime import UTC
-
-    return moment.replace(tzinfo=UTC)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import TextClause, bindparam, select, text, update
 
 from bots import make_sender
-from bots._http import Client
+from bots._http import Client, PerThread
 from bots.base import Outgoing, SendResult
 from service import runtime as runtimes
 from service import whatsapp
@@ -38,7 +37,7 @@ BATCH = 100
 DRAIN_SECONDS = 2.0
 MAX_ATTEMPTS = 6
 CONCURRENCY = 16
-_http = threading.local()
+_session = PerThread(Client)
 _threads: ThreadPoolExecutor | None = None
 _threads_pid = 0
 
@@ -181,14 +180,6 @@ def _pool() -> ThreadPoolExecutor:
     if _threads is None or _threads_pid != os.getpid():
         _threads, _threads_pid = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="send"), os.getpid()
     return _threads
-
-
-def _session() -> Client:
-    """One keep-alive HTTP client per sending thread."""
-    session = getattr(_http, "session", None)
-    if session is None:
-        session = _http.session = Client()
-    return session
 
 
 def _record(rt: Runtime, claimed: list[_Claim], results: dict[int, SendResult | None]) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from service import rights
 from service import runtime as runtimes
-from service.audit import aware
+from service.db import aware
 from service.incentives import DUPLICATE, SUCCEEDED
 from service.models import (
     Contact,
@@ -66,7 +66,7 @@ def _erase_requested(rt: Runtime, now: datetime) -> int:
         for contact in waiting:
             unsent = session.scalar(select(func.count(OutboundMessage.id)).where(
                 OutboundMessage.contact_id == contact.id, OutboundMessage.status.in_(UNSENT)))
-            if not unsent or now - _aware(contact.erase_requested_at) > ERASE_GRACE:
+            if not unsent or now - aware(contact.erase_requested_at) > ERASE_GRACE:
                 due.append(contact)
     for contact in due:
         rights.erase(rt, [contact], "respondent", "message")
@@ -95,7 +95,7 @@ def _purge_messages(rt: Runtime, model, name: str, cutoff: datetime, deadline: f
             ).all()
             old = []
             for row in rows:
-                if _aware(row.at) >= cutoff or (not inbound and row.status in UNSENT) or (
+                if aware(row.at) >= cutoff or (not inbound and row.status in UNSENT) or (
                         inbound and row.status == InboundStatus.PENDING):
                     break
                 old.append(row.id)
@@ -128,7 +128,3 @@ def _drop_sessions(rt: Runtime, now: datetime) -> int:
                                                DashboardSession.revoked_at < now - timedelta(days=1)))
             .execution_options(synchronize_session=False)
         ).rowcount
-
-
-def _aware(moment: datetime) -> datetime:
-    return aware(moment)

@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, bindparam, exists, func, or_, select, text, update
 
 from service import audit
-from service.campaigns.timing import QuietHours, TimingError, aware, check_zone
+from service.campaigns.timing import QuietHours, TimingError, check_zone
+from service.db import aware
 from service.models import Campaign, CampaignMessage, Contact, OptOutMarker
 from service.throttle import sender_for
 from service.vocabulary import CampaignMessageStatus, CampaignState

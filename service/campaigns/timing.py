@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -88,10 +88,3 @@ def check_zone(name: str) -> str:
     """The name, if it is a known IANA time zone."""
     zone((name or "").strip())
     return name.strip()
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite gives back naive UTC datetimes; PostgreSQL aware ones."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
+from service.db import aware
 from surveys.definition import Definition, Question
 
 OVERALL = "*"
@@ -179,13 +180,8 @@ def _text(value: Any) -> str | None:
 
 
 def _aware(moment):
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    if moment is not None and moment.tzinfo is None:
-        from datetime import UTC
-
-        moment = moment.replace(tzinfo=UTC)
-    return moment
+    """A time from the database, or its ISO text, with its zone."""
+    return aware(datetime.fromisoformat(moment) if isinstance(moment, str) else moment)
 
 
 def _mask(region: bool, grouping: int | None, k: int) -> int:

@@ -19,12 +19,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.orm import Session
 
+from service.db import aware
 from service.gaps import aggregate, disclosure
 from service.gaps.aggregate import OVERALL, Counts, Key
 from service.gaps.disclosure import KEPT, NEW, RESPONDENTS, History, Shown, Table
@@ -368,7 +369,3 @@ def _empty(newest: GapSnapshot, definition: Definition, wave: int) -> GapSnapsho
                        payload=payload)
 
 
-def aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment

@@ -7,7 +7,6 @@ function takes the runtime it works in.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ import requests
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from bots._http import PerThread
 from service.incentives import FAILED, PENDING, SUBMITTED, budget, ledger
 from service.incentives.providers import Outcome, Provider, make_provider
 from service.models import Incentive, IncentiveReservation, SurveySession
@@ -31,7 +31,6 @@ TICK_LIMIT = 1000
 CONCURRENCY = 8
 """Provider calls one job makes at a time."""
 ENDED = (engine.DECLINED, engine.OPTED_OUT, engine.EXPIRED, engine.INELIGIBLE)
-_http = threading.local()
 
 
 def wake(rt: Runtime, incentive_ids: list[int]) -> None:
@@ -204,9 +203,4 @@ def _call(work: Callable[[], Outcome]) -> Outcome:
         return Outcome("unknown", code="error", message=type(error).__name__)
 
 
-def _session() -> requests.Session:
-    """One keep-alive HTTP session per thread."""
-    session = getattr(_http, "session", None)
-    if session is None:
-        session = _http.session = requests.Session()
-    return session
+_session = PerThread(requests.Session)
