@@ -52,7 +52,6 @@ class Catalog:
         self.runtime = runtime
         self._versions: dict[tuple[str, int], Definition] = {}
         self._current: dict[str, Definition] = {}
-        self._sources: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
         self._published = False
         self.problems: list[str] = []

@@ -158,12 +158,6 @@ def normalize_phone(raw: str, default_region: str = "MX") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def is_mobile(e164: str) -> bool:
-    number = phonenumbers.parse(e164, None)
-    kind = phonenumbers.number_type(number)
-    return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
-
-
 def mask(address: str) -> str:
     """What logs may show of an address: '+52******5678', 'tg:****4321'."""
     if len(address) <= 4:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -819,16 +818,3 @@ def _finish(rt: Runtime, campaign: Campaign, now: datetime) -> int:
             update(Campaign).where(Campaign.id == campaign.id, Campaign.status == RUNNING)
             .values(status=FINISHED, finished_at=now)
         ).rowcount
-
-
-def by_status(rt: Runtime, campaign_id: int) -> dict[str, int]:
-    """campaign_messages counted by status (for tests and benchmarks)."""
-    counts: dict[str, int] = defaultdict(int)
-    with rt.sessions() as session:
-        for status, n in session.execute(
-            select(CampaignMessage.status, func.count())
-            .where(CampaignMessage.campaign_id == campaign_id)
-            .group_by(CampaignMessage.status)
-        ):
-            counts[status] = n
-    return dict(counts)

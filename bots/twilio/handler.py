@@ -34,12 +34,6 @@ MAX_BUTTON = 256
 """Characters of a template quick-reply button's id that are kept (the ids Retorno reads are short)."""
 MAX_MEDIA = 100
 
-KNOWN_STATUSES = frozenset({
-    "queued", "sending", "sent", "delivered", "undelivered", "failed", "receiving", "received",
-    "accepted", "scheduled", "read", "partially_delivered", "canceled",
-})
-"""Twilio's message statuses; others of the same shape are passed on, since Twilio adds new ones."""
-
 _MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-f]{32}", re.ASCII)
 _ACCOUNT_SID = re.compile(r"AC[0-9a-f]{32}", re.ASCII)
 _PHONE = re.compile(r"\+?[0-9]{3,15}", re.ASCII)

@@ -22,7 +22,6 @@ from service.throttle import sender_for
 from service.vocabulary import CampaignMessageStatus, CampaignState
 
 DEFAULT_TIMEZONE = "America/Mexico_City"
-DEFAULT_QUIET_HOURS = "21:00-08:00"
 DEFAULT_REMIND_AFTER = 24 * 3600
 DEFAULT_MAX_REMINDERS = 1
 DEFAULT_EXPIRE_AFTER = 7 * 86400

@@ -75,6 +75,16 @@ def _runtime(settings: Settings):
     return runtimes.install(runtimes.build(settings))
 
 
+def open_runtime(existing: bool = True):
+    """This process's runtime on the configured database, migrated first; `existing`: never a new embedded one
+    (a command that reads contacts, campaigns or records needs the database `retorno run` made)."""
+    from service.db import upgrade
+
+    settings = _settings(existing=existing)
+    upgrade(settings.database_url)
+    return _runtime(settings)
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 row', '2 rows', '1,000 rows'."""
     return f"{n:,} {word if n == 1 else many or word + 's'}"

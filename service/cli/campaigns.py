@@ -8,21 +8,12 @@ from typing import Any
 
 import click
 
-from service.cli import _runtime, _settings, main, plural
+from service.cli import main, open_runtime, plural
 
 
 @main.group()
 def campaigns() -> None:
     """Campaigns: invite the contacts with a tag to a survey wave, remind them, expire what is left."""
-
-
-def _rt():
-    """The runtime on the configured database (campaigns need its contacts: never a new embedded one)."""
-    from service.db import upgrade
-
-    settings = _settings(existing=True)
-    upgrade(settings.database_url)
-    return _runtime(settings)
 
 
 def _fail(error: Exception):
@@ -83,7 +74,7 @@ def create(survey_id: str, tag: str, wave: int, rate: float | None, quiet_hours:
             channel=channel.lower() if channel else None, templates={k: v for k, v in templates.items() if v},
             fallback=fallback.lower() if fallback else None, opt_in_required=not without_opt_in,
         )
-        rt = _rt()
+        rt = open_runtime()
         campaign = service.create(rt, plan, allow_empty=allow_empty)
     except (service.CampaignError, TimingError, TemplateError) as error:
         _fail(error)
@@ -104,7 +95,7 @@ def start(campaign_id: int) -> None:
     """Start (or resume) sending; contacts tagged since the last start are added."""
     from service import campaigns as service
 
-    rt = _rt()
+    rt = open_runtime()
     try:
         started = service.start(rt, campaign_id)
     except service.UnknownCampaign:
@@ -132,7 +123,7 @@ def pause(campaign_id: int) -> None:
     from service import campaigns as service
 
     try:
-        service.pause(_rt(), campaign_id)
+        service.pause(open_runtime(), campaign_id)
     except service.UnknownCampaign:
         _fail(click.ClickException(f"there is no campaign {campaign_id}"))
     except service.CampaignError as error:
@@ -149,7 +140,7 @@ def status(campaign_id: int, as_json: bool) -> None:
     from service.campaigns.funnel import report
 
     try:
-        data = report(_rt(), campaign_id)
+        data = report(open_runtime(), campaign_id)
     except UnknownCampaign:
         _fail(click.ClickException(f"there is no campaign {campaign_id}"))
     if as_json:
@@ -164,7 +155,7 @@ def list_campaigns() -> None:
     from service.campaigns import all_campaigns
     from service.campaigns.funnel import invited_counts
 
-    rt = _rt()
+    rt = open_runtime()
     rows = all_campaigns(rt)
     if not rows:
         click.echo("no campaigns yet: retorno campaigns create --survey ID --tag TAG")

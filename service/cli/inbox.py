@@ -7,19 +7,11 @@ import json
 import click
 from sqlalchemy import func, select, update
 
-from service.cli import _runtime, _settings, main
+from service.cli import main, open_runtime
 from service.models import Contact, InboundMessage
 from service.vocabulary import InboundStatus
 
 FAILED = InboundStatus.FAILED
-
-
-def _open():
-    from service.db import upgrade
-
-    settings = _settings(existing=True)
-    upgrade(settings.database_url)
-    return _runtime(settings)
 
 
 @main.group()
@@ -33,7 +25,7 @@ def inbox() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def failed(limit: int, with_text: bool, as_json: bool) -> None:
     """Messages set aside, oldest first, with the reason; never a phone number."""
-    rt = _open()
+    rt = open_runtime()
     with rt.sessions() as session:
         total = session.scalar(select(func.count()).where(InboundMessage.status == FAILED))
         rows = session.execute(
@@ -77,7 +69,7 @@ def retry(ids: tuple[int, ...], every: bool) -> None:
         raise click.UsageError("give message ids or --all")
     from service.queue import INBOX
 
-    rt = _open()
+    rt = open_runtime()
     with rt.sessions() as session, session.begin():
         statement = update(InboundMessage).where(InboundMessage.status == FAILED)
         if ids:

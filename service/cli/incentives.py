@@ -12,7 +12,7 @@ import click
 from sqlalchemy import func, select
 
 from service import audit
-from service.cli import _runtime, _settings, main, plural
+from service.cli import main, open_runtime, plural
 from service.incentives import FAILED, PENDING, STATUSES, amount, ledger, payments
 from service.models import Contact, Incentive, IncentiveBudget
 from service.queue import OUTBOX
@@ -27,20 +27,12 @@ def incentives() -> None:
     """Airtime credits earned by completed surveys."""
 
 
-def _open_runtime():
-    settings = _settings(existing=True)
-    from service.db import upgrade
-
-    upgrade(settings.database_url)
-    return _runtime(settings)
-
-
 @incentives.command()
 @click.option("--survey", "survey_id", help="Only this survey.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def status(survey_id: str | None, as_json: bool) -> None:
     """Budget, counts by status, and the failures left for staff."""
-    rt = _open_runtime()
+    rt = open_runtime()
     with rt.sessions() as session:
         budgets = session.scalars(
             select(IncentiveBudget).where(*([IncentiveBudget.survey_id == survey_id] if survey_id else []))
@@ -106,7 +98,7 @@ def status(survey_id: str | None, as_json: bool) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="A CSV file (default: stdout).")
 def export(survey_id: str | None, wave: int | None, statuses: tuple[str, ...], output: Path | None) -> None:
     """What is owed, as CSV with phone numbers, for paying by hand (keep the file safe, delete it after)."""
-    rt = _open_runtime()
+    rt = open_runtime()
     automatic = rt.settings.incentive_provider != "ledger"
     wanted = statuses or ((FAILED,) if automatic else (PENDING, FAILED))
     query = (
@@ -159,7 +151,7 @@ def mark_paid(csv_file: Path | None, ids: tuple[int, ...], reference: str | None
     if bool(csv_file) == bool(ids):
         raise click.UsageError("give either a CSV file or --id")
     items = _items(csv_file) if csv_file else [(None, i, reference) for i in ids]
-    rt = _open_runtime()
+    rt = open_runtime()
     outcomes: dict[str, int] = {}
     problems: list[str] = []
     outbound: list[int] = []
@@ -202,7 +194,7 @@ def _items(path: Path) -> list[tuple[int, int | None, str | None]]:
                    "with no worker running).")
 def reconcile(survey_id: str | None, everything: bool) -> None:
     """Settle records stuck in `submitted` by asking the provider about their reference, then issue due ones."""
-    rt = _open_runtime()
+    rt = open_runtime()
     if rt.settings.incentive_provider == "ledger":
         with rt.sessions() as session:
             owed = session.scalar(select(func.count()).where(Incentive.status.in_((PENDING, FAILED)))) or 0
@@ -222,7 +214,7 @@ def retry(ids: tuple[int, ...], all_failed: bool, survey_id: str | None) -> None
     """Try failed records again from their first attempt (e.g. after funding the provider account)."""
     if bool(ids) == all_failed:
         raise click.UsageError("give incentive ids or --all-failed")
-    rt = _open_runtime()
+    rt = open_runtime()
     with rt.sessions() as session, session.begin():
         if all_failed:
             query = select(Incentive.id).where(Incentive.status == FAILED)

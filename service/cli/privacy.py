@@ -7,16 +7,8 @@ import sys
 
 import click
 
-from service.cli import _runtime, _settings, main, tokens
+from service.cli import main, open_runtime, tokens
 from service.cli.contacts import contacts
-
-
-def _open_runtime():
-    settings = _settings()
-    from service.db import upgrade
-
-    upgrade(settings.database_url)
-    return _runtime(settings)
 
 
 def _who(phone: str | None, telegram_chat: str | None, respondent: str | None) -> None:
@@ -37,7 +29,7 @@ def erase(phone: str | None, telegram_chat: str | None, respondent: str | None, 
     from service import audit
     from service.rights import NobodyFound, erase, find
 
-    rt = _open_runtime()
+    rt = open_runtime(existing=False)
     try:
         with rt.sessions() as session:
             found = find(rt, session, phone, telegram_chat, respondent)
@@ -64,7 +56,7 @@ def show(phone: str | None, telegram_chat: str | None, respondent: str | None) -
     from service.rights import NobodyFound, find
     from service.rights import show as everything
 
-    rt = _open_runtime()
+    rt = open_runtime(existing=False)
     try:
         with rt.sessions() as session:
             found = find(rt, session, phone, telegram_chat, respondent)
@@ -88,7 +80,7 @@ def audit_log(since: str | None, as_json: bool) -> None:
     except ValueError:
         raise click.BadParameter("write a date like 2026-03-01 or a time like 2026-03-01T10:00",
                                  param_hint="--since") from None
-    entries = audit.entries(_open_runtime(), moment)
+    entries = audit.entries(open_runtime(existing=False), moment)
     if as_json:
         click.echo(json.dumps(entries, ensure_ascii=False, indent=2))
         return
@@ -107,7 +99,7 @@ def tokens_list(as_json: bool) -> None:
     """Every token: id, name, role, state (active, expired, revoked), last use, expiry. Never the token."""
     from service.auth import list_tokens
 
-    listed = list_tokens(_open_runtime())
+    listed = list_tokens(open_runtime(existing=False))
     if as_json:
         click.echo(json.dumps(listed, indent=2))
         return
@@ -129,7 +121,7 @@ def tokens_revoke(which: str) -> None:
     from service.auth import TokenError, revoke_token
 
     try:
-        ids = revoke_token(_open_runtime(), which)
+        ids = revoke_token(open_runtime(existing=False), which)
     except TokenError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"revoked token {', '.join(f'#{i}' for i in ids)}")
@@ -148,7 +140,7 @@ def keys_rotate() -> None:
     from service import keys as rotation
     from service.privacy import UnknownKey
 
-    rt = _open_runtime()
+    rt = open_runtime(existing=False)
     try:
         total = sum(rotation.stale(rt).values())
         with click.progressbar(length=total, label="re-sealing", file=sys.stderr) as bar:
