@@ -40,6 +40,7 @@ from service.campaigns import FINISHED, PAUSED, RUNNING
 from service.campaigns.lease import Lease
 from service.campaigns.timing import QuietHours
 from service.db import aware
+from service.incentives.budget import room
 from service.models import Campaign, CampaignMessage, Contact, OutboundMessage, SurveySession
 from service.queue import EmbeddedDispatcher
 from service.runtime import Runtime, system_clock
@@ -495,10 +496,6 @@ class _Preparation:
 
 def _incentive_available(session: Session, definition: Definition, campaign: Campaign) -> bool:
     """Whether this wave's incentive budget can still promise the credit (each wave has its own budget)."""
-    try:
-        from service.incentives.budget import room
-    except ImportError:
-        return True
     return room(session, definition, campaign.wave)
 
 

@@ -4,6 +4,25 @@ A batch locks the contacts it touches (row locks, in id order), runs the engine 
 answers, session state, outgoing messages and the message's new status in one transaction. Several workers on
 several machines can run batches at once: a second worker touching the same contact waits for the lock and then
 finds the messages already processed.
+
+When a batch fails, nothing is lost, nothing is processed twice, and one respondent's bug never stops the others:
+
+1. prepare (`_prepare`, PostgreSQL only): the engine runs in the batch's open transaction. If that raises (credit
+   short, a deadlock, a bad message), the transaction is dropped and `process` runs the same ids in one go.
+2. process (`process`): the batch in one transaction, its budget changes deferred to the end of the batch;
+3. retry (`retrying`): a deadlock or serialization victim (SQLSTATE 40P01, 40001) is run again, 4 times at most;
+4. within budget (`incentives.within_budget`): a batch that promised more credit than its wave has left is run
+   again, holding and recording credit one by one;
+5. one by one (`_one_by_one`): any other failure runs the ids again, one contact per transaction (retried as in 3);
+6. mark failed (`_mark_failed`): a contact whose transaction still fails has its pending messages set `failed`
+   with the error (scrubbed of numbers and tokens), set aside for staff (`retorno inbox failed`, `retry`).
+
+The database being unavailable (a lost or refused connection, a timeout) is no message's fault: it is raised from
+any step, the ids go back to the inbox (`drain`), the job fails, and the messages, still `pending` in the
+database, are processed by a later job (the sweeper pushes pending messages again after its grace).
+The writer thread (`_write`, PostgreSQL) writes and commits a prepared batch; if that fails, nothing was
+committed, so it runs the same ids through `process` (2 to 6); if that fails too, the ids go back to the inbox
+and the error ends the drain job.
 """
 
 from __future__ import annotations
