@@ -4,8 +4,9 @@ A valid request is verified, parsed and stored by the same functions as the Flas
 the same answer as the view would give, without a request context, routing or werkzeug's form parser. Everything
 else goes to Flask unchanged: other routes and methods, debug mode, bodies without a plain Content-Length or over
 MAX_CONTENT_LENGTH, and every request the fast path refuses, which Flask then answers from the same body as it
-always has (400, 403, 404, 413). `store` spools what the database cannot take; a failure to store anyway (the
-spool full too) is answered by Flask's error handlers (503).
+always has (400, 403, 404, 413). `store` spools what the database cannot take; when storing fails anyway (the
+spool full too), the request goes to Flask with the error, which a `before_request` hook raises, so Flask's
+error handlers answer it (503) as if the view had failed. Only Flask's public API is used.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.http import parse_options_header
 
 from bots.base import Incoming
@@ -27,6 +28,7 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 Answer = tuple[str, list[tuple[str, str]], bytes]
+_FAILURE = "retorno.fastpath.failure"
 
 
 class _EnvironDelivery:
@@ -65,6 +67,7 @@ class FastWebhooks:
             "/webhooks/telegram": (telegram_incoming, telegram_ok),
         }
         self._answers: dict[Callable[[], Response], Answer] = {}
+        app.before_request(_raise_failure)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         route = self.routes.get(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
@@ -83,7 +86,8 @@ class FastWebhooks:
                 store(runtime, [incoming])
         except Exception as error:
             environ["wsgi.input"] = io.BytesIO(body)
-            return self._failed(environ, start_response, error)
+            environ[_FAILURE] = error
+            return self.flask(environ, start_response)
         status, headers, payload = self._answers.get(answer) or self._made(answer)
         start_response(status, list(headers))
         return [payload]
@@ -95,14 +99,12 @@ class FastWebhooks:
         answer = self._answers[make] = (response.status, response.headers.to_wsgi_list(), response.get_data())
         return answer
 
-    def _failed(self, environ: Environ, start_response: StartResponse, error: Exception) -> Iterable[bytes]:
-        """Called in `except`: answer `error` as Flask answers an exception raised by the view."""
-        with self.app.request_context(environ):
-            try:
-                response = self.app.finalize_request(self.app.handle_user_exception(error))
-            except Exception as unhandled:
-                response = self.app.handle_exception(unhandled)
-            return response(environ, start_response)
+
+def _raise_failure() -> None:
+    """First thing in Flask: a failure to store met on the fast path is raised, for Flask's error handlers."""
+    error = request.environ.pop(_FAILURE, None)
+    if error is not None:
+        raise error
 
 
 def _body(environ: Environ, limit: int | None) -> bytes | None:
