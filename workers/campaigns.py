@@ -605,7 +605,7 @@ def _record_failures(rt: Runtime, session: Session, failed: list[tuple[_Job, Sen
         elif result.retry and not _not_sent(result):
             values.update(status=CampaignMessageStatus.INTERRUPTED)
         else:
-            values.update(status=CampaignMessageStatus.FAILED, reason=(result.error_code or CampaignMessageStatus.FAILED)[:32])
+            values.update(status=CampaignMessageStatus.FAILED, reason=(result.error_code or "failed")[:32])
             _undo(session, job)
         if result.unreachable:
             session.execute(update(Contact).where(Contact.id == job.contact_id).values(unreachable=True))
