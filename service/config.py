@@ -1,4 +1,4 @@
-"""Configuration from the environment (see CONTRACT.md), with embedded defaults for a bare machine."""
+"""Configuration from the environment (see docs/api.md), with embedded defaults for a bare machine."""
 
 from __future__ import annotations
 

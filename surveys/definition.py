@@ -162,7 +162,7 @@ class Definition:
         return text.format(**values) if values else text
 
     def normalized(self) -> dict[str, Any]:
-        """The definition as the JSON API publishes it (see CONTRACT.md)."""
+        """The definition as the JSON API publishes it (see docs/api.md)."""
         return {
             "id": self.id,
             "version": self.version,

@@ -159,7 +159,7 @@ class FakeProviders:
                 number = to.removeprefix("whatsapp:")
                 if channel == "whatsapp" and form.get("ContentSid") and form.get("Body"):
                     self._reply(400, {"message": "this fake refuses a Body with a ContentSid: a template goes "
-                                      "without Body (CONTRACT.md)", "status": 400})
+                                      "without Body (docs/api.md)", "status": 400})
                     return
                 variables = json.loads(form.get("ContentVariables") or "{}")
                 sent = Sent(channel, number, form.get("Body", ""), [], sid, form.get("ContentSid"), variables)

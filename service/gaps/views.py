@@ -77,7 +77,7 @@ def _public(cell: dict[str, Any], with_difference: bool) -> dict[str, Any]:
 
 
 def response(payload: dict[str, Any], selection: Selection) -> dict[str, Any]:
-    """The JSON of GET /api/v1/surveys/{id}/gaps (CONTRACT.md, extended compatibly)."""
+    """The JSON of GET /api/v1/surveys/{id}/gaps (docs/api.md)."""
     ungrouped = selection.grouping is None
     chosen = [c for c in cells(payload) if c["grouping"] == selection.grouping]
     return {
