@@ -37,8 +37,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -54,6 +53,18 @@ from service.inbox import SEALED_FIELDS, opened
 from service.logs import scrub
 from service.models import Answer, Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import INBOX, OUTBOX
+from service.rows import (
+    ANSWER_COLUMNS,
+    OUTBOUND_NEW,
+    SESSION_CHANGING,
+    SESSION_READ,
+    SESSION_STAMPS,
+    SessionRow,
+    insert_from_json,
+    table_columns,
+    update_from_json,
+    upsert,
+)
 from service.runtime import Runtime
 from service.vocabulary import EventKind, InboundStatus, OutboundStatus
 from surveys import engine
@@ -695,9 +706,9 @@ class _Batch:
         session.execute(
             update(table)
             .where(table.c.id == bindparam("row_id"))
-            .values(**{name: bindparam(f"new_{name}") for name in SessionRow.CHANGING},
+            .values(**{name: bindparam(f"new_{name}") for name in SESSION_CHANGING},
                     last_activity_at=self.now, updated_at=self.now),
-            [{"row_id": c["id"], **{f"new_{name}": c[name] for name in SessionRow.CHANGING}} for c in changed],
+            [{"row_id": c["id"], **{f"new_{name}": c[name] for name in SESSION_CHANGING}} for c in changed],
         )
 
     def _write_handled(self, session: Session) -> None:
@@ -738,57 +749,7 @@ class _Batch:
         return sorted(id_ for id_, status in rows if status == OutboundStatus.QUEUED)
 
 
-@dataclass(slots=True, eq=False)
-class SessionRow:
-    """A survey session as an inbound batch reads and changes it (plain values; the batch writes them itself)."""
-
-    CHANGING: ClassVar[tuple[str, ...]] = (
-        "status", "question", "language", "region", "state", "consented_at", "completed_at",
-    )
-    """The columns a message can change (with `last_activity_at` and `updated_at`)."""
-
-    id: int
-    contact_id: int
-    survey_id: str
-    version: int
-    wave: int
-    status: str
-    question: str | None
-    language: str
-    region: str | None
-    state: dict[str, Any]
-    consented_at: datetime | None
-    completed_at: datetime | None
-    unwritten: bool = False
-    """Created in this batch and not in the database yet."""
-    live: State | None = None
-    """The engine's state after the batch's latest message here: turned into `state` only when written."""
-
-    def engine_state(self) -> State:
-        """The state the next message starts from."""
-        return self.live if self.live is not None else State.from_dict(self.state)
-
-    def columns(self) -> dict[str, Any]:
-        """Every column the batch knows, for an INSERT (without `id` until it has one)."""
-        values = {"contact_id": self.contact_id, "survey_id": self.survey_id, "version": self.version,
-                  "wave": self.wave, **self.changes()}
-        if not self.id:
-            del values["id"]
-        return values
-
-    def changes(self) -> dict[str, Any]:
-        """The id and the columns a message can change, for an UPDATE."""
-        values = {"id": self.id, **{name: getattr(self, name) for name in self.CHANGING}}
-        if self.live is not None:
-            values["state"] = self.live.to_dict()
-        return values
-
-
-_SESSION_COLUMNS = (
-    SurveySession.id, SurveySession.contact_id, SurveySession.survey_id, SurveySession.version, SurveySession.wave,
-    SurveySession.status, SurveySession.question, SurveySession.language, SurveySession.region, SurveySession.state,
-    SurveySession.consented_at, SurveySession.completed_at,
-)
+_SESSION_COLUMNS = table_columns(SurveySession, SESSION_READ)
 """What the batch reads of a session, in SessionRow's order."""
 
 
@@ -821,43 +782,18 @@ _READ_LATEST_SESSIONS = (
 
 SESSION_IDS_AT_ONCE = 100
 _SESSION_IDS = text("SELECT nextval(pg_get_serial_sequence('survey_sessions', 'id')) FROM generate_series(1, :n)")
-_NEW_SESSIONS_JSON = text(
-    "INSERT INTO survey_sessions (id, contact_id, survey_id, version, wave, status, question, language, region, "
-    "state, consented_at, completed_at, started_at, last_activity_at, updated_at, reminders_sent) "
-    "SELECT id, contact_id, survey_id, version, wave, status, question, language, region, state, consented_at, "
-    "completed_at, started_at, last_activity_at, updated_at, 0 "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, contact_id bigint, survey_id text, version int, "
-    "wave int, status text, question text, language text, region text, state jsonb, consented_at timestamptz, "
-    "completed_at timestamptz, started_at timestamptz, last_activity_at timestamptz, updated_at timestamptz) "
-    "ORDER BY id"
-)
-_SESSIONS_JSON = text(
-    "UPDATE survey_sessions AS s SET status = r.status, question = r.question, language = r.language, "
-    "region = r.region, state = r.state, consented_at = r.consented_at, completed_at = r.completed_at, "
-    "last_activity_at = :now, updated_at = :now "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, status text, question text, language text, "
-    "region text, state jsonb, consented_at timestamptz, completed_at timestamptz) WHERE s.id = r.id"
-)
-_OUTBOUND_JSON = text(
-    "INSERT INTO outbound_messages (contact_id, session_id, channel, kind, body, payload, status, error, attempts, "
-    "created_at) "
-    "SELECT contact_id, session_id, channel, kind, body, payload, status, error, attempts, created_at "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(contact_id bigint, session_id bigint, channel text, "
-    "kind text, body text, payload jsonb, status text, error text, attempts int, created_at timestamptz) "
-    "RETURNING id, status"
-)
-_HANDLED_JSON = text(
-    "UPDATE inbound_messages AS m SET status = r.status, contact_id = r.contact_id, processed_at = :now "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, status text, contact_id bigint) WHERE m.id = r.id"
-)
-_ANSWERS_JSON = text(
-    "INSERT INTO answers (session_id, question_id, value, skipped, in_gap, inbound_id, answered_at) "
-    "SELECT session_id, question_id, CAST(value AS jsonb), skipped, in_gap, inbound_id, answered_at "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(session_id bigint, question_id text, value text, "
-    "skipped boolean, in_gap boolean, inbound_id bigint, answered_at timestamptz) "
-    "ON CONFLICT (session_id, question_id) DO UPDATE SET value = excluded.value, skipped = excluded.skipped, "
-    "in_gap = excluded.in_gap, inbound_id = excluded.inbound_id, answered_at = excluded.answered_at"
-)
+_NEW_SESSIONS_JSON = text(insert_from_json(
+    SurveySession, [*SESSION_READ, *SESSION_STAMPS], constants={"reminders_sent": "0"}, tail="ORDER BY id"
+))
+_SESSIONS_JSON = text(update_from_json(
+    SurveySession, SESSION_CHANGING, constants={"last_activity_at": ":now", "updated_at": ":now"}
+))
+_OUTBOUND_JSON = text(insert_from_json(OutboundMessage, OUTBOUND_NEW, tail="RETURNING id, status"))
+_HANDLED_JSON = text(update_from_json(InboundMessage, ("status", "contact_id"), constants={"processed_at": ":now"}))
+_ANSWERS_JSON = text(insert_from_json(
+    Answer, ANSWER_COLUMNS, as_text={"value": "CAST(value AS jsonb)"},
+    tail=upsert(("session_id", "question_id"), ANSWER_COLUMNS[2:]),
+))
 """The batch's answers (each value its own JSON text, so a JSON null stays a JSON null as the ORM stores it)."""
 
 
