@@ -19,6 +19,11 @@ from tests.support import (
 CI = os.environ.get("CI", "").lower() == "true"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-snapshots", action="store_true",
+                     help="rewrite the pinned files under tests/snapshots/ from what the code generates now")
+
+
 def _require(available: bool, what: str) -> None:
     if available:
         return
