@@ -230,121 +230,38 @@ class _Plan:
     """
 
     def __init__(self, dialect: str, definition: Definition, measured: list[Question], groups: list[Question]):
-        pg = dialect == "postgresql"
         self.params: dict[str, Any] = {"survey": definition.id}
         self.choices = [group_values(q) for q in groups]
-        # group answers -> codes (a mixed-radix number per respondent); indicators -> bits
-        radix_of, profile_of, place = [], [], []
-        column, base = 0, 1
-        for j in range(len(groups)):
-            radix = len(self.choices[j]) + 1
-            if base * radix > PROFILE_LIMIT:
-                column, base = column + 1, 1
-            profile_of.append(column)
-            place.append(base)
-            radix_of.append(radix)
-            base *= radix
-        profiles = column + 1 if groups else 0
-        masks = (len(measured) + MASK_BITS - 1) // MASK_BITS
-        dimensions = sorted({q.dimension for q in measured if q.dimension})
-        if pg:
-            lookups, join, resp_columns = self._postgresql(groups, measured, profile_of, place)
-        else:
-            lookups, join, resp_columns = self._sqlite(groups, measured, profile_of, place)
-        resp_columns = ["s.wave", "s.region", *resp_columns]
-        resp_columns += [f"CAST(COALESCE(sum(qs.bit) FILTER (WHERE qs.part = {m} AND a.in_gap IS NOT NULL), 0) AS BIGINT)"
-                         f" AS m{m}" for m in range(masks)]
-        resp_columns += [f"CAST(COALESCE(sum(qs.bit) FILTER (WHERE qs.part = {m} AND a.in_gap), 0) AS BIGINT) AS x{m}"
-                         for m in range(masks)]
-
-        # per respondent: each indicator 1/0/NULL, each dimension, overall, the index
-        def has(i: int, prefix: str) -> str:
-            return f"({prefix}{i // MASK_BITS} & {1 << (i % MASK_BITS)}) <> 0"
-
-        def indicator(i: int) -> str:
-            return f"CASE WHEN {has(i, 'm')} THEN (CASE WHEN {has(i, 'x')} THEN 1 ELSE 0 END) END"
-
-        shares, weights = [], []
-        per_counts = []
-        for d, dimension in enumerate(dimensions):
-            self.params[f"w{d}"] = float(definition.weights.get(dimension, 1.0))
-            members = [i for i, q in enumerate(measured) if q.dimension == dimension]
-            per_counts.append(" + ".join(f"(CASE WHEN {has(i, 'm')} THEN 1 ELSE 0 END)" for i in members) + f" AS k{d}")
-            per_counts.append(" + ".join(f"(CASE WHEN {has(i, 'x')} THEN 1 ELSE 0 END)" for i in members) + f" AS kg{d}")
-        per_columns = ["wave", "region", *(f"p{p}" for p in range(profiles))]
-        per_columns += [f"{indicator(i)} AS y{i}" for i in range(len(measured))]
-        per_columns += per_counts
-        for d in range(len(dimensions)):
-            shares.append(f"(CASE WHEN k{d} > 0 THEN CAST(:w{d} AS FLOAT) * (k{d} - kg{d}) / k{d} ELSE 0 END)")
-            weights.append(f"(CASE WHEN k{d} > 0 THEN CAST(:w{d} AS FLOAT) ELSE 0 END)")
-        measure_columns = [f"y{i}" for i in range(len(measured))]
-        derived = [
-            *(f"CASE WHEN k{d} > 0 THEN (CASE WHEN kg{d} > 0 THEN 1 ELSE 0 END) END AS z{d}" for d in range(len(dimensions))),
-            "CASE WHEN " + " + ".join(f"k{d}" for d in range(len(dimensions))) + " > 0 THEN (CASE WHEN "
-            + " + ".join(f"kg{d}" for d in range(len(dimensions))) + " > 0 THEN 1 ELSE 0 END) END AS o",
-            f"({' + '.join(shares)}) / NULLIF({' + '.join(weights)}, 0) AS idx",
-        ]
-        measure_columns += [*(f"z{d}" for d in range(len(dimensions))), "o"]
         self.measures = measures(definition)
-        profile_columns = [f"p{p}" for p in range(profiles)]
+        layout = _Layout.of(self.choices)
+        dimensions = sorted({q.dimension for q in measured if q.dimension})
+        weights = [float(definition.weights.get(dimension, 1.0)) for dimension in dimensions]
+        self.params.update({f"w{d}": weight for d, weight in enumerate(weights)})
         # with every weight positive, a respondent with any indicator has an index: no separate count is needed
-        counted = any(float(definition.weights.get(d, 1.0)) <= 0 for d in dimensions)
+        counted = any(weight <= 0 for weight in weights)
         self.width = 4 if counted else 3
-        fine_sums = []
-        for c, name in enumerate(measure_columns):
-            fine_sums += [
-                f"CAST(count({name}) AS INTEGER) AS n{c}",
-                f"CAST(sum({name}) AS INTEGER) AS g{c}",
-                f"sum(idx) FILTER (WHERE {name} IS NOT NULL) AS s{c}",
-            ]
-            if counted:
-                fine_sums.append(f"CAST(count(idx) FILTER (WHERE {name} IS NOT NULL) AS INTEGER) AS c{c}")
-        group_columns = [
-            f"(p{profile_of[j]} / {place[j]}) % {radix_of[j]} AS v{j}" for j in range(len(groups))
-        ]
-        self.sql = f"""WITH {lookups},
-resp AS MATERIALIZED (
-  SELECT {', '.join(resp_columns)}
-  FROM survey_sessions s
-  JOIN answers a ON a.session_id = s.id
-  {join}
-  WHERE s.survey_id = :survey AND s.status = 'completed'{NOT_TESTS.format(s="s")}
-  GROUP BY s.id, s.wave, s.region
-),
-per AS MATERIALIZED (
-  SELECT {', '.join(per_columns)} FROM resp
-),
-scored AS MATERIALIZED (
-  SELECT {', '.join(["wave", "region", *profile_columns, *(f"y{i}" for i in range(len(measured))), *derived])} FROM per
-),
-fine AS MATERIALIZED (
-  SELECT {', '.join(["wave", "region", *profile_columns, *fine_sums])}
-  FROM scored GROUP BY {', '.join(["wave", "region", *profile_columns])}
-),
-grouped AS (
-  SELECT {', '.join(["fine.*", *group_columns])} FROM fine
-)
-"""
+        if dialect == "postgresql":
+            lookups, join, profile_sums = self._postgresql(groups, measured, layout.profile_of, layout.place)
+        else:
+            lookups, join, profile_sums = self._sqlite(groups, measured, layout.profile_of, layout.place)
+        members = [[i for i, q in enumerate(measured) if q.dimension == dimension] for dimension in dimensions]
+        measure_columns = [*(f"y{i}" for i in range(len(measured))), *(f"z{d}" for d in range(len(dimensions))), "o"]
+        profiles = [f"p{p}" for p in range(layout.profiles)]
+        self.sql = _steps(
+            lookups,
+            resp=_respondents(join, profile_sums, _masks(len(measured))),
+            per=["wave", "region", *profiles, *_indicators(len(measured)), *_dimension_counts(members)],
+            scored=["wave", "region", *profiles, *(f"y{i}" for i in range(len(measured))), *_scores(len(dimensions))],
+            fine=(["wave", "region", *profiles], _fine_sums(measure_columns, counted)),
+            grouped=_group_values(layout),
+        )
         totals = ", ".join(
             f"sum(n{c}), sum(g{c}), sum(s{c})" + (f", sum(c{c})" if counted else "") for c in range(len(measure_columns))
         )
-        k = len(groups)
-        kept = ["region", *(f"v{j}" for j in range(k))]
-        if pg:
-            sets = ", ".join(
-                "(" + ", ".join(["wave", *(["region"] if region else []), *([f"v{g}"] if g is not None else [])]) + ")"
-                for region, g in _sets(k)
-            )
-            self.sql += (f"SELECT wave, {', '.join(kept)}, GROUPING({', '.join(kept)}), {totals} FROM grouped "
-                         f"GROUP BY GROUPING SETS ({sets})")
+        if dialect == "postgresql":
+            self.sql += _grouping_sets(len(groups), totals)
         else:
-            branches = []
-            for region, g in _sets(k):
-                shown = ["wave", "region" if region else "NULL", *((f"v{j}" if g == j else "NULL") for j in range(k))]
-                by = ["wave", *(["region"] if region else []), *([f"v{g}"] if g is not None else [])]
-                branches.append(f"SELECT {', '.join(shown)}, {_mask(region, g, k)}, {totals} FROM grouped "
-                                f"GROUP BY {', '.join(by)}")
-            self.sql += "\nUNION ALL\n".join(branches)
+            self.sql += _union_of_group_bys(len(groups), totals)
 
     def _postgresql(self, groups: list[Question], measured: list[Question], profile_of: list[int],
                     place: list[int]) -> tuple[str, str, list[str]]:
@@ -391,3 +308,152 @@ grouped AS (
         if code is None or int(code) == 0:
             return None
         return self.choices[grouping][int(code) - 1]
+
+
+# -- the plan's steps, each a small function of what it needs --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Group answers as mixed-radix numbers: question j's code (0: not answered, else 1 + the value's position)
+    is digit `place[j]` (radix `radix_of[j]`) of profile column `profile_of[j]`; a column holds below PROFILE_LIMIT."""
+
+    radix_of: list[int]
+    profile_of: list[int]
+    place: list[int]
+    profiles: int
+
+    @classmethod
+    def of(cls, choices: list[list[str]]) -> _Layout:
+        radix_of, profile_of, place = [], [], []
+        column, base = 0, 1
+        for values in choices:
+            radix = len(values) + 1
+            if base * radix > PROFILE_LIMIT:
+                column, base = column + 1, 1
+            profile_of.append(column)
+            place.append(base)
+            radix_of.append(radix)
+            base *= radix
+        return cls(radix_of, profile_of, place, column + 1 if choices else 0)
+
+
+def _masks(indicators: int) -> list[str]:
+    """Per respondent, `m0`.. a bit per indicator answered and `x0`.. a bit per indicator in gap."""
+    masks = range((indicators + MASK_BITS - 1) // MASK_BITS)
+    return [
+        *(f"CAST(COALESCE(sum(qs.bit) FILTER (WHERE qs.part = {m} AND a.in_gap IS NOT NULL), 0) AS BIGINT) AS m{m}"
+          for m in masks),
+        *(f"CAST(COALESCE(sum(qs.bit) FILTER (WHERE qs.part = {m} AND a.in_gap), 0) AS BIGINT) AS x{m}"
+          for m in masks),
+    ]
+
+
+def _respondents(join: str, profile_sums: list[str], masks: list[str]) -> str:
+    """Step 1, `resp`: one row per completed session from one scan of its answers."""
+    return f"""SELECT {', '.join(["s.wave", "s.region", *profile_sums, *masks])}
+  FROM survey_sessions s
+  JOIN answers a ON a.session_id = s.id
+  {join}
+  WHERE s.survey_id = :survey AND s.status = 'completed'{NOT_TESTS.format(s="s")}
+  GROUP BY s.id, s.wave, s.region"""
+
+
+def _has(i: int, prefix: str) -> str:
+    """Whether indicator `i`'s bit is set in mask `prefix` (m: answered, x: in gap)."""
+    return f"({prefix}{i // MASK_BITS} & {1 << (i % MASK_BITS)}) <> 0"
+
+
+def _indicators(count: int) -> list[str]:
+    """`y0`..: each indicator 1 (in gap), 0 (not) or NULL (not answered)."""
+    return [f"CASE WHEN {_has(i, 'm')} THEN (CASE WHEN {_has(i, 'x')} THEN 1 ELSE 0 END) END AS y{i}"
+            for i in range(count)]
+
+
+def _dimension_counts(members: list[list[int]]) -> list[str]:
+    """Per dimension `d`: `k{d}` its indicators answered, `kg{d}` those in gap."""
+    columns = []
+    for d, indicators in enumerate(members):
+        columns.append(" + ".join(f"(CASE WHEN {_has(i, 'm')} THEN 1 ELSE 0 END)" for i in indicators) + f" AS k{d}")
+        columns.append(" + ".join(f"(CASE WHEN {_has(i, 'x')} THEN 1 ELSE 0 END)" for i in indicators) + f" AS kg{d}")
+    return columns
+
+
+def _scores(dimensions: int) -> list[str]:
+    """`z{d}` each dimension in gap or not (NULL: none of it answered), `o` overall, `idx` the reintegration index
+    (the weighted mean over dimensions of the share of their answered indicators not in gap)."""
+    ds = range(dimensions)
+    shares = [f"(CASE WHEN k{d} > 0 THEN CAST(:w{d} AS FLOAT) * (k{d} - kg{d}) / k{d} ELSE 0 END)" for d in ds]
+    weights = [f"(CASE WHEN k{d} > 0 THEN CAST(:w{d} AS FLOAT) ELSE 0 END)" for d in ds]
+    return [
+        *(f"CASE WHEN k{d} > 0 THEN (CASE WHEN kg{d} > 0 THEN 1 ELSE 0 END) END AS z{d}" for d in ds),
+        "CASE WHEN " + " + ".join(f"k{d}" for d in ds) + " > 0 THEN (CASE WHEN "
+        + " + ".join(f"kg{d}" for d in ds) + " > 0 THEN 1 ELSE 0 END) END AS o",
+        f"({' + '.join(shares)}) / NULLIF({' + '.join(weights)}, 0) AS idx",
+    ]
+
+
+def _fine_sums(measure_columns: list[str], counted: bool) -> list[str]:
+    """Step 2's sums per measure `c`: respondents `n`, in gap `g`, index sum `s` (and count `c` when counted)."""
+    sums = []
+    for c, name in enumerate(measure_columns):
+        sums += [
+            f"CAST(count({name}) AS INTEGER) AS n{c}",
+            f"CAST(sum({name}) AS INTEGER) AS g{c}",
+            f"sum(idx) FILTER (WHERE {name} IS NOT NULL) AS s{c}",
+        ]
+        if counted:
+            sums.append(f"CAST(count(idx) FILTER (WHERE {name} IS NOT NULL) AS INTEGER) AS c{c}")
+    return sums
+
+
+def _group_values(layout: _Layout) -> list[str]:
+    """`v{j}`: group question j's code, read back from its profile column."""
+    return [f"(p{layout.profile_of[j]} / {layout.place[j]}) % {layout.radix_of[j]} AS v{j}"
+            for j in range(len(layout.place))]
+
+
+def _steps(lookups: str, resp: str, per: list[str], scored: list[str], fine: tuple[list[str], list[str]],
+           grouped: list[str]) -> str:
+    """The WITH clause: lookups, then resp -> per -> scored -> fine -> grouped."""
+    keys, sums = fine
+    return f"""WITH {lookups},
+resp AS MATERIALIZED (
+  {resp}
+),
+per AS MATERIALIZED (
+  SELECT {', '.join(per)} FROM resp
+),
+scored AS MATERIALIZED (
+  SELECT {', '.join(scored)} FROM per
+),
+fine AS MATERIALIZED (
+  SELECT {', '.join([*keys, *sums])}
+  FROM scored GROUP BY {', '.join(keys)}
+),
+grouped AS (
+  SELECT {', '.join(["fine.*", *grouped])} FROM fine
+)
+"""
+
+
+def _grouping_sets(k: int, totals: str) -> str:
+    """Step 3 on PostgreSQL: every set in one GROUP BY GROUPING SETS."""
+    kept = ["region", *(f"v{j}" for j in range(k))]
+    sets = ", ".join(
+        "(" + ", ".join(["wave", *(["region"] if region else []), *([f"v{g}"] if g is not None else [])]) + ")"
+        for region, g in _sets(k)
+    )
+    return (f"SELECT wave, {', '.join(kept)}, GROUPING({', '.join(kept)}), {totals} FROM grouped "
+            f"GROUP BY GROUPING SETS ({sets})")
+
+
+def _union_of_group_bys(k: int, totals: str) -> str:
+    """Step 3 on SQLite: one GROUP BY per set, with the mask GROUPING would give."""
+    branches = []
+    for region, g in _sets(k):
+        shown = ["wave", "region" if region else "NULL", *((f"v{j}" if g == j else "NULL") for j in range(k))]
+        by = ["wave", *(["region"] if region else []), *([f"v{g}"] if g is not None else [])]
+        branches.append(f"SELECT {', '.join(shown)}, {_mask(region, g, k)}, {totals} FROM grouped "
+                        f"GROUP BY {', '.join(by)}")
+    return "\nUNION ALL\n".join(branches)
