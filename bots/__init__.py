@@ -1,4 +1,7 @@
-"""Channel adapters: each turns a provider's webhook into an `Incoming` and sends `Outgoing` messages.
+"""Channel adapters: each folder turns a provider's webhook into an `Incoming`, renders and sends `Outgoing`
+messages, and registers what Retorno must know of its channels (`bots.base.Channel`) in its `CHANNELS`.
+
+A new channel is a new folder with its `CHANNELS`, and one more entry in `_FOLDERS` below.
 
     render(channel, reply)              -> (body, payload) to store as an outbound message
     make_sender(channel, settings, http) -> an object whose send(Outgoing) returns a SendResult, never raising
@@ -8,46 +11,38 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from bots import console, telegram, twilio
 from bots._http import Http
-from bots.base import Outgoing, SendResult
+from bots.base import Channel, Outgoing, SendResult
 from surveys.engine import Reply
 
-CHANNELS = ("sms", "whatsapp", "telegram", "console")
+_FOLDERS = (twilio, telegram, console)
+REGISTRY: dict[str, Channel] = {channel.name: channel for folder in _FOLDERS for channel in folder.CHANNELS}
+CHANNELS = tuple(REGISTRY)
+PHONE_CHANNELS = tuple(name for name, channel in REGISTRY.items() if channel.phone)
+TEST_CHANNELS = tuple(name for name, channel in REGISTRY.items() if channel.test)
 
 
 class Sender(Protocol):
     def send(self, outgoing: Outgoing) -> SendResult: ...
 
 
-def render(channel: str, reply: Reply) -> tuple[str, dict[str, Any]]:
-    """What to send on `channel` for the engine's reply: buttons on Telegram, numbered text elsewhere."""
-    if channel == "telegram":
-        from bots.telegram.keyboard import render as telegram_render
-
-        return telegram_render(reply)
-    if channel in ("sms", "whatsapp"):
-        from bots.twilio.sender import render as twilio_render
-
-        return twilio_render(reply)
-    if channel == "console":
-        from bots.console.handler import render as console_render
-
-        return console_render(reply)
-    raise ValueError(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
+def channel(name: str) -> Channel:
+    """The registered channel of this name; ValueError naming the known ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown channel {name!r}; known: {', '.join(CHANNELS)}") from None
 
 
-def make_sender(channel: str, settings: Any, http: Http | None = None) -> Sender:
-    """The sender for `channel`, sharing `http` (a requests.Session or a bots._http.Client) when given."""
-    if channel in ("sms", "whatsapp"):
-        from bots.twilio.sender import TwilioSender
+def render(channel_name: str, reply: Reply) -> tuple[str, dict[str, Any]]:
+    """What to send on the channel for the engine's reply: buttons on Telegram, numbered text elsewhere."""
+    return channel(channel_name).render(reply)
 
-        return TwilioSender(settings, http)
-    if channel == "telegram":
-        from bots.telegram.sender import TelegramSender
 
-        return TelegramSender(settings, http)
-    if channel == "console":
-        from bots.console.sender import ConsoleSender
-
-        return ConsoleSender(settings, http)
-    raise ValueError(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
+def make_sender(channel_name: str, settings: Any, http: Http | None = None) -> Sender:
+    """The channel's sender, sharing `http` (a requests.Session or a bots._http.Client) when given."""
+    make = channel(channel_name).sender
+    if make is None:
+        raise ValueError(f"the {channel_name} channel answers inline: it has no sender")
+    return make(settings, http)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,30 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class Received:
+    """What the worker reads back of a stored message's payload (written by `Incoming.payload`); the payload also
+    keeps what a channel found but nothing reads yet (Twilio's media count, a Telegram deep link's payload)."""
+
+    kind: str = "text"
+    button: str | None = None
+    language_hint: str | None = None
+    button_payload: str | None = None
+    """A WhatsApp template's quick-reply button, as Twilio's ButtonPayload gives it."""
+    callback_query_id: str | None = None
+    """A Telegram button press, acknowledged with answerCallbackQuery."""
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> Received:
+        return cls(
+            kind=payload.get("kind", "text"),
+            button=payload.get("button"),
+            language_hint=payload.get("language_hint"),
+            button_payload=payload.get("button_payload"),
+            callback_query_id=payload.get("callback_query_id"),
+        )
+
+
+@dataclass(frozen=True)
 class StatusUpdate:
     """A delivery report: the provider's message id and its new status."""
 
@@ -72,3 +97,22 @@ class Outgoing:
     address: str
     body: str
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """What Retorno knows of one channel, registered once: its folder's `CHANNELS` (bots/__init__.py lists them).
+
+    `render(reply)` gives the body and payload to store; `sender(settings, http)` makes what sends them (None: the
+    channel answers inline); `sends_from(settings)` is (the key that shares a send rate, its default messages per
+    second), or None when the configuration cannot send; `phone`: addresses are phone numbers (hashed as E.164);
+    `test`: a test channel (never paid, never in maps); `errors`: the provider's error codes and what they mean.
+    """
+
+    name: str
+    render: Callable[[Any], tuple[str, dict[str, Any]]]
+    sender: Callable[[Any, Any], Any] | None
+    sends_from: Callable[[Any], tuple[str, float] | None]
+    phone: bool = False
+    test: bool = False
+    errors: Any = None

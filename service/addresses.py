@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bots import PHONE_CHANNELS as PHONE_CHANNELS  # the registered channels whose addresses are numbers
 from service.privacy import InvalidAddress, normalize_phone
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
-
-PHONE_CHANNELS = ("sms", "whatsapp")
 
 
 def identity(channel: str, address: str, default_region: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from bots import PHONE_CHANNELS
 from service import audit
 from service.incentives import SUBMITTED, SUCCEEDED, amount, budget
 from service.models import (
@@ -38,7 +39,6 @@ from service.privacy import InvalidAddress, normalize_phone
 from service.vocabulary import SessionStatus
 
 log = logging.getLogger(__name__)
-PHONE_CHANNELS = ("sms", "whatsapp")
 KEPT_LEDGER = (SUCCEEDED, SUBMITTED)
 """Incentive records that stay, anonymous: paid, or with the provider now (its outcome must still be recorded)."""
 

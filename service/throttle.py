@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+import bots
 from service.models import SendSlot
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,8 @@ log = logging.getLogger(__name__)
 CATCH_UP = 2.0
 """Seconds of missed sending moments that may be used late (a burst of at most rate x CATCH_UP messages)."""
 
-DEFAULT_RATES = {"twilio_number": 1.0, "twilio_service": 10.0, "telegram": 25.0, "console": 50.0}
-"""Messages per second when RETORNO_SEND_RATE is not set: a Twilio long code sends about 1 per second, a messaging
-service (or short code) more; Telegram allows about 30 per second per bot."""
+# A channel's default rate (when RETORNO_SEND_RATE is not set) is its registration's (`bots.base.Channel.sends_from`):
+# a Twilio long code sends about 1 per second, a messaging service more; Telegram allows about 30 per second per bot.
 
 _EPSILON = 1e-6
 
@@ -43,22 +43,12 @@ class Sender:
 
 def sender_for(settings, channel: str) -> Sender | None:
     """The sender of `channel` with this configuration; None when the channel cannot send."""
-    if channel in ("sms", "whatsapp"):
-        if not settings.twilio_outbound:
-            return None
-        service = settings.twilio_messaging_service_sid
-        default = DEFAULT_RATES["twilio_service" if service else "twilio_number"]
-        return Sender(f"twilio:{service or settings.twilio_from_number}", settings.sender_rate or default)
-    if channel == "telegram":
-        if not settings.telegram:
-            return None
-        bot = (settings.telegram_bot_token or "").split(":")[0]
-        return Sender(f"telegram:{bot}", settings.sender_rate or DEFAULT_RATES["telegram"])
-    if channel == "console":
-        if not settings.console_channel:
-            return None
-        return Sender("console", settings.sender_rate or DEFAULT_RATES["console"])
-    return None
+    registered = bots.REGISTRY.get(channel)
+    found = registered.sends_from(settings) if registered is not None else None
+    if found is None:
+        return None
+    key, default = found
+    return Sender(key, settings.sender_rate or default)
 
 
 class Throttle:

@@ -44,7 +44,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from bots import render
+from bots import TEST_CHANNELS, render
+from bots.base import Received
 from service import runtime as runtimes
 from service import whatsapp
 from service.addresses import PHONE_CHANNELS
@@ -78,8 +79,6 @@ BATCH = 500
 """Messages per transaction at most: per-batch costs amortized, contacts locked for a fraction of a second."""
 DRAIN_SECONDS = 2.0
 """A drain job hands over after this long, so periodic jobs are not kept waiting (and at once to a waiting send)."""
-TEST_CHANNELS = ("console",)
-"""Channels whose contacts are tests: never paid, never in gap maps, in exports only when asked."""
 TO_OPTED_OUT = (EventKind.OPTED_OUT, EventKind.ERASE_REQUESTED, EventKind.ERASE_CONFIRMED)
 """Events whose replies reach a respondent who opted out (the confirmation of their STOP or erasure)."""
 REPLY_KINDS = ("text", "button", "contact", "photo", "video", "document", "animation", "audio", "voice")
@@ -454,22 +453,23 @@ class _Batch:
         payload = message.payload or {}
         handled = {"id": message.id, "status": InboundStatus.DONE, "contact_id": contact.id}
         self.handled.append(handled)
-        if payload.get("callback_query_id"):
-            self._send(session, contact, None, "", {"callback_query_id": payload["callback_query_id"]}, "ack")
+        received = Received.of(payload)
+        if received.callback_query_id:
+            self._send(session, contact, None, "", {"callback_query_id": received.callback_query_id}, "ack")
         text, shared = opened(self.rt.vault, message.body or "", payload)
         if SEALED_FIELDS[0] in payload or SEALED_FIELDS[1] in payload:
             self.sealed.append(message.id)  # a number that served its purpose: dropped when the batch writes
         inbound = Inbound(
             text=text,
-            button=payload.get("button"),
-            kind=payload.get("kind", "text"),
+            button=received.button,
+            kind=received.kind,
             at=aware(message.received_at),
-            language_hint=payload.get("language_hint"),
+            language_hint=received.language_hint,
             contact=shared,
         )
         answers_template = False
         if contact.channel == "whatsapp":
-            inbound, answers_template = whatsapp.read_reply(contact, inbound, payload.get("button_payload"))
+            inbound, answers_template = whatsapp.read_reply(contact, inbound, received.button_payload)
         found = engine.keyword(inbound.text) if inbound.button is None else None
         if contact.opted_out and not (found and found[0] in ("opt_in", "erase")):
             handled["status"] = InboundStatus.IGNORED
