@@ -44,7 +44,8 @@ def main() -> None:
     report = Report()
     load(rt, read(io.StringIO(text), "MX", (), report), report)
     elapsed = time.perf_counter() - started
-    print_json("import", {"rows": report.rows, "seconds": round(elapsed, 2), "rows_per_s": round(report.rows / elapsed)})
+    print_json("import", {"rows": report.rows, "seconds": round(elapsed, 2),
+                          "rows_per_s": round(report.rows / elapsed)})
 
     plan = campaigns.Plan(survey_id="reintegracion-mx", tag="returnee", rate=1000.0, quiet_hours=None,
                           remind_after=3600, max_reminders=1, expire_after=86400)

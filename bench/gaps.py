@@ -128,7 +128,8 @@ def main() -> None:
         started = time.perf_counter()
         people = respondents_for(definition, args.answers)
         answers = fill(url, definition, people)
-        print(f"filled {answers:,} answers of {len(people):,} completed sessions in {time.perf_counter() - started:.1f} s")
+        seconds = time.perf_counter() - started
+        print(f"filled {answers:,} answers of {len(people):,} completed sessions in {seconds:.1f} s")
         engine = create_engine(sa_url)
 
         def run_count():

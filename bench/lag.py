@@ -2,8 +2,9 @@
 
     python -m bench.lag [--rate 500] [--seconds 60] [--workers 2] [--web-workers 2]
 
-An open-loop generator (asyncio, requests signed in advance) sends signed Twilio webhooks at a fixed rate (each respondent writes every few seconds, the
-next line of a messy conversation, whatever the service's speed); a fake Twilio on loopback (asyncio, the same loop) timestamps each reply.
+An open-loop generator (asyncio, requests signed in advance) sends signed Twilio webhooks at a fixed rate (each
+respondent writes every few seconds, the next line of a messy conversation, whatever the service's speed); a fake
+Twilio on loopback (asyncio, the same loop) timestamps each reply.
 Per message: accepted = the webhook's 200, stored = processed_at in the database, handed = the fake provider's
 arrival time of the reply to it.
 """

@@ -102,7 +102,8 @@ def written_rows(database_url: str) -> dict[str, list]:
 
 _RAW_WRITES = (
     "INSERT INTO raw_answers (session_id, question_id, value, skipped, in_gap, inbound_id, answered_at)"
-    " SELECT session_id, question_id, value, skipped, in_gap, inbound_id, answered_at FROM jsonb_to_recordset(%s::jsonb)"
+    " SELECT session_id, question_id, value, skipped, in_gap, inbound_id, answered_at"
+    " FROM jsonb_to_recordset(%s::jsonb)"
     " AS r(session_id bigint, question_id text, value jsonb, skipped bool, in_gap bool, inbound_id bigint,"
     " answered_at timestamptz)",
     "INSERT INTO raw_outbound (contact_id, session_id, channel, kind, body, payload, status, attempts, created_at)"

@@ -215,7 +215,8 @@ class Client:
         key = (scheme, host)
         if key not in self._proxied:
             proxies = urllib.request.getproxies()
-            self._proxied[key] = bool(proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host)
+            proxied = bool(proxies.get(scheme) or proxies.get("all"))
+            self._proxied[key] = proxied and not urllib.request.proxy_bypass(host)
         return self._proxied[key]
 
     def _tls_context(self) -> ssl.SSLContext:

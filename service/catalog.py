@@ -209,14 +209,16 @@ def edits(published: str, source: str, most: int = 4) -> str:
     """What a survey file changes in its published source, in a few words ('' when they mean the same)."""
     yaml = YAML(typ="safe", pure=True)
     before, after = yaml.load(published) or {}, yaml.load(source) or {}
-    changed = [key for key in sorted(set(before) | set(after)) if key != "questions" and before.get(key) != after.get(key)]
+    changed = [key for key in sorted(set(before) | set(after))
+               if key != "questions" and before.get(key) != after.get(key)]
     old = {q.get("id"): q for q in before.get("questions") or [] if isinstance(q, dict)}
     new = {q.get("id"): q for q in after.get("questions") or [] if isinstance(q, dict)}
     for question_id, question in new.items():
         if question_id not in old:
             changed.append(f"question {question_id} added")
         elif question != old[question_id]:
-            keys = sorted(k for k in set(question) | set(old[question_id]) if question.get(k) != old[question_id].get(k))
+            was = old[question_id]
+            keys = sorted(k for k in set(question) | set(was) if question.get(k) != was.get(k))
             changed.append(f"question {question_id} {'/'.join(map(str, keys))}")
     changed += [f"question {question_id} removed" for question_id in old if question_id not in new]
     if not changed and list(old) != list(new):

@@ -177,13 +177,17 @@ def _check_database_url(url: str) -> None:
     if backend not in ("postgresql", "sqlite"):
         raise ConfigError(f"DATABASE_URL is a {backend} URL; Retorno runs on PostgreSQL or SQLite: {DATABASE_FORMS}")
     if backend == "postgresql" and driver != "psycopg":
-        raise ConfigError(f"DATABASE_URL asks for the {driver} driver; write it as postgresql://... (Retorno uses psycopg 3)")
+        raise ConfigError(
+            f"DATABASE_URL asks for the {driver} driver; write it as postgresql://... (Retorno uses psycopg 3)"
+        )
     if backend == "postgresql" and not parsed.database:
         raise ConfigError(f"DATABASE_URL names no database; write it as {DATABASE_FORMS}")
     if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
         folder = Path(parsed.database).resolve().parent
         if not folder.is_dir():
-            raise ConfigError(f"DATABASE_URL is a SQLite file in {folder}, which does not exist; create the folder first")
+            raise ConfigError(
+                f"DATABASE_URL is a SQLite file in {folder}, which does not exist; create the folder first"
+            )
 
 
 def _check_redis_url(url: str | None) -> None:

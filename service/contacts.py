@@ -210,7 +210,9 @@ def _person(line: int, row: dict[str, str], default_region: str, extra: list[str
 
 _YES = frozenset({"si", "sí", "yes", "y", "s", "x", "1", "true", "verdadero", "acepto", "acepta"})
 _NO = frozenset({"no", "n", "0", "false", "falso"})
-_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?|\d{1,2}[/-]\d{1,2}[/-]\d{4})\s*[;,|:-]?\s*(.*)$")
+_DATE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?|\d{1,2}[/-]\d{1,2}[/-]\d{4})\s*[;,|:-]?\s*(.*)$"
+)
 
 
 def read_opt_in(value: str, source: str = "") -> OptIn | None:
@@ -422,7 +424,8 @@ def tally(rt) -> Tally:
     for tag, n, opted_out, unreachable in sorted(tags, key=lambda row: (-row[1], row[0])):
         result.tags[tag] = {"contacts": n, "invitable": n - opted_out - unreachable, "opted_out": opted_out}
     result.channels = dict(sorted(result.channels.items(), key=lambda item: (-item[1], item[0])))
-    result.languages = dict(sorted(result.languages.items(), key=lambda item: (item[0] == "not set", -item[1], item[0])))
+    result.languages = dict(sorted(result.languages.items(),
+                                   key=lambda item: (item[0] == "not set", -item[1], item[0])))
     return result
 
 

@@ -119,4 +119,5 @@ def debit(rt, channels: Iterable[str]) -> None:
                 start = max(row.next_at, now - max(CATCH_UP, row.interval))
                 row.next_at = start + counts[row.key] * row.interval
     except Exception as error:  # noqa: BLE001 - accounting must never stop a reply
-        log.warning("could not count %d replies against the sending rate: %s", sum(counts.values()), type(error).__name__)
+        log.warning("could not count %d replies against the sending rate: %s", sum(counts.values()),
+                    type(error).__name__)

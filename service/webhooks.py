@@ -238,4 +238,5 @@ def console_replies():
             .order_by(OutboundMessage.id)
             .limit(100)
         ).all()
-    return jsonify([{"id": i, "text": body, "buttons": (payload or {}).get("buttons", [])} for i, body, payload in rows])
+    return jsonify([{"id": i, "text": body, "buttons": (payload or {}).get("buttons", [])}
+                    for i, body, payload in rows])

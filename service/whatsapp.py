@@ -152,7 +152,8 @@ def variables(definition: Definition, language: str, credit: bool = True) -> dic
     values = {"1": title}
     incentive = definition.incentive
     if incentive is not None:
-        values["2"] = f"{incentive.amount:g} {incentive.currency}" if credit else NO_CREDIT.get(language, NO_CREDIT["es"])
+        no_credit = NO_CREDIT.get(language, NO_CREDIT["es"])
+        values["2"] = f"{incentive.amount:g} {incentive.currency}" if credit else no_credit
     return values
 
 

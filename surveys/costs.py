@@ -68,7 +68,8 @@ def survey_cost(definition: Definition, lines: dict[str, int] | None = None) -> 
             for kind in KINDS:
                 texts = [reply.plain() for replies in sent[kind] for reply in replies]
                 worst = max(texts, key=lambda t: (sms.segments(t), sms.characters(t)))
-                questions.append(Cost(question.id, language, kind, worst, sms.measure(worst), lines.get(question.id, 1)))
+                questions.append(Cost(question.id, language, kind, worst, sms.measure(worst),
+                                      lines.get(question.id, 1)))
             asked[(question.id, language)] = [sms.measure(r.plain()) for r in sent["question"][0]]
     other = [
         Cost(key, language, "message", text, sms.measure(text), lines.get(f"messages.{key}", 1))

@@ -314,7 +314,8 @@ class _Checker:
             for name in _PLACEHOLDER.findall(text):
                 if name not in CONSENT_PLACEHOLDERS:
                     known = ", ".join(f"{{{n}}}" for n in CONSENT_PLACEHOLDERS)
-                    yield Problem(self.at("consent", "text", lang), f"consent text: unknown {{{name}}} (known: {known})")
+                    yield Problem(self.at("consent", "text", lang),
+                                  f"consent text: unknown {{{name}}} (known: {known})")
                 elif name == "credit" and self.spec.incentive is None:
                     yield Problem(self.at("consent", "text", lang), "consent text: {credit} needs an incentive")
 
@@ -432,18 +433,21 @@ class _QuestionChecker:
                     f"{self.name}: id and choice value '{choice.value}' are too long for a Telegram button "
                     f"(at most {MAX_CALLBACK_BYTES} bytes together)",
                 )
-            yield from self.c._translated(choice.label, (*self.path, *where, "label"), f"{self.name} choice '{choice.value}' label")
+            yield from self.c._translated(choice.label, (*self.path, *where, "label"),
+                                          f"{self.name} choice '{choice.value}' label")
             for lang in self.c.languages:
                 label = normalize(choice.label.get(lang, ""))
                 if (lang, label) in labels and label:
                     yield Problem(
                         self.at(*where, "label"),
-                        f"{self.name}: choices '{labels[(lang, label)]}' and '{choice.value}' have the same {lang} label",
+                        f"{self.name}: choices '{labels[(lang, label)]}' and '{choice.value}' have the same "
+                        f"{lang} label",
                     )
                 labels.setdefault((lang, label), choice.value)
             for lang in choice.synonyms:
                 if lang not in self.c.languages:
-                    yield Problem(self.at(*where, "synonyms", lang), f"{self.name}: synonyms in '{lang}', which is not one of languages")
+                    yield Problem(self.at(*where, "synonyms", lang),
+                                  f"{self.name}: synonyms in '{lang}', which is not one of languages")
             for line, kind, phrase in self._phrases(i, choice):
                 if normalize(phrase) in builtin.OPT_OUT_KEYWORDS:
                     yield Problem(
@@ -455,7 +459,8 @@ class _QuestionChecker:
                 if q.type != "choice":
                     yield Problem(self.at(*where, "range"), f"{self.name}: range only belongs to choice questions")
                 elif choice.range[0] > choice.range[1]:
-                    yield Problem(self.at(*where, "range"), f"{self.name}: range of '{choice.value}' goes from high to low")
+                    yield Problem(self.at(*where, "range"),
+                                  f"{self.name}: range of '{choice.value}' goes from high to low")
             if choice.exclusive and q.type != "multi":
                 yield Problem(self.at(*where, "exclusive"), f"{self.name}: exclusive only belongs to multi questions")
 
@@ -471,7 +476,8 @@ class _QuestionChecker:
     def _meanings(self) -> Iterator[Problem]:
         meant = [(i, c) for i, c in enumerate(self.q.choices) if c.means is not None]
         if meant and self.q.type != "choice":
-            yield Problem(self.at("choices", meant[0][0], "means"), f"{self.name}: means only belongs to choice questions")
+            yield Problem(self.at("choices", meant[0][0], "means"),
+                          f"{self.name}: means only belongs to choice questions")
             return
         unknown = [i for i, c in meant if c.means == "dont_know"]
         for i in unknown[1:]:
@@ -538,7 +544,8 @@ class _QuestionChecker:
             codes: set[str] = set()
             for i, region in enumerate(q.regions):
                 if region.code in codes:
-                    yield Problem(self.at("regions", i, "code"), f"{self.name}: region code '{region.code}' is used twice")
+                    yield Problem(self.at("regions", i, "code"),
+                                  f"{self.name}: region code '{region.code}' is used twice")
                 codes.add(region.code)
 
     def _analytics(self) -> Iterator[Problem]:
@@ -554,7 +561,8 @@ class _QuestionChecker:
                 allowed = self.values() or []
                 for value in q.gap:
                     if value not in allowed:
-                        yield Problem(self.at("gap"), f"{self.name}: gap value '{value}' is not a choice ({', '.join(dict.fromkeys(allowed))})")
+                        choices = ", ".join(dict.fromkeys(allowed))
+                        yield Problem(self.at("gap"), f"{self.name}: gap value '{value}' is not a choice ({choices})")
         if q.group and q.type not in ("choice", "yes_no"):
             yield Problem(self.at("group"), f"{self.name}: group works on choice and yes_no questions")
 
@@ -620,7 +628,8 @@ def _build(spec: SurveySpec) -> Definition:
         lang: tuple(dict.fromkeys((*builtin.SKIP_WORDS.get(lang, ()), *spec.skip_words.get(lang, ()))))
         for lang in spec.languages
     }
-    incentive = Incentive(spec.incentive.amount, spec.incentive.currency, spec.incentive.budget) if spec.incentive else None
+    incentive = (Incentive(spec.incentive.amount, spec.incentive.currency, spec.incentive.budget)
+                 if spec.incentive else None)
     eligibility = Eligibility(spec.eligibility.question, spec.eligibility.min_age) if spec.eligibility else None
     questions = tuple(_question(q, spec.languages) for q in spec.questions)
     consent = Question(

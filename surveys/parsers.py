@@ -762,12 +762,14 @@ YES_WORDS = (
     "oki", "va", "vale", "sale", "simon", "sip", "sipi", "dale", "andale", "de acuerdo", "estoy de acuerdo",
     "acepto", "si acepto", "si quiero", "por supuesto", "por supuesto que si", "correcto", "afirmativo",
     "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "no hay problema", "aja", "asi es",
-    "exacto", "efectivamente", "cierto", "sin problema", "esta bien", "sure", "of course", "i agree", "i accept", "agree",
+    "exacto", "efectivamente", "cierto", "sin problema", "esta bien", "sure", "of course", "i agree", "i accept",
+    "agree",
     "accept", "yes please", "i do", "i did", "i have", "i am", "i will", "it does", "absolutely",
     "definitely", "yes i do", "correct", "that s right", "thats right",
 )  # fmt: skip
 NO_WORDS = (
-    "no", "n", "nop", "nope", "nel", "nah", "nones", "nunca", "jamas", "para nada", "nada", "ya no", "no acepto", "negativo",
+    "no", "n", "nop", "nope", "nel", "nah", "nones", "nunca", "jamas", "para nada", "nada", "ya no", "no acepto",
+    "negativo",
     "no gracias", "no thanks", "no thank you", "claro que no", "por supuesto que no", "no quiero participar",
     "no deseo participar", "no quiero contestar", "nadie", "nobody", "no one", "ninguno", "ninguna",
     "no estoy de acuerdo", "no de acuerdo", "no me interesa", "not interested", "tampoco", "i do not agree",

@@ -22,7 +22,8 @@ from tests.support import TELEGRAM_SECRET, telegram_callback, telegram_message, 
 
 # question id -> (what a respondent types, the value Retorno must store)
 ANSWERS: dict[str, list[tuple[str, Any]]] = {
-    "consent": [("si", "yes"), ("Sí, acepto", "yes"), ("SI!!!", "yes"), ("👍", "yes"), ("claro que sí", "yes"), ("1", "yes")],
+    "consent": [("si", "yes"), ("Sí, acepto", "yes"), ("SI!!!", "yes"), ("👍", "yes"), ("claro que sí", "yes"),
+                ("1", "yes")],
     "returned": [("1", "returnee"), ("regresé", "returnee"), ("Viví en otro país y regresé", "returnee"),
                  ("2", "community"), ("nunca me he ido", "community")],
     "return_type": [("me deportaron", "deported"), ("3.", "deported"), ("por decisión propia", "own_decision"),

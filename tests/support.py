@@ -213,7 +213,8 @@ class Harness:
         if error_code:
             form["ErrorCode"] = error_code
         path = "/webhooks/twilio/status"
-        return self.client.post(path, data=form, headers={"X-Twilio-Signature": twilio_signature(PUBLIC_URL + path, form)})
+        signature = twilio_signature(PUBLIC_URL + path, form)
+        return self.client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
     # -- running the queue -------------------------------------------------------------------------------
 

@@ -170,7 +170,8 @@ class _Sender:
             for campaign in campaigns:
                 pending = session.execute(
                     select(CampaignMessage.channel, CampaignMessage.timezone)
-                    .where(CampaignMessage.campaign_id == campaign.id, CampaignMessage.status == CampaignMessageStatus.PENDING)
+                    .where(CampaignMessage.campaign_id == campaign.id,
+                           CampaignMessage.status == CampaignMessageStatus.PENDING)
                     .distinct()
                 ).all()
                 by_sender: dict[str, tuple[float, set[str], set[str]]] = {}
@@ -481,7 +482,8 @@ class _Preparation:
         table = CampaignMessage.__table__
         if self.skipped:
             self.session.execute(
-                update(table).where(table.c.id == bindparam("key")).values(status=CampaignMessageStatus.SKIPPED, reason=bindparam("reason")),
+                update(table).where(table.c.id == bindparam("key"))
+                .values(status=CampaignMessageStatus.SKIPPED, reason=bindparam("reason")),
                 self.skipped,
             )
         if self.templated:
@@ -570,8 +572,10 @@ def _record(rt: Runtime, jobs: list[_Job], results: list[SendResult]) -> None:
             table = CampaignMessage.__table__
             session.execute(
                 update(table).where(table.c.id == bindparam("key"))
-                .values(status=CampaignMessageStatus.SENT, sent_at=now, outbound_id=bindparam("outbound"), error=None, reason=None),
-                [{"key": job.message_id, "outbound": outbound_id} for (job, _), outbound_id in zip(sent, ids, strict=True)],
+                .values(status=CampaignMessageStatus.SENT, sent_at=now, outbound_id=bindparam("outbound"), error=None,
+                        reason=None),
+                [{"key": job.message_id, "outbound": outbound_id}
+                 for (job, _), outbound_id in zip(sent, ids, strict=True)],
             )
         failed = [(job, result) for job, result in outcomes if not result.ok]
         if failed:
@@ -685,7 +689,8 @@ def _interrupted(rt: Runtime, now: datetime) -> int:
         return session.execute(
             update(CampaignMessage)
             .where(CampaignMessage.status == CampaignMessageStatus.SENDING, CampaignMessage.sending_at < now - STUCK)
-            .values(status=CampaignMessageStatus.INTERRUPTED, error="the worker stopped during the provider call; not sent again")
+            .values(status=CampaignMessageStatus.INTERRUPTED,
+                    error="the worker stopped during the provider call; not sent again")
         ).rowcount
 
 
@@ -698,7 +703,8 @@ def _plan_reminders(rt: Runtime, campaign: Campaign, now: datetime) -> int:
         .where(
             CampaignMessage.session_id == SurveySession.id,
             CampaignMessage.kind == "reminder",
-            CampaignMessage.status.in_((CampaignMessageStatus.PENDING, CampaignMessageStatus.SENDING)) | (CampaignMessage.sending_at > now - after),
+            CampaignMessage.status.in_((CampaignMessageStatus.PENDING, CampaignMessageStatus.SENDING))
+            | (CampaignMessage.sending_at > now - after),
         )
         .exists()
     )
@@ -724,7 +730,8 @@ def _plan_reminders(rt: Runtime, campaign: Campaign, now: datetime) -> int:
         history = {
             session_id: (last_sent, number)
             for session_id, last_sent, number in session.execute(
-                select(CampaignMessage.session_id, func.max(CampaignMessage.sending_at), func.max(CampaignMessage.number))
+                select(CampaignMessage.session_id, func.max(CampaignMessage.sending_at),
+                       func.max(CampaignMessage.number))
                 .where(CampaignMessage.session_id.in_([c.id for c in candidates]),
                        CampaignMessage.kind == "reminder")
                 .group_by(CampaignMessage.session_id)
@@ -738,7 +745,8 @@ def _plan_reminders(rt: Runtime, campaign: Campaign, now: datetime) -> int:
                 continue
             rows.append({
                 "campaign_id": campaign.id, "contact_id": contact_id, "session_id": session_id, "kind": "reminder",
-                "number": (number or 0) + 1, "channel": channel, "timezone": timezone, "status": CampaignMessageStatus.PENDING,
+                "number": (number or 0) + 1, "channel": channel, "timezone": timezone,
+                "status": CampaignMessageStatus.PENDING,
                 "due_at": due, "attempts": 0, "created_at": now,
             })
         if rows:
@@ -801,7 +809,8 @@ def _finish(rt: Runtime, campaign: Campaign, now: datetime) -> int:
     with rt.sessions() as session, session.begin():
         waiting = session.scalar(
             select(func.count()).select_from(CampaignMessage).where(
-                CampaignMessage.campaign_id == campaign.id, CampaignMessage.status.in_((CampaignMessageStatus.PENDING, CampaignMessageStatus.SENDING))
+                CampaignMessage.campaign_id == campaign.id,
+                CampaignMessage.status.in_((CampaignMessageStatus.PENDING, CampaignMessageStatus.SENDING)),
             )
         )
         open_sessions = session.scalar(

@@ -63,7 +63,8 @@ def settle(rt: Runtime, session: Session, campaign: Campaign, failure: Failure,
     if known.action == errors.TEMPLATE and whatsapp and not failure.template and failure.kind in ("invite", "reminder"):
         return {"status": CampaignMessageStatus.PENDING, "due_at": now, "reason": WINDOW_CLOSED}, True
     if known.action == errors.RETRY and failure.attempts < MAX_ATTEMPTS:
-        return {"status": CampaignMessageStatus.PENDING, "due_at": now + timedelta(seconds=known.retry_after or 60), "reason": None}, True
+        later = now + timedelta(seconds=known.retry_after or 60)
+        return {"status": CampaignMessageStatus.PENDING, "due_at": later, "reason": None}, True
     if known.fallback and whatsapp and failure.kind == "invite" and campaign.fallback == "sms":
         if fall_back(rt, session, campaign, failure, now):
             return {"status": FALLBACK, "reason": failure.code[:32]}, True
@@ -84,7 +85,8 @@ def fall_back(rt: Runtime, session: Session, campaign: Campaign, failure: Failur
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name](table)
     session.execute(insert.on_conflict_do_nothing(index_elements=["campaign_id", "contact_id", "kind", "number"]), {
         "campaign_id": campaign.id, "contact_id": sms, "kind": "invite", "number": 0, "channel": "sms",
-        "timezone": person.timezone or campaign.timezone, "status": CampaignMessageStatus.PENDING, "due_at": now, "attempts": 0,
+        "timezone": person.timezone or campaign.timezone, "status": CampaignMessageStatus.PENDING, "due_at": now,
+        "attempts": 0,
         "created_at": now, "fallback_of": failure.message_id,
     })
     log.info("campaign %s: WhatsApp invitation %s not delivered (%s); invited by SMS instead", campaign.id,
@@ -147,7 +149,8 @@ def reconcile(rt: Runtime, campaign: Campaign, now: datetime, undo) -> int:
             failure = Failure(row.id, row.kind, row.channel, row.contact_id, row.session_id, row.attempts,
                               str(row.error_code), bool((row.payload or {}).get("content_sid")))
             settled = settle(rt, session, campaign, failure, now)
-            values, undone = settled or ({"status": CampaignMessageStatus.FAILED, "reason": failure.code[:32]}, failure.kind == "invite")
+            failed = {"status": CampaignMessageStatus.FAILED, "reason": failure.code[:32]}
+            values, undone = settled or (failed, failure.kind == "invite")
             if undone:
                 undo(session, failure)
             values.setdefault("error", f"{failure.code} {errors.meaning(failure.code)}"[:2000])

@@ -135,7 +135,8 @@ def _claim(rt: Runtime, ids: Sequence[int]) -> list[_Claim]:
             connection.execute(_CANCEL, {"ids": [row.id for row in cancelled]})
         templates: dict[int, dict] = {}
         if any(row.channel == "whatsapp" for row in sending):  # WhatsApp's 24-hour window: a template, or not sent
-            templates, closed = whatsapp.outside_window(rt, session, [r for r in sending if r.channel == "whatsapp"], now)
+            on_whatsapp = [r for r in sending if r.channel == "whatsapp"]
+            templates, closed = whatsapp.outside_window(rt, session, on_whatsapp, now)
             sending = [row for row in sending if row.id not in closed]
         if sending:
             connection.execute(_MARK_SENDING, {"ids": [row.id for row in sending], "now": now})
@@ -143,7 +144,8 @@ def _claim(rt: Runtime, ids: Sequence[int]) -> list[_Claim]:
     return [
         _Claim(
             Outgoing(id=row.id, channel=row.channel, address=decrypt(row.address_enc),
-                     body="" if row.id in templates else row.body, payload=templates.get(row.id, dict(row.payload or {}))),
+                     body="" if row.id in templates else row.body,
+                     payload=templates.get(row.id, dict(row.payload or {}))),
             row.contact_id,
             row.attempts + 1,
         )
@@ -193,7 +195,9 @@ def _record(rt: Runtime, claimed: list[_Claim], results: dict[int, SendResult | 
         values = _outcome(claim, result, now, held_until)
         if result is not None and result.unreachable:
             unreachable.add(claim.contact_id)
-        alike[tuple(sorted(values))].append({"message_id": claim.outgoing.id, **{f"new_{k}": v for k, v in values.items()}})
+        alike[tuple(sorted(values))].append(
+            {"message_id": claim.outgoing.id, **{f"new_{k}": v for k, v in values.items()}}
+        )
     table = OutboundMessage.__table__
     with rt.sessions() as session, session.begin():
         for columns, rows in alike.items():  # one statement per kind of outcome, not one per message

@@ -32,7 +32,8 @@ def sweep() -> dict[str, int]:
     with rt.sessions() as session, session.begin():
         released = session.execute(
             update(OutboundMessage)
-            .where(OutboundMessage.status == OutboundStatus.SENDING, OutboundMessage.next_attempt_at < now - STUCK_SENDING)
+            .where(OutboundMessage.status == OutboundStatus.SENDING,
+                   OutboundMessage.next_attempt_at < now - STUCK_SENDING)
             .values(status=OutboundStatus.QUEUED)
         ).rowcount
         reports = early_reports.apply(session, now)

@@ -83,7 +83,8 @@ class TwilioSender:
 
     def _send(self, outgoing: Outgoing) -> SendResult:
         s = self.settings
-        if not (s.twilio_account_sid and s.twilio_auth_token and (s.twilio_from_number or s.twilio_messaging_service_sid)):
+        sends_from = s.twilio_from_number or s.twilio_messaging_service_sid
+        if not (s.twilio_account_sid and s.twilio_auth_token and sends_from):
             return SendResult(ok=False, error_code="not_configured",
                               error="Twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and a sender")
         if outgoing.channel not in self.channels:

@@ -31,7 +31,9 @@ def list_incentives():
     )
     with rt.sessions() as session:
         if survey_id is not None:
-            known = is_survey_id(survey_id) and session.scalar(select(SurveyVersion.survey_id).where(SurveyVersion.survey_id == survey_id).limit(1))
+            known = is_survey_id(survey_id) and session.scalar(
+                select(SurveyVersion.survey_id).where(SurveyVersion.survey_id == survey_id).limit(1)
+            )
             if known is None:
                 raise ApiError(404, "unknown_survey", f"no survey {survey_id}")
             query = query.where(Incentive.survey_id == survey_id)

@@ -180,7 +180,8 @@ def _background(rt, stop: threading.Event) -> list[threading.Thread]:
     else:
         threads.append(threading.Thread(target=_rq_worker_thread, args=(rt, stop), name="worker", daemon=True))
         threads.append(
-            threading.Thread(target=schedule.leader_loop, args=(rt.dispatcher.redis, stop), name="scheduler", daemon=True)
+            threading.Thread(target=schedule.leader_loop, args=(rt.dispatcher.redis, stop), name="scheduler",
+                             daemon=True)
         )
     for thread in threads:
         thread.start()
@@ -203,7 +204,8 @@ def _rq_worker_thread(rt, stop: threading.Event) -> None:
 
 
 def _announce(settings: Settings, host: str, port: int) -> None:
-    database = "SQLite " + settings.database_url.removeprefix("sqlite:///") if settings.embedded_database else "PostgreSQL"
+    embedded = "SQLite " + settings.database_url.removeprefix("sqlite:///")
+    database = embedded if settings.embedded_database else "PostgreSQL"
     queue = "in-process queue" if settings.embedded_queue else "Redis"
     channels = [name for name, on in (
         ("SMS/WhatsApp", settings.twilio_inbound), ("Telegram", settings.telegram),

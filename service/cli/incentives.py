@@ -39,7 +39,8 @@ def status(survey_id: str | None, as_json: bool) -> None:
             .order_by(IncentiveBudget.survey_id, IncentiveBudget.wave)
         ).all()
         counts = session.execute(
-            select(Incentive.survey_id, Incentive.wave, Incentive.status, func.count(), func.sum(Incentive.amount_cents))
+            select(Incentive.survey_id, Incentive.wave, Incentive.status, func.count(),
+                   func.sum(Incentive.amount_cents))
             .where(*([Incentive.survey_id == survey_id] if survey_id else []))
             .group_by(Incentive.survey_id, Incentive.wave, Incentive.status)
         ).all()

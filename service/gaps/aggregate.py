@@ -256,7 +256,8 @@ class _Plan:
             grouped=_group_values(layout),
         )
         totals = ", ".join(
-            f"sum(n{c}), sum(g{c}), sum(s{c})" + (f", sum(c{c})" if counted else "") for c in range(len(measure_columns))
+            f"sum(n{c}), sum(g{c}), sum(s{c})" + (f", sum(c{c})" if counted else "")
+            for c in range(len(measure_columns))
         )
         if dialect == "postgresql":
             self.sql += _grouping_sets(len(groups), totals)
@@ -277,8 +278,8 @@ class _Plan:
                         f"CAST({place[j]} AS BIGINT), CAST(:gv{j} AS TEXT[]))")
         lookups = f"qs(question_id, part, bit, gpart, place, choices) AS (VALUES {', '.join(rows)})"
         columns = [
-            f"CAST(COALESCE(sum(qs.place * array_position(qs.choices, a.value #>> '{{}}')) FILTER (WHERE qs.gpart = {p}),"
-            f" 0) AS BIGINT) AS p{p}"
+            "CAST(COALESCE(sum(qs.place * array_position(qs.choices, a.value #>> '{}'))"
+            f" FILTER (WHERE qs.gpart = {p}), 0) AS BIGINT) AS p{p}"
             for p in sorted(set(profile_of))
         ]
         return lookups, "JOIN qs ON qs.question_id = a.question_id", columns
@@ -300,7 +301,8 @@ class _Plan:
         if values:
             lookups += f",\ngv(question_id, value, part, code) AS (VALUES {', '.join(values)})"
             join += "\n  LEFT JOIN gv ON gv.question_id = a.question_id AND gv.value = json_extract(a.value, '$')"
-            columns = [f"COALESCE(sum(gv.code) FILTER (WHERE gv.part = {p}), 0) AS p{p}" for p in sorted(set(profile_of))]
+            columns = [f"COALESCE(sum(gv.code) FILTER (WHERE gv.part = {p}), 0) AS p{p}"
+                       for p in sorted(set(profile_of))]
         return lookups, join, columns
 
     def value(self, grouping: int, code: Any) -> str | None:

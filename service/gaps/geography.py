@@ -104,7 +104,8 @@ def load_geojson(source: str | Path | dict[str, Any], regions: tuple[Region, ...
             raise GeographyError(f"cannot read {path}: {error.strerror or error}") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise GeographyError(f"{path} is not JSON: {error}") from None
-    if not isinstance(data, dict) or data.get("type") != "FeatureCollection" or not isinstance(data.get("features"), list):
+    collection = isinstance(data, dict) and data.get("type") == "FeatureCollection"
+    if not collection or not isinstance(data.get("features"), list):
         raise GeographyError("the GeoJSON must be a FeatureCollection with a list of features")
     features = [f for f in data["features"] if isinstance(f, dict)]
     if not features:

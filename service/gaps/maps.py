@@ -74,7 +74,8 @@ TEXTS = {
         "suppressed": "fewer than {min_cell} responses, or protected", "no_data": "no data",
         "version": "version", "computed": "computed", "respondents": "completed responses",
         "all": "All", "n": "n", "ci": "95% CI", "in_gap": "in gap", "index_mean": "mean index",
-        "suppressed_title": "suppressed: fewer than {min_cell} responses, or protected so as not to reveal another figure",
+        "suppressed_title": "suppressed: fewer than {min_cell} responses, or protected so as not to reveal another "
+                            "figure",
         "fewer_than": "fewer than {min_cell}", "released": "figure released on {date}",
         "returnees": "returnees", "community": "community",
         "returnees_behind": "returnees left behind", "returnees_ahead": "returnees better off",
@@ -224,7 +225,8 @@ def scene(payload: dict[str, Any], definition: Definition, selection: Selection,
     survey_title = definition.title.get(language) or definition.id
     generated = str(payload["generated_at"])[:16].replace("T", " ")
     respondents = payload.get("respondents", 0)
-    counted = f"{respondents:,}" if respondents is not None else words["fewer_than"].format(min_cell=payload["min_cell"])
+    fewer = words["fewer_than"].format(min_cell=payload["min_cell"])
+    counted = f"{respondents:,}" if respondents is not None else fewer
     result.texts.append(Text(MARGIN, 30, title_line, size=18, bold=True))
     result.texts.append(Text(
         MARGIN, 52,
@@ -265,8 +267,8 @@ def scene(payload: dict[str, Any], definition: Definition, selection: Selection,
             result.areas.append(area)
     _legend(result, metric, words, payload["min_cell"], height - legend + 12)
     if geography.missing:
-        result.texts.append(Text(WIDTH - MARGIN, height - 8, words["missing_map"].format(codes=", ".join(geography.missing)),
-                                 size=10, anchor="end", fill=GREY))
+        missing = words["missing_map"].format(codes=", ".join(geography.missing))
+        result.texts.append(Text(WIDTH - MARGIN, height - 8, missing, size=10, anchor="end", fill=GREY))
     return result
 
 

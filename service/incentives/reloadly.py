@@ -114,7 +114,8 @@ class ReloadlyProvider:
         if not local and operator.get("senderCurrencyCode") not in (None, order.currency):
             return Outcome(
                 "failed", retry=False, code="CURRENCY_MISMATCH",
-                message=f"the survey pays {order.currency}; the operator takes {operator.get('destinationCurrencyCode')}",
+                message=f"the survey pays {order.currency}; "
+                        f"the operator takes {operator.get('destinationCurrencyCode')}",
             )
         return {
             "operatorId": operator_id,

@@ -35,7 +35,8 @@ def test_incoming(case):
 
 
 def test_fresh_ids_differ():
-    assert parse_message({"from": "a", "text": "x"}).provider_id != parse_message({"from": "a", "text": "x"}).provider_id
+    first, second = parse_message({"from": "a", "text": "x"}), parse_message({"from": "a", "text": "x"})
+    assert first.provider_id != second.provider_id
 
 
 def test_render_and_send():

@@ -221,7 +221,8 @@ NAMES = ["MessageSid", "SmsMessageSid", "SmsSid", "From", "To", "Body", "NumMedi
          "ErrorCode", "ButtonText", "Latitude", "Longitude", "AccountSid"]
 forms = st.dictionaries(st.sampled_from(NAMES) | st.text(max_size=12), st.text(max_size=40), max_size=12)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20) | st.binary(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20)
+    | st.binary(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     | st.tuples(children, children),
     max_leaves=20,

@@ -350,8 +350,9 @@ def _check(scenario: Scenario, provider: Provider, run: dict) -> None:
     # the rate, minute by minute, wherever there was a backlog to send
     per_minute = Counter(m.replace(second=0, microsecond=0) for m, _, _, _ in received)
     evening = [START + timedelta(minutes=i) for i in range(10)]
-    morning = [START.replace(day=3, hour=8, minute=0) + timedelta(minutes=i) for i in range(100)
-               if START.replace(day=3, hour=8, minute=0) + timedelta(minutes=i + 1) <= run["morning_end"] - timedelta(minutes=1)]
+    eight = START.replace(day=3, hour=8, minute=0)
+    morning = [eight + timedelta(minutes=i) for i in range(100)
+               if eight + timedelta(minutes=i + 1) <= run["morning_end"] - timedelta(minutes=1)]
     reminding = [run["reminders_start"].replace(second=0)]
     counts = {f"{minute:%d %H:%M}": per_minute[minute] for minute in evening + morning + reminding}
     print(f"messages per minute (test clock): {counts}")

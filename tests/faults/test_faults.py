@@ -179,7 +179,9 @@ def test_worker_killed_mid_batch_reprocesses_without_loss_or_double(clean_postgr
         unsent = _unsent(clean_postgres)
     rt.engine.dispose()
     assert counts == {"done": 2 * respondents}, counts
-    assert set(outbound) == {"sent"}, f"unsent replies ({abandoned} released from the killed worker): {outbound} {unsent}"
+    assert set(outbound) == {"sent"}, (
+        f"unsent replies ({abandoned} released from the killed worker): {outbound} {unsent}"
+    )
     engine = create_engine(clean_postgres)
     with engine.connect() as connection:
         answers = connection.execute(text(

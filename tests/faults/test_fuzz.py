@@ -34,8 +34,9 @@ JSON = st.recursive(
 )
 UPDATE_KEYS = st.sampled_from(["message", "edited_message", "callback_query", "channel_post", "my_chat_member"])
 MESSAGE = st.fixed_dictionaries(
-    {"message_id": st.integers(0, 10**9), "chat": st.fixed_dictionaries({"id": st.integers(-10**12, 10**12),
-                                                                          "type": st.sampled_from(["private", "group"])})},
+    {"message_id": st.integers(0, 10**9),
+     "chat": st.fixed_dictionaries({"id": st.integers(-10**12, 10**12),
+                                    "type": st.sampled_from(["private", "group"])})},
     optional={"text": TEXT, "from": st.fixed_dictionaries({"id": st.integers(1, 10**9), "is_bot": st.booleans()},
                                                          optional={"language_code": TEXT}),
               "date": st.integers(), "sticker": JSON, "contact": JSON, "data": TEXT},

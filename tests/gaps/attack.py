@@ -41,7 +41,8 @@ def recover(definition: Definition, published: dict[Cell, dict], truth: dict[Cel
 
 
 def recover_tables(definition: Definition, tables: Mapping[int | None, dict[Cell, dict]],
-                   truths: Mapping[int | None, dict[Cell, dict]], everyone_has_a_region: bool = False) -> dict[Var, int]:
+                   truths: Mapping[int | None, dict[Cell, dict]],
+                   everyone_has_a_region: bool = False) -> dict[Var, int]:
     """`recover` over several tables at once (all waves and each wave): {(wave, *cell): n}."""
     known: dict[Var, Value] = {}
     secret: set[Var] = set()

@@ -14,7 +14,8 @@ def survey_text(min_cell: int = 7) -> str:
     text = text.replace("id: reintegracion-mx", f"id: {SURVEY}", 1)
     text = text.replace("start_keywords: [ENCUESTA, RETORNO, SURVEY]", "start_keywords: [BRECHAS]", 1)
     text = text.replace("min_cell: 10", f"min_cell: {min_cell}", 1)
-    text = text.replace("  economic: 1\n  social: 1\n  psychosocial: 1", "  economic: 2\n  social: 1\n  psychosocial: 0.5", 1)
+    text = text.replace("  economic: 1\n  social: 1\n  psychosocial: 1",
+                        "  economic: 2\n  social: 1\n  psychosocial: 0.5", 1)
     assert f"id: {SURVEY}" in text and "economic: 2" in text
     return text
 

@@ -158,8 +158,8 @@ def insert(engine: Engine, definition: Definition, people: list[Person], first_i
         i = first_id + offset
         done = START + timedelta(seconds=i)
         contacts.append((i, f"syn{i:012d}", "sms", f"{i:064x}", "not-a-real-address", "[]", False, False, START, START))
-        sessions.append((i, i, person.survey_id, definition.version, person.wave, person.status, "es", person.region, "{}",
-                         START, done if person.status == "completed" else None, done, 0, done))
+        sessions.append((i, i, person.survey_id, definition.version, person.wave, person.status, "es", person.region,
+                         "{}", START, done if person.status == "completed" else None, done, 0, done))
         for question_id, value in person.answers.items():
             key = tuple(value) if isinstance(value, list) else value
             if key not in dumped:
@@ -182,9 +182,11 @@ def insert(engine: Engine, definition: Definition, people: list[Person], first_i
                         copy.write("".join("\t".join(map(_copy_text, row)) + "\n" for row in rows))
                 flag = {True: "t", False: "f", None: "\\N"}
                 started = START.isoformat()
-                with cursor.copy("COPY answers (session_id, question_id, value, skipped, in_gap, answered_at) FROM STDIN") as copy:
+                columns = "session_id, question_id, value, skipped, in_gap, answered_at"
+                with cursor.copy(f"COPY answers ({columns}) FROM STDIN") as copy:
                     copy.write("".join(
-                        f"{i}\t{question_id}\t{value if value is not None else chr(92) + 'N'}\t{flag[skipped]}\t{flag[gap]}\t{started}\n"
+                        f"{i}\t{question_id}\t{value if value is not None else chr(92) + 'N'}\t{flag[skipped]}\t"
+                        f"{flag[gap]}\t{started}\n"
                         for i, question_id, value, skipped, gap in answers
                     ))
         else:
@@ -257,10 +259,12 @@ def expected_cells(definition: Definition, people: list[Person]) -> dict[tuple, 
             measures.append(((dimension, None, False), any(gaps)))
         measures.append(((None, None, True), any(any(g) for g in per_dimension.values())))
         weight = sum(definition.weights.get(d, 1.0) for d in per_dimension)
-        index = (sum(definition.weights.get(d, 1.0) * gaps.count(False) / len(gaps) for d, gaps in per_dimension.items())
-                 / weight) if weight else None
+        shares = sum(definition.weights.get(d, 1.0) * gaps.count(False) / len(gaps)
+                     for d, gaps in per_dimension.items())
+        index = shares / weight if weight else None
         profile = tuple(
-            person.answers.get(q.id) if person.answers.get(q.id) in ok else None for q, ok in zip(groups, allowed, strict=True)
+            person.answers.get(q.id) if person.answers.get(q.id) in ok else None
+            for q, ok in zip(groups, allowed, strict=True)
         )
         for place in [None] + ([person.region] if person.region in regions else []):
             for measure, gap in measures:

@@ -81,7 +81,9 @@ def _check_figures(h, definition, people, count: int, published_at_least: int) -
     for cell in tables[None]["cells"] + tables[None]["overall"]:
         overall = cell["dimension"] is None and cell["indicator"] is None
         returnee = published[("returned", cell["region"], "returnee", cell["dimension"], cell["indicator"], overall)]
-        community = published.get(("returned", cell["region"], "community", cell["dimension"], cell["indicator"], overall))
+        community = published.get(
+            ("returned", cell["region"], "community", cell["dimension"], cell["indicator"], overall)
+        )
         if cell["suppressed"] or returnee["suppressed"] or community is None or community["suppressed"]:
             assert cell["gap_difference"] is None
             continue

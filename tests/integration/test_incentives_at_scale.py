@@ -66,7 +66,9 @@ class Respondents:
         from service.queue import RedisDispatcher
         from service.runtime import build
 
-        settings = Settings.from_env({"DATABASE_URL": postgres_url, "RETORNO_SECRET_KEY": SECRET, "REDIS_URL": redis_url})
+        settings = Settings.from_env(
+            {"DATABASE_URL": postgres_url, "RETORNO_SECRET_KEY": SECRET, "REDIS_URL": redis_url}
+        )
         self.rt = build(settings, dispatcher=RedisDispatcher(redis_url))
         self.ids = itertools.count(1_000_000)
         self.rows: list[dict] = []
@@ -125,7 +127,8 @@ def _query(url: str, sql: str, **params):
     return rows
 
 
-def test_five_hundred_completions_across_four_workers_are_paid_exactly_once(clean_postgres, redis_url, providers, tmp_path):
+def test_five_hundred_completions_across_four_workers_are_paid_exactly_once(clean_postgres, redis_url, providers,
+                                                                            tmp_path):
     reloadly = FakeReloadly(late_seconds=0.8).start()
     reloadly.chaos(0.3, ("timeout", "lost", "error", "error_after", "insufficient", "processing", "refunded"),
                    per_key=2)
@@ -202,7 +205,8 @@ def test_five_hundred_completions_across_four_workers_are_paid_exactly_once(clea
     assert reloadly.topup_calls() > len(paid), "the fake really failed some calls"
 
 
-def test_a_worker_killed_during_a_top_up_leaves_nothing_submitted_forever(clean_postgres, redis_url, providers, tmp_path):
+def test_a_worker_killed_during_a_top_up_leaves_nothing_submitted_forever(clean_postgres, redis_url, providers,
+                                                                           tmp_path):
     """Two top-ups in flight when the worker is SIGKILLed: one reached Reloadly, the other never did."""
     reloadly = FakeReloadly(late_seconds=0.8, hang_seconds=60).start()
     env = _environment(clean_postgres, redis_url, providers.url, reloadly, tmp_path)

@@ -135,8 +135,9 @@ def test_missing_secret_key_with_a_database_url_is_one_line():
 
 
 def test_an_unknown_default_survey_is_refused_listing_the_known_ones(sqlite_url):
-    _refused(_invoke(["run", "--port", str(free_port())], DATABASE_URL=sqlite_url, RETORNO_DEFAULT_SURVEY="reintegracion"),
-             "RETORNO_DEFAULT_SURVEY=reintegracion is not a known survey", "known: reintegracion-mx")
+    result = _invoke(["run", "--port", str(free_port())], DATABASE_URL=sqlite_url,
+                     RETORNO_DEFAULT_SURVEY="reintegracion")
+    _refused(result, "RETORNO_DEFAULT_SURVEY=reintegracion is not a known survey", "known: reintegracion-mx")
 
 
 def _survey_folder(tmp_path: Path, survey_id: str = "prueba") -> Path:

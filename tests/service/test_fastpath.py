@@ -203,7 +203,9 @@ def test_odd_twilio_requests_answer_alike(pair, body, content_type, extra, signa
         assert not pair.reached_flask
 
 
-@pytest.mark.parametrize("raw", [b"\xff\xfe", b"h\xc3la", b"\xed\xa0\x80", b"%FF\xff", b"\xc3\xb3", b"%FF%FE", b"h%C3la"])
+@pytest.mark.parametrize(
+    "raw", [b"\xff\xfe", b"h\xc3la", b"\xed\xa0\x80", b"%FF\xff", b"\xc3\xb3", b"%FF%FE", b"h%C3la"]
+)
 @pytest.mark.parametrize("errors", ["replace", "surrogateescape", "ignore", "latin-1"])
 def test_bodies_that_are_not_utf8_are_read_as_werkzeug_reads_them(pair, raw, errors):
     body = urlencode(VALID).encode().replace(b"hola", raw)

@@ -131,7 +131,8 @@ def test_telegram_stickers_and_edits_get_a_hint(harness):
               "sticker": {"file_id": "CAAC", "file_unique_id": "x", "width": 512, "height": 512,
                           "is_animated": False, "is_video": False, "type": "regular"}}}
     assert harness.telegram(update).status_code == 200
-    edited = {"update_id": 90002, "edited_message": {"message_id": 8, "from": {"id": chat, "is_bot": False, "first_name": "A"},
+    edited = {"update_id": 90002, "edited_message": {"message_id": 8,
+                                                     "from": {"id": chat, "is_bot": False, "first_name": "A"},
               "chat": {"id": chat, "type": "private"}, "date": 1772474400, "edit_date": 1772474460, "text": "no"}}
     assert harness.telegram(edited).status_code == 200
     harness.settle()

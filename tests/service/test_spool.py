@@ -36,7 +36,8 @@ def _rows(harness: Harness, *texts: str, start: int = 1) -> list[dict]:
 
 def _stored(harness: Harness) -> list[tuple]:
     with harness.rt.engine.connect() as connection:
-        return [tuple(r) for r in connection.execute(text("SELECT provider_id, body FROM inbound_messages ORDER BY id"))]
+        rows = connection.execute(text("SELECT provider_id, body FROM inbound_messages ORDER BY id"))
+        return [tuple(r) for r in rows]
 
 
 def test_unavailable_means_the_database_cannot_be_reached_not_that_the_rows_are_wrong():
