@@ -1,7 +1,8 @@
 """Channel adapters: each folder turns a provider's webhook into an `Incoming`, renders and sends `Outgoing`
 messages, and registers what Retorno must know of its channels (`bots.base.Channel`) in its `CHANNELS`.
 
-A new channel is a new folder with its `CHANNELS`, and one more entry in `_FOLDERS` below.
+A new channel is a new folder with its `CHANNELS` (and `WEBHOOKS`: its POST routes under /webhooks, served by
+service.webhooks), and one more entry in `_FOLDERS` below.
 
     render(channel, reply)              -> (body, payload) to store as an outbound message
     make_sender(channel, settings, http) -> an object whose send(Outgoing) returns a SendResult, never raising
@@ -13,12 +14,13 @@ from typing import Any, Protocol
 
 from bots import console, telegram, twilio
 from bots._http import Http
-from bots.base import Channel, Outgoing, SendResult
+from bots.base import Channel, Outgoing, SendResult, Webhook
 from surveys.engine import Reply
 
 _FOLDERS = (twilio, telegram, console)
 REGISTRY: dict[str, Channel] = {channel.name: channel for folder in _FOLDERS for channel in folder.CHANNELS}
 CHANNELS = tuple(REGISTRY)
+WEBHOOKS: tuple[Webhook, ...] = tuple(hook for folder in _FOLDERS for hook in getattr(folder, "WEBHOOKS", ()))
 PHONE_CHANNELS = tuple(name for name, channel in REGISTRY.items() if channel.phone)
 TEST_CHANNELS = tuple(name for name, channel in REGISTRY.items() if channel.test)
 

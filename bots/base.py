@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 class Rejected(Exception):
@@ -97,6 +97,35 @@ class Outgoing:
     address: str
     body: str
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+class Delivery(Protocol):
+    """What a webhook reads of a provider's POST: Flask's request, or the WSGI environ on service.fastpath."""
+
+    path: str
+    query_string: bytes
+    mimetype: str
+
+    def header(self, name: str) -> str | None: ...
+
+    def form(self) -> list[tuple[str, str]]: ...
+
+    def data(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A provider's POST to /webhooks/PATH that brings messages or delivery reports, registered by its folder.
+
+    `read(settings, delivery)` verifies and parses it (Rejected when it must be refused; None: nothing to keep);
+    once what it brings is stored, the answer is `answer()`: (body, mimetype), status 200. `fast`: also answered by
+    service.fastpath, straight from the WSGI environ (the hot ones).
+    """
+
+    path: str
+    read: Callable[[Any, Delivery], Incoming | StatusUpdate | None]
+    answer: Callable[[], tuple[str, str]]
+    fast: bool = False
 
 
 @dataclass(frozen=True)

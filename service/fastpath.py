@@ -19,10 +19,9 @@ from urllib.parse import parse_qsl
 from flask import Flask, Response, request
 from werkzeug.http import parse_options_header
 
-from bots.base import Incoming
-from service.config import Settings
-from service.inbox import store
-from service.webhooks import Delivery, telegram_incoming, telegram_ok, twilio_sms_incoming, twiml_ok
+from bots import WEBHOOKS
+from bots.base import StatusUpdate, Webhook
+from service.inbox import store, store_status
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -53,50 +52,45 @@ class _EnvironDelivery:
         return self.body
 
 
-Route = Callable[[Settings, Delivery], Incoming | None]
-
-
 class FastWebhooks:
-    """WSGI middleware in front of Flask's own WSGI app for POST /webhooks/twilio/sms and /webhooks/telegram."""
+    """WSGI middleware in front of Flask's own WSGI app for the webhooks registered `fast` (Twilio SMS, Telegram)."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.flask: WsgiApp = app.wsgi_app
-        self.routes: dict[str, tuple[Route, Callable[[], Response]]] = {
-            "/webhooks/twilio/sms": (twilio_sms_incoming, twiml_ok),
-            "/webhooks/telegram": (telegram_incoming, telegram_ok),
-        }
-        self._answers: dict[Callable[[], Response], Answer] = {}
+        self.routes: dict[str, Webhook] = {"/webhooks" + hook.path: hook for hook in WEBHOOKS if hook.fast}
+        self._answers: dict[str, Answer] = {}
         app.before_request(_raise_failure)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        route = self.routes.get(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
-        body = None if route is None or self.app.debug else _body(environ, self.app.config["MAX_CONTENT_LENGTH"])
-        if route is None or body is None:
+        hook = self.routes.get(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
+        body = None if hook is None or self.app.debug else _body(environ, self.app.config["MAX_CONTENT_LENGTH"])
+        if hook is None or body is None:
             return self.flask(environ, start_response)
-        incoming_of, answer = route
         runtime = self.app.extensions["retorno"]
         try:
-            incoming = incoming_of(runtime.settings, _EnvironDelivery(environ, body))
+            found = hook.read(runtime.settings, _EnvironDelivery(environ, body))
         except Exception:  # refused: Flask answers it from the same body, exactly as it always has
             environ["wsgi.input"] = io.BytesIO(body)
             return self.flask(environ, start_response)
         try:
-            if incoming is not None:
-                store(runtime, [incoming])
+            if isinstance(found, StatusUpdate):
+                store_status(runtime, found)
+            elif found is not None:
+                store(runtime, [found])
         except Exception as error:
             environ["wsgi.input"] = io.BytesIO(body)
             environ[_FAILURE] = error
             return self.flask(environ, start_response)
-        status, headers, payload = self._answers.get(answer) or self._made(answer)
+        status, headers, payload = self._answers.get(hook.path) or self._made(hook)
         start_response(status, list(headers))
         return [payload]
 
-    def _made(self, make: Callable[[], Response]) -> Answer:
-        """The view's answer as status, headers and bytes, made once, on first use outside debug mode."""
-        with self.app.app_context():
-            response = make()
-        answer = self._answers[make] = (response.status, response.headers.to_wsgi_list(), response.get_data())
+    def _made(self, hook: Webhook) -> Answer:
+        """The view's answer (service.webhooks) as status, headers and bytes, made once, on first use."""
+        body, mimetype = hook.answer()
+        response = Response(body, status=200, mimetype=mimetype)
+        answer = self._answers[hook.path] = (response.status, response.headers.to_wsgi_list(), response.get_data())
         return answer
 
 

@@ -1,25 +1,22 @@
 """Provider webhooks: verify, store, wake a worker, answer. A 2xx means the message is kept durably: committed, or,
 while the database cannot take it, fsynced in this machine's spool (service.spool).
 
-The two hot ones (Twilio SMS, Telegram) are also answered by service.fastpath straight from the WSGI environ;
-both read the request through a `Delivery` and share `twilio_sms_incoming` and `telegram_incoming`.
+Each channel folder registers the webhooks that bring its messages (`bots.WEBHOOKS`: path, reader, answer); each
+gets a view here. The hot ones (Twilio SMS, Telegram) are also answered by service.fastpath straight from the WSGI
+environ; both read the request through a `bots.base.Delivery`. The console's routes are its own (below).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-from typing import Protocol
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
-from bots import console, telegram, twilio
-from bots.base import Incoming, Rejected
-from bots.telegram.handler import SECRET_HEADER
-from bots.twilio.handler import SIGNATURE_HEADER
+from bots import WEBHOOKS, console, telegram
+from bots.base import Rejected, StatusUpdate, Webhook
 from service.auth import authenticate, bearer
-from service.config import Settings
 from service.edge import BadInput, whole
 from service.inbox import store, store_status
 from service.models import Contact, InboundMessage, OutboundMessage
@@ -29,23 +26,7 @@ from service.web import current_runtime as _runtime
 from service.web import error_response
 
 webhooks = Blueprint("webhooks", __name__, url_prefix="/webhooks")
-TWIML_TYPE = "application/xml"
-FORM_TYPE = "application/x-www-form-urlencoded"
 READER_HEADER = "X-Console-Reader"
-
-
-class Delivery(Protocol):
-    """What a webhook reads of a provider's POST: Flask's request, or the WSGI environ on the fast path."""
-
-    path: str
-    query_string: bytes
-    mimetype: str
-
-    def header(self, name: str) -> str | None: ...
-
-    def form(self) -> list[tuple[str, str]]: ...
-
-    def data(self) -> bytes: ...
 
 
 class _FlaskDelivery:
@@ -69,68 +50,24 @@ def _rejected(error: Rejected):
     return error_response(error.status, error.code, error.message)
 
 
-def twilio_verified(settings: Settings, delivery: Delivery) -> list[tuple[str, str]]:
-    """The POST parameters of a Twilio webhook as Twilio signed them (repeated keys kept), once the signature holds."""
-    if not settings.twilio_inbound:
-        raise Rejected(404, "channel_off", "the SMS channel is not configured (TWILIO_AUTH_TOKEN)")
-    signature = delivery.header(SIGNATURE_HEADER)
-    url = settings.public_url + delivery.path
-    if delivery.query_string:
-        url += "?" + delivery.query_string.decode("utf-8", "replace")
-    if signature is None:
-        raise Rejected(403, "bad_signature", "missing X-Twilio-Signature")
-    if delivery.mimetype != FORM_TYPE:
-        raise Rejected(400, "malformed", "Twilio webhooks are application/x-www-form-urlencoded")
-    params = delivery.form()
-    twilio.verify(settings, url, params, signature)
-    return params
+def _stores(hook: Webhook):
+    """The view of a registered webhook: read (verify and parse), store what it brings, answer."""
+
+    def view() -> Response:
+        rt = _runtime()
+        found = hook.read(rt.settings, _FlaskDelivery())
+        if isinstance(found, StatusUpdate):
+            store_status(rt, found)
+        elif found is not None:
+            store(rt, [found])
+        body, mimetype = hook.answer()
+        return Response(body, status=200, mimetype=mimetype)
+
+    return view
 
 
-def twilio_sms_incoming(settings: Settings, delivery: Delivery) -> Incoming:
-    """The respondent's message in a signed Twilio SMS/WhatsApp webhook; Rejected otherwise."""
-    return twilio.parse_message(twilio_verified(settings, delivery), settings.twilio_account_sid)
-
-
-def telegram_incoming(settings: Settings, delivery: Delivery) -> Incoming | None:
-    """The respondent's message in a Telegram update with the right secret (None: not for the survey)."""
-    if not settings.telegram:
-        raise Rejected(404, "channel_off", "the Telegram channel is not configured (TELEGRAM_BOT_TOKEN)")
-    telegram.verify(settings, delivery.header(SECRET_HEADER))
-    return telegram.parse_update(telegram.parse_body(delivery.data()))
-
-
-def twiml_ok() -> Response:
-    """The answer to a Twilio webhook once handled: empty TwiML."""
-    return Response(twilio.twiml_empty(), status=200, mimetype=TWIML_TYPE)
-
-
-def telegram_ok() -> Response:
-    """The answer to a Telegram update once handled (needs an app context)."""
-    return jsonify({"ok": True})
-
-
-@webhooks.post("/twilio/sms")
-def twilio_sms():
-    rt = _runtime()
-    store(rt, [twilio_sms_incoming(rt.settings, _FlaskDelivery())])
-    return twiml_ok()
-
-
-@webhooks.post("/twilio/status")
-def twilio_status():
-    rt = _runtime()
-    params = twilio_verified(rt.settings, _FlaskDelivery())
-    store_status(rt, twilio.parse_status(params, rt.settings.twilio_account_sid))
-    return twiml_ok()
-
-
-@webhooks.post("/telegram")
-def telegram_update():
-    rt = _runtime()
-    incoming = telegram_incoming(rt.settings, _FlaskDelivery())
-    if incoming is not None:
-        store(rt, [incoming])
-    return telegram_ok()
+for _hook in WEBHOOKS:
+    webhooks.add_url_rule(_hook.path, _hook.path.strip("/").replace("/", "_"), _stores(_hook), methods=["POST"])
 
 
 def _console_allowed() -> bool:

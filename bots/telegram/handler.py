@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from bots._text import storable
-from bots.base import Incoming, Rejected
+from bots.base import Delivery, Incoming, Rejected
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_UPDATE_BYTES = 1_000_000
@@ -41,6 +41,19 @@ def verify(settings: Any, header_value: str | None) -> None:
         raise Rejected(403, "bad_secret", f"missing {SECRET_HEADER} header")
     if not hmac.compare_digest(header_value.encode("utf-8", "surrogatepass"), secret.encode("utf-8")):
         raise Rejected(403, "bad_secret", f"wrong {SECRET_HEADER} header")
+
+
+def read_update(settings: Any, delivery: Delivery) -> Incoming | None:
+    """The respondent's message in a Telegram update with the right secret (None: not for the survey)."""
+    if not settings.telegram:
+        raise Rejected(404, "channel_off", "the Telegram channel is not configured (TELEGRAM_BOT_TOKEN)")
+    verify(settings, delivery.header(SECRET_HEADER))
+    return parse_update(parse_body(delivery.data()))
+
+
+def answer() -> tuple[str, str]:
+    """`{"ok": true}` (as Flask's jsonify writes it), once the update is stored."""
+    return '{"ok":true}\n', "application/json"
 
 
 def parse_body(raw: bytes | str) -> object:

@@ -2,12 +2,20 @@
 
 from typing import Any
 
-from bots.base import Channel
+from bots.base import Channel, Webhook
 from bots.twilio import errors
-from bots.twilio.handler import parse_message, parse_status, twiml_empty, verify
+from bots.twilio.handler import (
+    answer,
+    parse_message,
+    parse_status,
+    read_message,
+    read_status,
+    twiml_empty,
+    verify,
+)
 from bots.twilio.sender import TwilioSender, render
 
-__all__ = ["CHANNELS", "TwilioSender", "parse_message", "parse_status", "render", "twiml_empty", "verify"]
+__all__ = ["CHANNELS", "WEBHOOKS", "TwilioSender", "parse_message", "parse_status", "render", "twiml_empty", "verify"]
 
 NUMBER_RATE, SERVICE_RATE = 1.0, 10.0
 """Messages per second: a Twilio number (long code), a Messaging Service."""
@@ -22,4 +30,8 @@ def sends_from(settings: Any) -> tuple[str, float] | None:
 
 CHANNELS = tuple(
     Channel(name, render, TwilioSender, sends_from, phone=True, errors=errors) for name in ("sms", "whatsapp")
+)
+WEBHOOKS = (
+    Webhook("/twilio/sms", read_message, answer, fast=True),
+    Webhook("/twilio/status", read_status, answer),
 )

@@ -23,9 +23,11 @@ from urllib.parse import urlparse
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from bots._text import storable
-from bots.base import Incoming, Rejected, StatusUpdate
+from bots.base import Delivery, Incoming, Rejected, StatusUpdate
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+TWIML_TYPE = "application/xml"
+FORM_TYPE = "application/x-www-form-urlencoded"
 WHATSAPP_PREFIX = "whatsapp:"
 MAX_BODY = 10_000
 """Characters; Twilio itself caps inbound bodies at 1,600, so anything near this is not from Twilio."""
@@ -67,6 +69,38 @@ class _Form(dict[str, list[str]]):
 def twiml_empty() -> str:
     """The answer to a valid webhook: replies go out through the REST API, never inline."""
     return '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def verified(settings: Any, delivery: Delivery) -> list[tuple[str, str]]:
+    """The POST parameters of a Twilio webhook as Twilio signed them (repeated keys kept), once the signature holds."""
+    if not settings.twilio_inbound:
+        raise Rejected(404, "channel_off", "the SMS channel is not configured (TWILIO_AUTH_TOKEN)")
+    signature = delivery.header(SIGNATURE_HEADER)
+    url = settings.public_url + delivery.path
+    if delivery.query_string:
+        url += "?" + delivery.query_string.decode("utf-8", "replace")
+    if signature is None:
+        raise Rejected(403, "bad_signature", "missing X-Twilio-Signature")
+    if delivery.mimetype != FORM_TYPE:
+        raise Rejected(400, "malformed", "Twilio webhooks are application/x-www-form-urlencoded")
+    params = delivery.form()
+    verify(settings, url, params, signature)
+    return params
+
+
+def read_message(settings: Any, delivery: Delivery) -> Incoming:
+    """The respondent's message in a signed Twilio SMS/WhatsApp webhook; Rejected otherwise."""
+    return parse_message(verified(settings, delivery), settings.twilio_account_sid)
+
+
+def read_status(settings: Any, delivery: Delivery) -> StatusUpdate:
+    """The delivery report in a signed Twilio status callback; Rejected otherwise."""
+    return parse_status(verified(settings, delivery), settings.twilio_account_sid)
+
+
+def answer() -> tuple[str, str]:
+    """Empty TwiML, once what the webhook brought is stored."""
+    return twiml_empty(), TWIML_TYPE
 
 
 def verify(settings: Any, url: str, params: Params, signature: str | None) -> None:
