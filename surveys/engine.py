@@ -259,27 +259,33 @@ def asks_to_stop(text: str) -> bool:
     return _asks_to_stop(text) if len(text) <= SHORT else _asks_to_stop.__wrapped__(text)
 
 
-def _stop_phrases() -> tuple[dict[str, list[tuple[str, ...]]], frozenset[tuple[str, ...]]]:
-    """The requests to stop by first word, and those that must be the whole message (without filler)."""
-    by_first: dict[str, list[tuple[str, ...]]] = {}
-    for phrase in builtin.STOP_PHRASES:
-        said = tuple(squeeze(phrase.split()))
-        by_first.setdefault(said[0], []).append(said)
-    alone = frozenset(
-        tuple(w for w in squeeze(p.split()) if w not in builtin.STOP_FILLER) for p in builtin.STOP_ALONE
-    )
-    return by_first, alone
+def _stop_core(said: list[str], tail: bool) -> list[tuple[str, ...]]:
+    """The request a message makes without filler around it: STOP_FILLER at either end and, with `tail`, each
+    way of dropping the words that may trail a request ('mensajes', 'con esto', 'me')."""
+    start, end = 0, len(said)
+    while start < end and said[start] in builtin.STOP_FILLER:
+        start += 1
+    while end > start and said[end - 1] in builtin.STOP_FILLER:
+        end -= 1
+    cores = [tuple(said[start:end])]
+    while tail and end > start and said[end - 1] in builtin.STOP_TAIL:
+        end -= 1
+        cores.append(tuple(said[start:end]))
+    return cores
 
 
-_STOP_BY_FIRST, _STOP_ALONE = _stop_phrases()
+_STOP_WHOLE = frozenset(
+    _stop_core(squeeze(normalize(p).split()), tail=False)[0] for p in (*builtin.STOP_PHRASES, *builtin.STOP_ALONE)
+)
+"""Every plain-language request to stop, as the whole message it must be (filler aside)."""
 
 
 @lru_cache(maxsize=8192)
 def _asks_to_stop(text: str) -> bool:
-    said = tuple(squeeze(normalize(text).split()))
-    if tuple(w for w in said if w not in builtin.STOP_FILLER) in _STOP_ALONE:
-        return True
-    return any(said[i : i + len(p)] == p for i, word in enumerate(said) for p in _STOP_BY_FIRST.get(word, ()))
+    """Only a whole message is a request to stop: never words inside a longer answer ('ya no aguanto', 'basta de
+    violencia en mi colonia', 'no quiero seguir viviendo así' are answers, and may be a cry for help)."""
+    said = squeeze(normalize(text).split())
+    return any(core in _STOP_WHOLE for core in _stop_core(said, tail=True))
 
 
 def _guess_language(definition: Definition, inbound: Inbound | None) -> str:

@@ -628,8 +628,10 @@ def _build(spec: SurveySpec) -> Definition:
         type="yes_no",
         text=dict(spec.consent.text),
         choices=(
-            Choice("yes", _labels(spec.consent.accept, builtin.CONSENT_LABELS["yes"], spec.languages), means="yes"),
-            Choice("no", _labels(spec.consent.decline, builtin.CONSENT_LABELS["no"], spec.languages), means="no"),
+            Choice("yes", _labels(spec.consent.accept, builtin.CONSENT_LABELS["yes"], spec.languages),
+                   synonyms=builtin.CONSENT_SYNONYMS["yes"], means="yes"),
+            Choice("no", _labels(spec.consent.decline, builtin.CONSENT_LABELS["no"], spec.languages),
+                   synonyms=builtin.CONSENT_SYNONYMS["no"], means="no"),
         ),
     )
     counts = question_range((consent, *questions), eligibility)

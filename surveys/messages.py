@@ -218,6 +218,13 @@ CONSENT_LABELS: dict[str, dict[str, str]] = {
     "no": {"es": "No", "en": "No"},
 }
 
+CONSENT_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "yes": {"es": ("no hay problema", "sin problema", "no hay bronca"), "en": ("no problem", "no worries")},
+    "no": {"es": ("no quiero", "no por ahora", "ahorita no", "ahora no"), "en": ("not now", "i don t want to")},
+}
+"""Whole replies that accept or decline taking part, though they would not be a yes or a no to another question
+('no hay problema' agrees to take part; to "¿Tiene vivienda?" it is asked again)."""
+
 # Whole-message keywords, matched after normalization (case, accents and punctuation ignored).
 OPT_OUT_KEYWORDS = frozenset(
     {
@@ -281,7 +288,13 @@ STOP_PHRASES = (
     "i do not want to participate", "no more messages", "no more texts", "please stop",
 )  # fmt: skip
 STOP_ALONE = ("basta", "ya basta", "basta ya", "enough", "no mas mensajes", "ya estuvo")
-"""Requests to stop that count only as the whole message (with filler), since the words are common."""
+"""Requests to stop made of common words. Like STOP_PHRASES, they count only as the whole message: filler
+(STOP_FILLER) around them and a few trailing words (STOP_TAIL) aside, never inside a longer answer."""
+STOP_TAIL = frozenset(
+    "mas mensajes mensaje sms whatsapp con esto esta encuesta me a mi anymore more messages texts this survey".split()
+)
+"""Words that may end a request to stop ('ya no quiero recibir mensajes', 'no quiero seguir con esto', 'stop
+texting me')."""
 TAKING_PART = frozenset({"participar", "seguir", "continuar", "contestar", "participate", "continue"})
 """A request to stop that names taking part ('no quiero participar') answers the consent question: a decline."""
 STOP_FILLER = frozenset("ya por favor porfa porfavor please ok gracias thanks de verdad en serio seriously".split())

@@ -761,8 +761,8 @@ YES_WORDS = (
     "si", "sí", "s", "yes", "y", "yep", "yeah", "yup", "ya", "claro", "claro que si", "ok", "okay", "okey",
     "oki", "va", "vale", "sale", "simon", "sip", "sipi", "dale", "andale", "de acuerdo", "estoy de acuerdo",
     "acepto", "si acepto", "si quiero", "por supuesto", "por supuesto que si", "correcto", "afirmativo",
-    "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "no hay problema", "aja", "asi es",
-    "exacto", "efectivamente", "cierto", "sin problema", "esta bien", "sure", "of course", "i agree", "i accept", "agree",
+    "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "aja", "asi es",
+    "exacto", "efectivamente", "cierto", "esta bien", "sure", "of course", "i agree", "i accept", "agree",
     "accept", "yes please", "i do", "i did", "i have", "i am", "i will", "it does", "absolutely",
     "definitely", "yes i do", "correct", "that s right", "thats right",
 )  # fmt: skip
@@ -828,15 +828,59 @@ def polarity(
     rest = [t for i, t in enumerate(tokens) if i not in covered]
     if any(t in _HEDGES for t in rest):
         return None
-    if targets == {0}:
-        return None if any(t in _NEGATORS for t in rest) else "yes"
     end = min((b for b in breaks if b >= first_end), default=len(tokens))
     clause = [t for i, t in enumerate(tokens[first_end:end], first_end) if i not in covered]
+    particle = tokens[first_end - 1] in _PARTICLES
+    if particle and not _goes_on(clause, echoes, "yes" if targets == {0} else "no"):
+        return None  # 'no problem', 'no hay problema', 'ya no aguanto', 'si tuviera': another sentence
+    if targets == {0}:
+        return None if any(t in _NEGATORS for t in rest) else "yes"
     if any(t in _WEAKENERS for t in clause):
         return None
     if tokens[first:first_end] == ["no"] and _a_statement(clause, echoes):
         return None
     return "no"
+
+
+_PARTICLES = frozenset({"si", "no", "yes", "ya", "s", "n", "y"})
+"""A yes or no that is this bare word may begin another sentence ('no problem', 'si tuviera'); 'nadie', 'nunca'
+or 'no one' carry a statement of their own ('nadie me ayudó')."""
+_TRAIL_FILLER = frozenset(squeeze(
+    "gracias thanks thank you please porfa favor por ok okay senor senora senorita joven amigo verdad dios "
+    "jaja jeje haha pues bueno claro obvio este mm eh ah oh ay".split()
+))
+"""Words that may follow a yes or no without changing it ('no gracias a dios', 'sí claro', 'no la verdad')."""
+_JOINERS = frozenset(squeeze(
+    "a al de del con en el la los las lo un una unos unas mi mis su sus tu nuestro nuestra por para "
+    "yo me le les nos se i we they he she it my our their the an with from in at of for by to".split()
+))
+"""Words a yes or no may go on with ('sí, del gobierno', 'sí con mi familia', 'no they didn't')."""
+_ANSWER_VERBS = frozenset(squeeze(
+    "tengo tenemos tiene tienen tuve tuvimos tenia soy somos estoy estamos estuve estuvimos fui fuimos vivi "
+    "vivimos uso usamos sirve "
+    "have has had do does did am is are was were".split()
+))
+"""Verbs that answer any yes/no question on their own ('sí tengo', 'no tengo', 'yes I have')."""
+_MORE_YES = frozenset(squeeze(
+    "mucho muchos muchas poco poquito algo todos todas todo siempre ya bastante tambien participar participo "
+    "mande mandeme pregunte adelante empecemos little lot all always also too participate go ahead".split()
+))
+"""Words that may follow a yes and only say how much, or to go on ('sí mucho', 'sí, un poco', 'sí acepto
+participar')."""
+
+
+def _goes_on(clause: Sequence[str], echoes: frozenset[str], said: str) -> bool:
+    """Whether the words right after a yes or no (in its clause, filler aside) carry on the same answer: they
+    begin with a joiner, a verb that answers, the question's own words or, after a yes, how much. Anything
+    else makes the yes or no part of another sentence: 'no problem', 'no hay problema' (an idiom), 'ya no
+    aguanto' (I can't take it any more), 'si tuviera' ('if I had')."""
+    rest = [w for w in clause if w not in _TRAIL_FILLER]
+    if not rest:
+        return True
+    first = rest[0]
+    if first in _JOINERS or first in _ANSWER_VERBS or first in _NEGATORS or first[:4] in echoes:
+        return True
+    return said == "yes" and (first in _MORE_YES or first.isdigit())
 
 
 _PERFECT = frozenset("he ha han hemos has e fui fue fuimos fueron habia hay".split())
