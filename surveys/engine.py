@@ -22,7 +22,7 @@ from surveys import messages as builtin
 from surveys import sms
 from surveys.definition import CONSENT_ID, Definition, Question
 from surveys.memo import IdentityMemo
-from surveys.parsers import Accepted, Rejected, Unsure, names_choice, parse_answer, polarity
+from surveys.parsers import Accepted, Rejected, Unsure, names_choice, parse_answer, polarity, refuses
 from surveys.phones import mobile_number
 from surveys.text import SHORT, normalize, squeeze
 
@@ -259,24 +259,20 @@ def asks_to_stop(text: str) -> bool:
     return _asks_to_stop(text) if len(text) <= SHORT else _asks_to_stop.__wrapped__(text)
 
 
-def _stop_core(said: list[str], tail: bool) -> list[tuple[str, ...]]:
-    """The request a message makes without filler around it: STOP_FILLER at either end and, with `tail`, each
-    way of dropping the words that may trail a request ('mensajes', 'con esto', 'me')."""
-    start, end = 0, len(said)
-    while start < end and said[start] in builtin.STOP_FILLER:
-        start += 1
-    while end > start and said[end - 1] in builtin.STOP_FILLER:
-        end -= 1
-    cores = [tuple(said[start:end])]
-    while tail and end > start and said[end - 1] in builtin.STOP_TAIL:
-        end -= 1
-        cores.append(tuple(said[start:end]))
+def _stop_cores(said: list[str]) -> set[tuple[str, ...]]:
+    """The ways to read a message as a request to stop: as it is, and without STOP_FILLER at either end or the
+    words that may trail a request ('mensajes', 'con esto', 'me')."""
+    cores = set()
+    for start in (0, next((i for i, w in enumerate(said) if w not in builtin.STOP_FILLER), len(said))):
+        end = len(said)
+        cores.add(tuple(said[start:end]))
+        while end > start and (said[end - 1] in builtin.STOP_FILLER or said[end - 1] in builtin.STOP_TAIL):
+            end -= 1
+            cores.add(tuple(said[start:end]))
     return cores
 
 
-_STOP_WHOLE = frozenset(
-    _stop_core(squeeze(normalize(p).split()), tail=False)[0] for p in (*builtin.STOP_PHRASES, *builtin.STOP_ALONE)
-)
+_STOP_WHOLE = frozenset(tuple(squeeze(normalize(p).split())) for p in (*builtin.STOP_PHRASES, *builtin.STOP_ALONE))
 """Every plain-language request to stop, as the whole message it must be (filler aside)."""
 
 
@@ -284,8 +280,7 @@ _STOP_WHOLE = frozenset(
 def _asks_to_stop(text: str) -> bool:
     """Only a whole message is a request to stop: never words inside a longer answer ('ya no aguanto', 'basta de
     violencia en mi colonia', 'no quiero seguir viviendo así' are answers, and may be a cry for help)."""
-    said = squeeze(normalize(text).split())
-    return any(core in _STOP_WHOLE for core in _stop_core(said, tail=True))
+    return not _STOP_WHOLE.isdisjoint(_stop_cores(squeeze(normalize(text).split())))
 
 
 def _guess_language(definition: Definition, inbound: Inbound | None) -> str:
@@ -441,6 +436,9 @@ class _Turn:
         if self._is_skip_word():
             self.on_skip(question)
             return
+        if refuses(self.inbound.text) and not self._names_choice():
+            self.on_refusal(question)
+            return
         outcome = parse_answer(question, self.inbound.text, self.state.language, self._today())
         if isinstance(outcome, Accepted):
             self.accept(question, outcome.value)
@@ -548,6 +546,23 @@ class _Turn:
             self.ask(question)
             return
         self.accept(question, [value] if question.type == "multi" else value)
+
+    def on_refusal(self, question: Question) -> None:
+        """'Prefiero no contestar' is not an answer: an optional question is skipped (and the refusal counted), a
+        required one is asked again, saying how to stop; refused again and again, the survey pauses."""
+        self.event("refused", question.id)
+        if not question.required:
+            self.skip(question)
+            return
+        self.state.attempts += 1
+        if self.state.attempts > self.d.max_reprompts:
+            self.state.attempts = 0
+            self.state.paused = True
+            self.event("paused", question.id)
+            self.say("paused")
+            return
+        self.preamble.append(self.d.message("refused", self.state.language))
+        self.ask(question)
 
     def on_skip(self, question: Question) -> None:
         if question.required:

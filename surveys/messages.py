@@ -106,6 +106,10 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "Esta pregunta no se puede saltar.",
         "en": "This question cannot be skipped.",
     },
+    "refused": {
+        "es": "Esta pregunta es necesaria para la encuesta. Si prefiere no seguir, escriba BAJA.",
+        "en": "This question is needed for the survey. If you would rather stop, send STOP.",
+    },
     "media": {
         "es": "Solo puedo leer texto. Responda con palabras o numeros.",
         "en": "I can only read text. Please answer with words or numbers.",
@@ -220,7 +224,10 @@ CONSENT_LABELS: dict[str, dict[str, str]] = {
 
 CONSENT_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     "yes": {"es": ("no hay problema", "sin problema", "no hay bronca"), "en": ("no problem", "no worries")},
-    "no": {"es": ("no quiero", "no por ahora", "ahorita no", "ahora no"), "en": ("not now", "i don t want to")},
+    "no": {
+        "es": ("no quiero", "no por ahora", "ahorita no", "ahora no", "no quiero participar", "no quiero contestar"),
+        "en": ("not now", "i don t want to", "i don t want to answer", "i dont want to answer"),
+    },
 }
 """Whole replies that accept or decline taking part, though they would not be a yes or a no to another question
 ('no hay problema' agrees to take part; to "¿Tiene vivienda?" it is asked again)."""

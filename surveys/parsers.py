@@ -755,6 +755,46 @@ def _doubtful(text: str) -> Rejected | None:
     return Rejected("unsure", {"doubt": kind}) if kind in ("dont_know", "confused") else None
 
 
+# ----- Refusals: "prefiero no contestar" ------------------------------------------------------------------
+
+REFUSALS = (
+    "prefiero no contestar", "prefiero no responder", "prefiero no decir", "prefiero no decirlo",
+    "prefiero no decirle", "mejor no contesto", "mejor no le digo", "no quiero decir", "no quiero decirlo",
+    "no quiero decirle", "no quiero contestar", "no quiero responder", "no le voy a decir", "no te voy a decir",
+    "no les voy a decir", "no voy a contestar", "no voy a responder", "no voy a decir", "no contesto eso",
+    "no le contesto", "eso no se lo digo", "es personal", "es privado", "no es de su incumbencia",
+    "rather not say", "i d rather not say", "id rather not say", "i would rather not say", "prefer not to say",
+    "i prefer not to say", "prefer not to answer", "i prefer not to answer", "rather not answer",
+    "i d rather not answer", "id rather not answer", "no comment", "none of your business", "that s private",
+    "thats private", "it s personal", "its personal", "i won t say", "i wont say", "i don t want to answer",
+    "i dont want to answer", "i do not want to answer", "not telling", "i m not telling", "im not telling",
+)  # fmt: skip
+"""Replies that decline to answer one question: a refusal is not an answer (not a "no"). An optional question is
+skipped; a required one is asked again, saying how to stop."""
+_REFUSAL_FILLER = frozenset(squeeze(
+    "pues mejor eso esa esto esta pregunta por favor porfa gracias la verdad ok perdon disculpe lo siento sorry "
+    "that this question please thanks well".split()
+))
+
+
+@lru_cache(maxsize=1)
+def _refusals() -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(squeeze(words(p))) for p in REFUSALS)
+
+
+def refuses(text: str) -> bool:
+    """Whether the whole reply (filler at either end aside) declines to answer: 'prefiero no contestar', 'no le voy
+    a decir', 'rather not say'."""
+    if len(text) > SHORT * 2:
+        return False
+    said = squeeze(words(_clean(text)))
+    start = next((i for i, w in enumerate(said) if w not in _REFUSAL_FILLER), len(said))
+    end = len(said)
+    while end > start and said[end - 1] in _REFUSAL_FILLER:
+        end -= 1
+    return tuple(said[start:end]) in _refusals() or tuple(said) in _refusals()
+
+
 # ----- Yes / no -------------------------------------------------------------------------------------------
 
 YES_WORDS = (
@@ -768,8 +808,8 @@ YES_WORDS = (
 )  # fmt: skip
 NO_WORDS = (
     "no", "n", "nop", "nope", "nel", "nah", "nones", "nunca", "jamas", "para nada", "nada", "ya no", "no acepto", "negativo",
-    "no gracias", "no thanks", "no thank you", "claro que no", "por supuesto que no", "no quiero participar",
-    "no deseo participar", "no quiero contestar", "nadie", "nobody", "no one", "ninguno", "ninguna",
+    "no gracias", "no thanks", "no thank you", "claro que no", "por supuesto que no", "no deseo participar",
+    "nadie", "nobody", "no one", "ninguno", "ninguna",
     "no estoy de acuerdo", "no de acuerdo", "no me interesa", "not interested", "tampoco", "i do not agree",
     "i don t agree", "no way", "not really", "de ninguna manera", "incorrecto", "en absoluto", "never",
     "not at all", "i don t", "i dont", "i do not", "i didn t", "i didnt", "i did not", "i haven t",
