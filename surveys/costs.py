@@ -107,6 +107,8 @@ def _sample_values(definition: Definition, language: str) -> dict[str, str]:
         "min_age": str(definition.eligibility.min_age) if definition.eligibility else "18",
         "ending": "5678",
         "label": max((r.name for r in regions), key=len, default="Baja California Sur"),
+        "regions": "Baja California o Baja California Sur",
+        "age": "17",
         "min": "0",
         "max": "1000000",
         "max_length": "1000",

@@ -55,6 +55,8 @@ class State:
     """The respondent asked to erase their data; the same keyword again confirms."""
     stop_asked: bool = False
     """Asked to confirm a plain-language request to stop: nothing is sent (no reminder) until they write."""
+    keyword_region: bool = False
+    """Asked which region an opt-out keyword that begins region names meant ('Baja'); the keyword again opts out."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy that shares no list or dict with this state."""
@@ -331,8 +333,12 @@ class _Turn:
             else:
                 self.event("ignored")
             return self.step
+        asked_region, self.state.keyword_region = self.state.keyword_region, False
         if found and found[0] != "opt_out" and self._names_choice():
             found = None  # a label or synonym of the question answers it, even when it is also a keyword
+        if found and found[0] == "opt_out" and not asked_region and self._regions_named():
+            self.on_keyword_region(self._regions_named())  # 'Baja' to "¿En qué estado vive?": which Baja?
+            return self.step
         if found:
             self.state.stop_asked = False
             self.on_keyword(*found)
@@ -401,6 +407,20 @@ class _Turn:
             self.repeat_current()
         elif kind == "language":
             self.switch_language(argument)
+
+    def on_keyword_region(self, regions: list[str]) -> None:
+        """An opt-out keyword that is also how people name a region ('Baja', for Baja California and Baja
+        California Sur) answers the region question: asked which; the keyword again opts out."""
+        question = self._current()
+        assert question is not None
+        self.state.keyword_region = True
+        self.event("keyword_region", question.id)
+        keyword = normalize(self.inbound.text).upper()
+        self.preamble.append(
+            self.d.message("keyword_region", self.state.language, regions=_either(regions, self.state.language),
+                           keyword=keyword)
+        )
+        self.ask(question)
 
     def on_erase(self, confirmed: bool) -> None:
         """BORRAR / DELETE MY DATA: asks once to confirm; the caller erases the respondent on 'erase_confirmed'
@@ -763,6 +783,14 @@ class _Turn:
         question = self._current() if self.state.status == IN_PROGRESS else None
         return question is not None and names_choice(question, self.inbound.text)
 
+    def _regions_named(self) -> list[str]:
+        """The regions a reply to the region question begins to name ('Baja'), when it names more than one."""
+        question = self._current() if self.state.status == IN_PROGRESS and self.state.pending is None else None
+        if question is None or question.type != "region":
+            return []
+        outcome = parse_answer(question, self.inbound.text, self.state.language)
+        return list(outcome.detail.get("regions", [])) if isinstance(outcome, Rejected) else []
+
     def _declines_consent(self) -> bool:
         """A 'no quiero participar' to the consent question is a decline, not a request to stop writing."""
         if self.state.status != IN_PROGRESS or self.state.question != CONSENT_ID:
@@ -801,8 +829,16 @@ class _Turn:
             return question.hint.get(language) or self.d.message(_UNSURE_KEYS[question.type], language)
         if question.errors.get(language):
             return question.errors[language]
+        if outcome.detail.get("regions"):
+            return self.d.message("error_region_which", language, regions=_either(outcome.detail["regions"], language))
         key = _error_key(question, outcome)
         return self.d.message(key, language, **_format_detail(question, outcome))
+
+
+def _either(names: list[str], language: str) -> str:
+    """'Baja California o Baja California Sur'."""
+    word = " or " if language == "en" else " o "
+    return ", ".join(names[:-1]) + word + names[-1] if len(names) > 1 else "".join(names)
 
 
 def _packed(parts: list[str]) -> list[str]:

@@ -204,6 +204,14 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "Escriba una fecha, p. ej. 15/03/2024.",
         "en": "Please write a date, e.g. 15/03/2024.",
     },
+    "error_region_which": {
+        "es": "¿{regions}? Escriba el nombre completo.",
+        "en": "{regions}? Please write the full name.",
+    },
+    "keyword_region": {
+        "es": "¿{regions}? Si quiere dejar de recibir mensajes, escriba {keyword} otra vez.",
+        "en": "{regions}? To stop getting messages, send {keyword} again.",
+    },
     "error_region": {
         "es": "No encontramos ese estado. Escriba su nombre, p. ej. Jalisco.",
         "en": "I did not recognise the state. Write its name, e.g. Jalisco.",

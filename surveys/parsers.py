@@ -898,7 +898,7 @@ _JOINERS = frozenset(squeeze(
 _ANSWER_VERBS = frozenset(squeeze(
     "tengo tenemos tiene tienen tuve tuvimos tenia soy somos estoy estamos estuve estuvimos fui fuimos vivi "
     "vivimos uso usamos sirve "
-    "have has had do does did am is are was were".split()
+    "hay habia there have has had do does did am is are was were".split()
 ))
 """Verbs that answer any yes/no question on their own ('sí tengo', 'no tengo', 'yes I have')."""
 _MORE_YES = frozenset(squeeze(
@@ -1335,6 +1335,15 @@ def _region_hits(tokens: list[str], regions: tuple[Region, ...]) -> list[_Hit]:
     return _hits(tokens, anywhere) + _hits(core, whole_only)
 
 
+def regions_beginning(regions: Sequence[Region], tokens: Sequence[str]) -> list[str]:
+    """The names of the regions whose name begins with the reply's words ('Baja': Baja California and Baja
+    California Sur)."""
+    said = tuple(tokens)
+    if not said:
+        return []
+    return [r.name for r in regions if tuple(words(r.name))[: len(said)] == said and len(words(r.name)) > len(said)]
+
+
 def parse_region(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
     """A region code by code, name, abbreviation or synonym; typos and 'México' alone give Unsure."""
     cleaned, error = _prepare(text, "unknown_region")
@@ -1358,6 +1367,9 @@ def parse_region(question: Question, text: str, language: str, today: date | Non
             return picked
         region = regions[picked]
         return Accepted(region.code) if sure else Unsure(region.code, region.name)
+    named = regions_beginning(regions, [t for t in tokens if t not in _REGION_FILLER])
+    if len(named) > 1:
+        return Rejected("ambiguous", {"regions": named})
     guess = _fuzzy([t for t in tokens if t not in _REGION_FILLER] or tokens, phrases)
     if isinstance(guess, Rejected):
         return guess
