@@ -22,7 +22,16 @@ from surveys import messages as builtin
 from surveys import sms
 from surveys.definition import CONSENT_ID, Definition, Question
 from surveys.memo import IdentityMemo
-from surveys.parsers import Accepted, Rejected, Unsure, names_choice, parse_answer, polarity, refuses
+from surveys.parsers import (
+    Accepted,
+    Rejected,
+    Unsure,
+    age_said,
+    names_choice,
+    parse_answer,
+    polarity,
+    refuses,
+)
 from surveys.phones import mobile_number
 from surveys.text import SHORT, normalize, squeeze
 
@@ -221,6 +230,23 @@ def rehearse(definition: Definition, question_id: str, language: str) -> dict[st
         unsure = turn()
         unsure.ask_confirmation(question, max((r.name for r in question.regions), key=len, default=""))
         reprompts.append(unsure.step.replies)
+        baja = _Turn(definition, state.copy(), Inbound(text="BAJA"), True)
+        baja.on_keyword_region(["Baja California", "Baja California Sur"])
+        reprompts.append(baja.step.replies)
+        for reason in ("unknown_region", "ambiguous"):
+            which = turn()
+            which.reject(question, Rejected(reason, {"regions": ["Baja California", "Baja California Sur"]}))
+            reprompts.append(which.step.replies)
+    if definition.eligibility is not None and definition.eligibility.question == question.id:
+        minor = turn()
+        minor.ask_minor_confirmation(question, definition.eligibility.min_age - 1)
+        reprompts.append(minor.step.replies)
+        minor = turn()
+        minor.ask_minor_confirmation(question)
+        reprompts.append(minor.step.replies)
+    refused = turn()
+    refused.on_refusal(question)
+    reprompts.append(refused.step.replies)
     helped = turn()
     helped.on_keyword("help", None)
     return {"question": [asked.step.replies], "reprompt": reprompts, "help": [helped.step.replies]}
@@ -517,7 +543,9 @@ class _Turn:
         status = self.state.status
         if status == IN_PROGRESS and self.state.question:
             question = self.d.question(self.state.question)
-            if self.state.pending is not None:
+            if self.state.pending is not None and self.state.pending.get("minor"):
+                self.ask_minor_confirmation(question, self.state.pending.get("age"))
+            elif self.state.pending is not None:
                 self.ask_confirmation(question, self.state.pending["label"])
             else:
                 self.ask(question)
@@ -538,6 +566,9 @@ class _Turn:
 
     def on_confirmation(self, question: Question) -> None:
         pending = self.state.pending or {}
+        if pending.get("minor"):
+            self.on_minor_confirmation(question, pending)
+            return
         if self.inbound.button is not None:
             target, _, answer = self.inbound.button.partition("=")
             if target != CONFIRM:
@@ -591,7 +622,12 @@ class _Turn:
             return
         self.skip(question)
 
-    def accept(self, question: Question, value: Any) -> None:
+    def accept(self, question: Question, value: Any, confirmed: bool = False) -> None:
+        rule = self.d.eligibility
+        screens_out = rule is not None and question.id == rule.question and not rule.admits(question, value)
+        if screens_out and not confirmed:
+            self.confirm_minor(question, value)
+            return
         self.state.answers[question.id] = value
         self.state.attempts = 0
         self.event("answered", question.id)
@@ -608,11 +644,61 @@ class _Turn:
                 self.state.incentive = False
                 self.preamble.append(self.d.message("no_credit", self.state.language))
         self.step.answers.append(Answer(question.id, value))
-        rule = self.d.eligibility
-        if rule is not None and question.id == rule.question and not rule.admits(question, value):
+        if screens_out:
             self.screen_out(question, value)
             return
         self.advance()
+
+    def confirm_minor(self, question: Question, value: Any) -> None:
+        """Before a minor is screened out, ask once to confirm the age ('¿Tiene 17 años? 1) Si 2) No, me
+        equivoqué'), so that a typo ('15' for '51') does not drop an adult; nothing is stored yet."""
+        said = normalize(self.inbound.text)
+        option = said.isdigit() and 1 <= int(said) <= len(question.choices)  # '1': the option, not an age
+        age = age_said(self.inbound.text) if self.inbound.button is None and not option else None
+        self.state.pending = {"value": value, "label": "", "minor": True, "age": age}
+        self.event("confirm_minor", question.id)
+        self.ask_minor_confirmation(question, age)
+
+    def ask_minor_confirmation(self, question: Question, age: int | None = None) -> None:
+        language = self.state.language
+        if age is not None and self.d.eligibility and age < self.d.eligibility.min_age:
+            asked = self.d.message("confirm_age", language, age=age)
+        else:
+            asked = self.d.message("confirm_minor", language, min_age=self._min_age())
+        choices = tuple(
+            ReplyChoice(v, builtin.MINOR_LABELS[v].get(language, v), f"{CONFIRM}={v}") for v in ("yes", "no")
+        )
+        text = self._with_preamble(asked, True, choices) if self.preamble else asked
+        self.step.replies.append(Reply(text=text, question_id=question.id, choices=choices, numbered=True))
+
+    def on_minor_confirmation(self, question: Question, pending: dict[str, Any]) -> None:
+        """The answer to '¿Tiene 17 años?': 1 / sí (or the same age again) screens out; 2 / no asks the age again,
+        or takes the adult age the reply gives instead ('no, tengo 51'); another age is a new answer."""
+        self.state.pending = None
+        said = normalize(self.inbound.text)
+        if self.inbound.button is not None:
+            target, _, answer = self.inbound.button.partition("=")
+            answer = answer if target == CONFIRM else None
+        elif said in ("1", "2"):
+            answer = "yes" if said == "1" else "no"
+        else:
+            outcome = parse_answer(self.d.consent, self.inbound.text, self.state.language)
+            answer = outcome.value if isinstance(outcome, Accepted) else None
+        retyped = None
+        if self.inbound.button is None and said not in ("1", "2"):
+            outcome = parse_answer(question, self.inbound.text, self.state.language, self._today())
+            retyped = outcome.value if isinstance(outcome, Accepted) else None
+        if answer == "yes" or (answer is None and retyped == pending["value"]):
+            self.event("minor_confirmed", question.id)
+            self.accept(question, pending["value"], confirmed=True)
+        elif retyped is not None and retyped != pending["value"]:
+            self.accept(question, retyped)  # 'no, tengo 51', or '51'
+        elif answer == "no":
+            self.event("minor_withdrawn", question.id)
+            self.ask(question)
+        else:
+            self.state.pending = pending
+            self.ask_minor_confirmation(question, pending.get("age"))
 
     def screen_out(self, question: Question, value: Any) -> None:
         """Someone the survey is not for (a minor): thanked and ended; only the screening answer is kept and

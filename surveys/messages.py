@@ -76,6 +76,14 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "Bien, seguimos.",
         "en": "OK, let's continue.",
     },
+    "confirm_age": {
+        "es": "¿Tiene {age} años?",
+        "en": "Are you {age} years old?",
+    },
+    "confirm_minor": {
+        "es": "¿Tiene menos de {min_age} años?",
+        "en": "Are you under {min_age}?",
+    },
     "ineligible": {
         "es": "Gracias por escribirnos. Esta encuesta es solo para personas de {min_age} años o mas, asi que no "
               "le haremos mas preguntas. ¡Le deseamos lo mejor!",
@@ -224,6 +232,12 @@ YES_NO_LABELS: dict[str, dict[str, str]] = {
     "yes": {"es": "Sí", "en": "Yes"},
     "no": {"es": "No", "en": "No"},
 }
+
+MINOR_LABELS: dict[str, dict[str, str]] = {
+    "yes": {"es": "Si", "en": "Yes"},
+    "no": {"es": "No, me equivoqué", "en": "No, my mistake"},
+}
+"""The options of the confirmation before a minor is screened out (GSM-7: 'Si' without its accent)."""
 
 CONSENT_LABELS: dict[str, dict[str, str]] = {
     "yes": {"es": "Sí, acepto", "en": "Yes, I agree"},

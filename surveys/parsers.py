@@ -549,7 +549,10 @@ def _affirmed(hits: list[_Hit], negated: frozenset[int]) -> list[_Hit]:
 
 def _number_target(number: _Number, choices: Sequence[Choice], unit: bool) -> int | None | Rejected:
     """The option a number picks: its position 1..n or, failing that, the one `range` holding it."""
-    in_ranges = [i for i, c in enumerate(choices) if c.range and c.range[0] <= number.value <= c.range[1]]
+    value = number.value
+    if not value.is_integer() and all(c.range is None or all(float(b).is_integer() for b in c.range) for c in choices):
+        value = math.floor(value)  # whole ranges count whole years: '17 y medio' is 17
+    in_ranges = [i for i, c in enumerate(choices) if c.range and c.range[0] <= value <= c.range[1]]
     if number.ordinal:
         in_ranges = []
     is_index = number.value.is_integer() and 1 <= number.value <= len(choices)
@@ -1018,9 +1021,29 @@ def _pick(choices: Sequence[Choice], text: str, echoes: frozenset[str] = frozens
 
 def _sentence_numbers(raw: Sequence[str], choices: Sequence[Choice]) -> list[_Number]:
     """The numbers in a sentence that can name an option: not articles ('un'), and, when no choice has a range,
-    not quantities ('regresé hace 2 años' does not pick option 2)."""
+    not quantities ('regresé hace 2 años' does not pick option 2); 'casi 18' is under 18."""
     ranged = any(c.range for c in choices)
-    return [n for n in _numbers(raw) if not n.weak and (ranged or n.end >= len(raw) or raw[n.end] not in _UNITS)]
+    found = [n for n in _numbers(raw) if not n.weak and (ranged or n.end >= len(raw) or raw[n.end] not in _UNITS)]
+    return [_almost(raw, n) for n in found] if ranged else found
+
+
+_ALMOST = frozenset("casi almost nearly cumplo cumplire cumplir turning turn".split())
+"""Words that put the number after them just out of reach: 'casi 18', 'ya casi tengo 18', 'voy a cumplir 18',
+'almost 18' are under 18."""
+
+
+def age_said(text: str) -> int | None:
+    """The one age (whole years) a reply states, for a confirmation: '17 años', 'casi 18' and '17 y medio' are 17."""
+    tokens = words(_clean(text)[:MAX_INPUT])
+    values = {math.floor(_almost(tokens, n).value) for n in _numbers(tokens) if not n.weak and not n.ordinal}
+    return values.pop() if len(values) == 1 and 0 <= min(values) < 150 else None
+
+
+def _almost(raw: Sequence[str], number: _Number) -> _Number:
+    """The number a little below what is said when 'casi' / 'almost' comes shortly before it."""
+    if _ALMOST.isdisjoint(raw[max(0, number.start - 3) : number.start]) or number.ordinal:
+        return number
+    return replace(number, value=number.value - 0.5)
 
 
 def _elsewhere(

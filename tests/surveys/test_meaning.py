@@ -264,7 +264,10 @@ def test_a_minor_is_thanked_and_ended_keeping_only_the_screening_answer(bundled,
     talk = Conversation(bundled)
     talk.send("hola" if language == "es" else "hello")
     talk.send("si" if language == "es" else "yes")
-    replies = talk.send(text)
+    [asked] = talk.send(text)
+    assert talk.state.status == "in_progress" and talk.state.answers == {"consent": "yes"}  # asked to confirm
+    assert asked.endswith("\n1) Si\n2) No, me equivoqué" if language == "es" else "\n1) Yes\n2) No, my mistake")
+    replies = talk.send("1")
     assert talk.state.status == "ineligible"
     assert replies == [bundled.message("ineligible", language, min_age=18)]
     assert [(a.question_id, a.value) for a in talk.last.answers] == [("age_band", "under_18")]
