@@ -109,6 +109,7 @@ def _sample_values(definition: Definition, language: str) -> dict[str, str]:
         "label": max((r.name for r in regions), key=len, default="Baja California Sur"),
         "regions": "Baja California o Baja California Sur",
         "age": "17",
+        "options": "1, 2, 3 o 4",
         "min": "0",
         "max": "1000000",
         "max_length": "1000",

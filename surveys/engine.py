@@ -199,7 +199,7 @@ def remind(definition: Definition, state: State) -> Step:
 
 
 _REHEARSED_REASONS = {
-    "choice": ("not_understood", "ambiguous", "unsure"),
+    "choice": ("not_understood", "ambiguous", "unsure", "means"),
     "multi": ("not_understood", "ambiguous", "exclusive", "unsure"),
     "yes_no": ("not_understood", "ambiguous", "unsure"),
     "integer": ("not_a_number", "too_small", "too_large", "unsure"),
@@ -224,7 +224,10 @@ def rehearse(definition: Definition, question_id: str, language: str) -> dict[st
     reprompts = []
     for reason in _REHEARSED_REASONS.get(question.type, ("not_understood",)):
         wrong = turn()
-        wrong.reject(question, Rejected(reason, {"max_length": question.max_length or ""}))
+        detail: dict[str, Any] = {"max_length": question.max_length or ""}
+        if reason == "means":
+            reason, detail["options"] = "ambiguous", list(range(1, len(question.choices) + 1))
+        wrong.reject(question, Rejected(reason, detail))
         reprompts.append(wrong.step.replies)
     if question.type == "region":
         unsure = turn()
@@ -915,6 +918,9 @@ class _Turn:
             return question.hint.get(language) or self.d.message(_UNSURE_KEYS[question.type], language)
         if question.errors.get(language):
             return question.errors[language]
+        if outcome.detail.get("options"):
+            return self.d.message("error_means", language, options=_either([str(n) for n in outcome.detail["options"]],
+                                                                           language))
         if outcome.detail.get("regions"):
             return self.d.message("error_region_which", language, regions=_either(outcome.detail["regions"], language))
         key = _error_key(question, outcome)

@@ -186,6 +186,10 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "Su respuesta coincide con varias opciones; elija un numero.",
         "en": "Your answer matches several options; please pick a number.",
     },
+    "error_means": {
+        "es": "¿Cual de ellas? Responda {options}.",
+        "en": "Which one? Reply {options}.",
+    },
     "error_exclusive": {
         "es": "Esa opcion no se combina con otras; elija de nuevo.",
         "en": "That option cannot be combined with others; please choose again.",

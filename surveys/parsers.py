@@ -1007,7 +1007,9 @@ def _pick(choices: Sequence[Choice], text: str, echoes: frozenset[str] = frozens
             return Rejected("ambiguous")
         return picked
     if meant:
-        return meant.pop() if len(meant) == 1 else Rejected("ambiguous", {"means": said})
+        if len(meant) == 1:
+            return meant.pop()
+        return Rejected("ambiguous", {"means": said, "options": [i + 1 for i in sorted(meant)]})
     inside = _within_one(tokens, phrases)
     if inside is not None:
         return inside

@@ -297,7 +297,7 @@ def test_the_minors_message_is_fit_for_a_minor(bundled):
 
 VALUES = {"credit": "30 MXN", "amount": "30", "currency": "MXN", "keyword": "ENCUESTA", "min_age": "18",
           "ending": "5678", "label": "Baja California Sur", "regions": "Baja California o Baja California Sur",
-          "age": "17", "min": "0", "max": "1000000", "max_length": "1000",
+          "age": "17", "options": "1, 2, 3 o 4", "min": "0", "max": "1000000", "max_length": "1000",
           "contact": "Programa Retorno: 55 1234 5678 (lun a vie, 9 a 18 h)", "title": "Reintegracion en Mexico"}
 
 
