@@ -156,13 +156,16 @@ def test_the_loader_infers_means_for_two_choices_that_start_with_si_and_no(bundl
     assert [c.means for c in bundled.question("sex").choices] == [None, None, None]
 
 
-@pytest.mark.parametrize(("language", "text"), [("es", "sí"), ("en", "yes")])
-def test_a_yes_that_means_several_choices_asks_which(bundled, language, text):
+@pytest.mark.parametrize(("language", "text", "options"), [
+    ("es", "sí", "1 o 2"), ("es", "si", "1 o 2"), ("es", "no", "3 o 4"), ("es", "nop", "3 o 4"),
+    ("en", "yes", "1 or 2"), ("en", "no", "3 or 4"), ("en", "nope", "3 or 4"),
+])
+def test_a_yes_that_means_several_choices_asks_which(bundled, language, text, options):
     talk = _at(bundled, "returned", language)
     talk.state = State(bundled.id, bundled.version, language, status="in_progress", question="work")
     replies = talk.send(text)
-    assert "work" not in talk.stored
-    assert replies[0].startswith(bundled.message("error_ambiguous", language))
+    assert "work" not in talk.stored  # never 'no' -> the first label with 'no' in it ('No busco trabajo')
+    assert replies[0].startswith(bundled.message("error_means", language, options=options))
     talk.send("no, busco trabajo" if language == "es" else "no, I am looking for work")
     assert talk.stored["work"] == "looking"
 
