@@ -117,6 +117,8 @@ class Definition:
     messages: dict[str, dict[str, str]] = field(default_factory=dict)
     skip_words: dict[str, tuple[str, ...]] = field(default_factory=dict)
     max_reprompts: int = 3
+    segment_budget: int | None = None
+    """The most SMS segments one respondent should be sent on the worst path (`surveys check` warns above it)."""
     resume_after_minutes: int = 360
     digest: str = ""
     contact: dict[str, str] = field(default_factory=dict)

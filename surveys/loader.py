@@ -36,7 +36,7 @@ _INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
 CONSENT_PLACEHOLDERS = ("questions", "credit")
 """What a consent text may say in braces: the question count a respondent can get, and the credit."""
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_ADDED_LATER = ("contact", "eligibility", "hint", "means")
+_ADDED_LATER = ("contact", "eligibility", "hint", "means", "segment_budget")
 """Keys added after surveys were first published: left out of the digest while unset, so it does not change."""
 _KNOWN_KEYS = sorted(
     {
@@ -132,6 +132,8 @@ def _review(
     lines = {CONSENT_ID: line_of(data, ("consent",))}
     lines |= {q.id: line_of(data, ("questions", i)) for i, q in enumerate(spec.questions)}
     lines |= {f"messages.{key}": line_of(data, ("messages", key)) for key in spec.messages}
+    if spec.segment_budget is not None:
+        lines["segment_budget"] = line_of(data, ("segment_budget",))
     return _build(spec), [], sorted(set(checker.warnings())), lines
 
 
@@ -653,6 +655,7 @@ def _build(spec: SurveySpec) -> Definition:
         messages=messages,
         skip_words=skip_words,
         max_reprompts=spec.max_reprompts,
+        segment_budget=spec.segment_budget,
         resume_after_minutes=spec.resume_after_minutes,
         digest=hashlib.sha256(json.dumps(_dumped(spec), sort_keys=True).encode()).hexdigest(),
         contact=dict(spec.contact),

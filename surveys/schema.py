@@ -101,6 +101,7 @@ class SurveySpec(Spec):
     release_interval: str | int = "1d"
     weights: dict[Literal["economic", "social", "psychosocial"], float] = {}
     max_reprompts: int = Field(default=3, ge=0, le=10)
+    segment_budget: int | None = Field(default=None, ge=1)
     resume_after_minutes: int = Field(default=360, ge=1)
     skip_words: dict[str, list[str]] = {}
     messages: dict[str, Translated] = {}

@@ -360,7 +360,8 @@ def surveys_check(paths: tuple[Path, ...], max_segments: int | None, as_json: bo
             continue
         cost = report.costs(review) if review.definition is not None else None
         long = report.too_long(path, cost, max_segments or 1, max_segments is not None) if cost else []
-        failed = failed or bool(review.problems) or (max_segments is not None and bool(long))
+        long += report.over_budget(path, review, cost) if cost else []
+        failed = failed or bool(review.problems) or (max_segments is not None and bool(cost and cost.over(max_segments)))
         if as_json:
             found.append(report.as_json(path, review, cost, max_segments))
             continue
