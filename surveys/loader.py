@@ -9,6 +9,7 @@ import difflib
 import hashlib
 import json
 import re
+import string
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -135,6 +136,16 @@ def _review(
     if spec.segment_budget is not None:
         lines["segment_budget"] = line_of(data, ("segment_budget",))
     return _build(spec), [], sorted(set(checker.warnings())), lines
+
+
+_CREDIT_PARTS = frozenset({"amount", "currency"})
+"""Older overrides write the credit as {amount} {currency}: still filled wherever {credit} is."""
+
+
+def _message_placeholders(key: str) -> frozenset[str]:
+    """The placeholders a built-in message fills: those its own texts use ({credit} also as {amount} {currency})."""
+    found = {name for text in builtin.DEFAULT_MESSAGES[key].values() for name in _PLACEHOLDER.findall(text)}
+    return frozenset(found | (_CREDIT_PARTS if "credit" in found else set()))
 
 
 def _parse_yaml(text: str) -> tuple[Any, list[Problem]]:
@@ -274,9 +285,22 @@ class _Checker:
                 suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
                 yield Problem(self.at("messages", key), f"messages: unknown message '{key}'{suffix}")
                 continue
-            for lang in texts:
+            known = _message_placeholders(key)
+            for lang, text in texts.items():
                 if lang not in self.languages:
                     yield Problem(self.at("messages", key, lang), f"messages.{key}: '{lang}' is not one of languages")
+                    continue
+                try:
+                    names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+                except ValueError:
+                    yield Problem(self.at("messages", key, lang),
+                                  f"messages.{key}.{lang}: a lone {{ or }} (write {{{{ or }}}} for the character)")
+                    continue
+                for name in dict.fromkeys(names):
+                    if name not in known:
+                        allowed = ", ".join(f"{{{k}}}" for k in sorted(known)) or "none"
+                        yield Problem(self.at("messages", key, lang),
+                                      f"messages.{key}.{lang}: unknown {{{name}}} (this message can say {allowed})")
         for lang in self.languages:
             missing = [
                 key
