@@ -29,8 +29,8 @@ from surveys.parsers import (
     age_said,
     names_choice,
     parse_answer,
-    polarity,
     refuses,
+    yes_or_no,
 )
 from surveys.phones import mobile_number
 from surveys.text import SHORT, normalize, squeeze
@@ -409,7 +409,7 @@ class _Turn:
                 self.event("stop_asked", self.state.question)
                 self.say("opt_out_confirm")
             return True
-        said = polarity(squeeze(normalize(text).split())) if asked else None
+        said = yes_or_no(text) if asked else None
         if said == "yes":
             self.on_keyword("opt_out", None)
         elif said == "no":

@@ -926,6 +926,13 @@ def _goes_on(clause: Sequence[str], echoes: frozenset[str], said: str) -> bool:
     return said == "yes" and (first in _MORE_YES or first.isdigit())
 
 
+def yes_or_no(text: str) -> str | None:
+    """'yes' or 'no' when a whole reply says it, with its punctuation ('no, sigo' is a no); else None."""
+    raw, breaks = _tokens(_emoji_words(_clean(text)[:MAX_INPUT]))
+    said = polarity(squeeze(raw), breaks)
+    return said if isinstance(said, str) else None
+
+
 _PERFECT = frozenset("he ha han hemos has e fui fue fuimos fueron habia hay".split())
 _STATEMENT = frozenset("me te se le les lo la los las nos quiero queremos puedo podemos voy vamos estoy estamos "
                        "sabia supe pude tuve".split())

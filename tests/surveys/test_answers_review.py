@@ -236,3 +236,14 @@ def test_the_state_with_a_pending_confirmation_survives_json(bundled):
     talk.state = engine.State.from_dict(talk.state.to_dict())
     talk.send("1")
     assert talk.state.status == "ineligible"
+
+
+@pytest.mark.parametrize(("text", "goes_on"), [("no, sigo", True), ("no gracias", True), ("sí", False),
+                                               ("si por favor", False)])
+def test_the_answer_to_the_stop_confirmation_reads_its_punctuation(bundled, text, goes_on):
+    talk = _at(bundled, "housing")
+    talk.send("ya no me escriban")
+    talk.send(text)
+    assert (talk.state.status == "in_progress") is goes_on
+    if goes_on:
+        assert "stop_withdrawn" in talk.events and talk.question == "housing"
