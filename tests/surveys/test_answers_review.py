@@ -247,3 +247,16 @@ def test_the_answer_to_the_stop_confirmation_reads_its_punctuation(bundled, text
     assert (talk.state.status == "in_progress") is goes_on
     if goes_on:
         assert "stop_withdrawn" in talk.events and talk.question == "housing"
+
+
+def test_a_reply_that_begins_several_region_names_is_asked_which(bundled):
+    from surveys.parsers import Rejected, parse_region
+
+    question = bundled.question("state")
+    outcome = parse_region(question, "baja", "es")
+    assert isinstance(outcome, Rejected) and outcome.reason == "ambiguous"
+    assert outcome.detail["regions"] == ["Baja California", "Baja California Sur"]
+    talk = _at(bundled, "state")
+    replies = talk.send("vivo en baja")
+    assert replies[0].startswith(bundled.message("error_region_which", "es",
+                                                 regions="Baja California o Baja California Sur"))
