@@ -113,7 +113,7 @@ def test_chat_with_a_secret_of_an_earlier_database_starts_anew(running, tmp_path
     assert "a-secret-of-an-earlier-database" not in state.read_text()
 
 
-def test_chat_confirms_a_minors_age_before_screening_out_and_a_typo_goes_on(running, tmp_path):
+def test_chat_confirms_a_minors_age_and_asks_which_baja(running, tmp_path):
     url, env, _ = running
 
     def chat(name: str, lines: list[str]) -> str:
@@ -129,3 +129,6 @@ def test_chat_confirms_a_minors_age_before_screening_out_and_a_typo_goes_on(runn
     assert "¿Ha vivido fuera de México?" in typo and "solo para personas de 18" not in typo
     minor = chat("carla", ["Hola", "si", "casi 18", "1"])
     assert "¿Tiene 17 años?" in minor and "Esta encuesta es solo para personas de 18 años o mas" in minor
+    baja = chat("dora", ["Hola", "si", "30", "2", "1", "Baja", "Baja California Sur"])
+    assert "¿Baja California o Baja California Sur? Si quiere dejar de recibir mensajes, escriba BAJA otra vez." in baja
+    assert "¿Le alcanza su ingreso" in baja and "ya no le escribiremos" not in baja
