@@ -61,7 +61,8 @@ def ask_again(definition: Definition, state: State, inbound: Inbound) -> Step:
     """The answer to a template: the current question (the consent question, after an invitation) in free text."""
     step = engine.remind(definition, state)
     step.state.paused = False
-    step.state.pending = None  # a "did you mean ...?" the template hid is asked afresh, not confirmed by accident
+    if not (state.pending or {}).get("minor"):  # the age confirmation is asked again as it is, with its options
+        step.state.pending = None  # a "did you mean ...?" the template hid is asked afresh, not confirmed by accident
     if inbound.at is not None:
         step.state.last_at = inbound.at.isoformat()
     return step

@@ -194,7 +194,11 @@ def remind(definition: Definition, state: State) -> Step:
     respondent asked to stop and has not written since."""
     turn = _Turn(definition, state.copy(), Inbound(), True)
     if state.status == IN_PROGRESS and state.question and not state.stop_asked:
-        turn.ask(definition.question(state.question))
+        question = definition.question(state.question)
+        if state.pending is not None and state.pending.get("minor"):
+            turn.ask_minor_confirmation(question, state.pending.get("age"))  # '2' must still mean 'my mistake'
+        else:
+            turn.ask(question)
     return turn.step
 
 

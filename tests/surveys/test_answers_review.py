@@ -260,3 +260,12 @@ def test_a_reply_that_begins_several_region_names_is_asked_which(bundled):
     replies = talk.send("vivo en baja")
     assert replies[0].startswith(bundled.message("error_region_which", "es",
                                                  regions="Baja California o Baja California Sur"))
+
+
+def test_a_reminder_while_the_age_is_being_confirmed_asks_the_confirmation(bundled):
+    talk = _at(bundled, "age_band")
+    talk.send("15")
+    [reminder] = engine.remind(bundled, talk.state).replies
+    assert reminder.plain() == "¿Tiene 15 años?\n1) Si\n2) No, me equivoqué"
+    talk.send("2")
+    assert talk.question == "age_band" and talk.stored == {}
