@@ -486,11 +486,11 @@ class _Turn:
         if self.inbound.button is not None:
             self.on_button(question)
             return
+        if refuses(self.inbound.text) and not self._names_choice():
+            self.on_refusal(question)  # also 'prefiero no decir', a skip word: a required question says how to stop
+            return
         if self._is_skip_word():
             self.on_skip(question)
-            return
-        if refuses(self.inbound.text) and not self._names_choice():
-            self.on_refusal(question)
             return
         outcome = parse_answer(question, self.inbound.text, self.state.language, self._today())
         if isinstance(outcome, Accepted):

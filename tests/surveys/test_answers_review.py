@@ -269,3 +269,10 @@ def test_a_reminder_while_the_age_is_being_confirmed_asks_the_confirmation(bundl
     assert reminder.plain() == "¿Tiene 15 años?\n1) Si\n2) No, me equivoqué"
     talk.send("2")
     assert talk.question == "age_band" and talk.stored == {}
+
+
+@pytest.mark.parametrize(("language", "text"), [("es", "prefiero no decir"), ("en", "prefer not to say")])
+def test_a_skip_word_that_refuses_a_required_question_says_how_to_stop(bundled, language, text):
+    talk = _at(bundled, "housing", language)
+    replies = talk.send(text)
+    assert replies[0].startswith(bundled.message("refused", language)) and "housing" not in talk.stored
