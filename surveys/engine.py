@@ -663,6 +663,7 @@ class _Turn:
         option = said.isdigit() and 1 <= int(said) <= len(question.choices)  # '1': the option, not an age
         age = age_said(self.inbound.text) if self.inbound.button is None and not option else None
         self.state.pending = {"value": value, "label": "", "minor": True, "age": age}
+        self.state.attempts = 0
         self.event("confirm_minor", question.id)
         self.ask_minor_confirmation(question, age)
 
@@ -703,9 +704,14 @@ class _Turn:
         elif answer == "no":
             self.event("minor_withdrawn", question.id)
             self.ask(question)
-        else:
+        elif self.state.attempts < self.d.max_reprompts:
+            self.state.attempts += 1
             self.state.pending = pending
+            self.event("invalid", question.id, {"reason": "not_understood", "attempt": self.state.attempts})
             self.ask_minor_confirmation(question, pending.get("age"))
+        else:
+            self.state.attempts = 0
+            self.ask(question)  # the confirmation was never answered: the age is asked afresh, nothing stored
 
     def screen_out(self, question: Question, value: Any) -> None:
         """Someone the survey is not for (a minor): thanked and ended; only the screening answer is kept and

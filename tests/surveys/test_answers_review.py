@@ -276,3 +276,12 @@ def test_a_skip_word_that_refuses_a_required_question_says_how_to_stop(bundled, 
     talk = _at(bundled, "housing", language)
     replies = talk.send(text)
     assert replies[0].startswith(bundled.message("refused", language)) and "housing" not in talk.stored
+
+
+def test_a_confirmation_never_answered_asks_the_age_afresh(bundled):
+    talk = _at(bundled, "age_band")
+    talk.send("15")
+    for _ in range(bundled.max_reprompts):
+        assert talk.send("asdf")[0].startswith("¿Tiene 15 años?")
+    replies = talk.send("asdf")
+    assert replies[0].startswith("¿Qué edad tiene?") and talk.state.pending is None and talk.stored == {}
