@@ -49,15 +49,16 @@ def service_env(database_url: str, redis_url: str, providers_url: str, public_ur
     return env
 
 
-def web_command(port: int, workers: int = 2, threads: int = 8, server: str = "granian") -> list[str]:
+def web_command(port: int, workers: int = 2, threads: int = 8, server: str = "granian",
+                factory: str = "service.app:create_app") -> list[str]:
     """The Procfile's web process (granian) on loopback, or the gunicorn it replaced (for comparisons)."""
     if server == "gunicorn":
         return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                 "--threads", str(threads), "--worker-class", "gthread", "--graceful-timeout", "5",
-                "--backlog", "2048", "service.app:create_app()"]
+                "--backlog", "2048", f"{factory}()"]
     return [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads),
-            "--backlog", "2048", "--workers-kill-timeout", "5", "--access-log", "service.app:create_app"]
+            "--backlog", "2048", "--workers-kill-timeout", "5", "--access-log", factory]
 
 
 def start_web(env: dict[str, str], port: int, workers: int = 2, log: Path | None = None,
