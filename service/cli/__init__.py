@@ -210,14 +210,23 @@ def _announce(settings: Settings, host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
-def web(host: str, port: int, workers: int) -> None:
-    """The web app only, under gunicorn (webhooks, API, dashboard)."""
+@click.option("--server", type=click.Choice(["granian", "gunicorn"]), default="granian", show_default=True,
+              help="granian (a Rust HTTP server, the Procfile's) or gunicorn (the earlier one).")
+def web(host: str, port: int, workers: int, server: str) -> None:
+    """The web app only (webhooks, API, dashboard), as the Procfile runs it."""
     _settings(port=port)
-    from gunicorn.app.wsgiapp import WSGIApplication
+    if server == "gunicorn":
+        from gunicorn.app.wsgiapp import WSGIApplication
 
-    sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "8",
-                "--worker-class", "gthread", "--access-logfile", "-", "service.app:create_app()"]
-    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
+        sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "8",
+                    "--worker-class", "gthread", "--access-logfile", "-", "service.app:create_app()"]
+        WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
+        return
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian("service.app:create_app", address=host, port=port, interface=Interfaces.WSGI, factory=True,
+            workers=workers, blocking_threads=8, backlog=2048, workers_kill_timeout=30, log_access=True).serve()
 
 
 @main.command()
