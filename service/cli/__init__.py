@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from service.config import ConfigError, Settings, check_reachable, embedded_database
+from service.config import ConfigError, Settings, check_reachable, embedded_database, sqlite_file
+from service.privacy import UnknownKey
 from service.queue import QUEUE_NAMES
 from surveys.definition import Definition
 from surveys.loader import review_text
@@ -37,6 +38,12 @@ def _settings(port: int = 8000, existing: bool = False, **overrides) -> Settings
     that does not exist yet (it would only find it empty), and any other command says that it creates one.
     """
     embedded = embedded_database()
+    named = sqlite_file(os.environ.get("DATABASE_URL", ""))
+    if existing and named is not None and not named.exists():
+        raise click.ClickException(
+            f"no Retorno database at {named} (DATABASE_URL): point DATABASE_URL at the database `retorno run` uses, "
+            "or unset it and run this command in the folder with retorno-data/"
+        )
     if embedded is not None and not embedded.exists():
         if existing:
             where = "RETORNO_DATA_DIR" if os.environ.get("RETORNO_DATA_DIR", "").strip() else "this folder"
@@ -56,17 +63,15 @@ def _settings(port: int = 8000, existing: bool = False, **overrides) -> Settings
 
 
 def _check_surveys(rt) -> None:
-    """Publish the surveys; refuse to run on a survey file that is invalid or edited without a new version, or on
-    an unknown default survey."""
+    """Publish the surveys; refuse to run on a survey file that is invalid or edited without a new version, on
+    an unknown default survey, or with a secret key that cannot open the stored data."""
+    from service import startup
+
     rt.catalog.publish()
     if rt.catalog.refused:
         raise click.ClickException("\n".join(rt.catalog.refused))
-    known = rt.catalog.known()
-    if rt.settings.default_survey not in known:
-        raise click.ClickException(
-            f"RETORNO_DEFAULT_SURVEY={rt.settings.default_survey} is not a known survey; known: "
-            f"{', '.join(known) or 'none'} (set it to one of them, or add its file to RETORNO_SURVEYS_DIR)"
-        )
+    startup.check_default_survey(rt)
+    startup.check_keys(rt)
 
 
 def _runtime(settings: Settings):
@@ -90,6 +95,10 @@ class _Commands(click.Group):
             raise click.ClickException(str(error)) from None
         except click.ClickException:
             raise
+        except UnknownKey as error:
+            from service.startup import KEY_FIX
+
+            raise click.ClickException(f"{error}: {KEY_FIX}") from None
         except Exception as error:
             line = _outage(error)
             if line is None:
@@ -101,11 +110,14 @@ def _outage(error: Exception) -> str | None:
     """One line for a database or Redis that went away (or never answered); None for any other error."""
     module = type(error).__module__
     if module.startswith("sqlalchemy"):
-        from service.db import UNAVAILABLE, cause
+        from service.db import INVALID, UNAVAILABLE, cause
 
-        if cause(error) == UNAVAILABLE:
-            reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+        why = cause(error)
+        reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+        if why == UNAVAILABLE:
             return f"the database cannot be reached ({reason}); check DATABASE_URL and that the database is running"
+        if why == INVALID:
+            return f"the database refused a value given to this command ({reason}); check the command's arguments"
     if module.startswith("redis"):
         from redis.exceptions import ConnectionError as RedisDown
         from redis.exceptions import TimeoutError as RedisSlow
@@ -212,7 +224,12 @@ def _announce(settings: Settings, host: str, port: int) -> None:
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
 def web(host: str, port: int, workers: int) -> None:
     """The web app only, under gunicorn (webhooks, API, dashboard)."""
-    _settings(port=port)
+    from service import startup
+
+    _setup_logging()
+    rt = _runtime(_settings(port=port))
+    startup.check(rt)  # each gunicorn worker checks again (service.app)
+    rt.engine.dispose()
     from gunicorn.app.wsgiapp import WSGIApplication
 
     sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "8",
@@ -313,6 +330,8 @@ def tokens_create(role: str, name: str, expires: str | None) -> None:
         lifetime = duration(expires) if expires else None
     except TokenError as error:
         raise click.BadParameter(str(error), param_hint="--expires") from None
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        raise click.BadParameter("a token name cannot hold control characters", param_hint="--name")
     settings = _settings()
     from service.db import upgrade
 

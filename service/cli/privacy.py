@@ -12,7 +12,7 @@ from service.cli.contacts import contacts
 
 
 def _open_runtime():
-    settings = _settings()
+    settings = _settings(existing=True)
     from service.db import upgrade
 
     upgrade(settings.database_url)

@@ -20,7 +20,7 @@ def spool() -> None:
 def _spool(directory: Path | None):
     from service import spool as spools
 
-    settings = _settings()
+    settings = _settings(existing=True)
     if directory is not None:
         settings = replace(settings, spool_dir=directory.resolve())
     return spools.Spool(_runtime(settings))
