@@ -36,6 +36,7 @@ from sqlalchemy import text
 
 from bots.base import StatusUpdate
 from service.db import UNAVAILABLE, cause
+from service.privacy import UnknownKey
 from service.queue import INBOX
 from service.runtime import Runtime
 
@@ -268,6 +269,8 @@ class Spool:
             except Exception as error:  # noqa: BLE001 - the database is still away, or a file is unreadable: retry
                 if unavailable(error):
                     log.info("spool: database still unavailable (%s)", type(error).__name__)
+                elif isinstance(error, UnknownKey):
+                    log.error("spool: records wait for a key: %s (fix RETORNO_SECRET_KEY and restart)", error)
                 else:
                     log.exception("spool: replay failed; retrying")
                 done, delay = False, min(delay * 2, RETRY_MAX)

@@ -85,6 +85,16 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
+class WrongValue(click.UsageError):
+    """A wrong option value: exit 2 with one line naming the option and the fix (no usage block around it)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+
+    def show(self, file=None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
 class _Commands(click.Group):
     """`retorno`: a misconfiguration or an outage met while a command runs is told in one line, not a traceback."""
 
@@ -327,11 +337,11 @@ def tokens_create(role: str, name: str, expires: str | None) -> None:
     from service.auth import TokenError, create_token, duration
 
     try:
-        lifetime = duration(expires) if expires else None
+        lifetime = duration(expires) if expires is not None else None  # "" (an unset variable) is no "never"
     except TokenError as error:
-        raise click.BadParameter(str(error), param_hint="--expires") from None
+        raise WrongValue("--expires", str(error)) from None
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
-        raise click.BadParameter("a token name cannot hold control characters", param_hint="--name")
+        raise WrongValue("--name", "a token name cannot hold control characters")
     settings = _settings()
     from service.db import upgrade
 
