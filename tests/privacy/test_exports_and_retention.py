@@ -168,7 +168,7 @@ def test_retention_is_configurable(monkeypatch, tmp_path):
     ("whatsapp:+5215512345678", "whatsapp:[number]"),
     ("GET /operators/auto-detect/phone/525512345678/countries/MX", "GET /operators/auto-detect/phone/[number]"
                                                                     "/countries/MX"),
-    ("From=%2B525512345678&Body=hola", "From=%2B[number]&Body=hola"),
+    ("From=%2B525512345678&Body=hola", "From=[number]&Body=hola"),
     ("(55) 1234-5678", "([number]"),
     ("POST https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage",
      "POST https://api.telegram.org/bot[secret]/sendMessage"),
