@@ -67,6 +67,8 @@ def metrics():
           spooled["bytes"])
     gauge("retorno_spool_files", "Files in this machine's spool", spooled["files"])
     gauge("retorno_spool_oldest_seconds", "Age of the oldest record in this machine's spool", spooled["oldest_seconds"])
+    gauge("retorno_spool_rejected_records", "Spooled records the database refused, kept in rejected/ until the "
+          "retention period ends", spooled["rejected_records"])
     for name, help_text in (
         ("appended", "Records this process spooled while the database could not take them"),
         ("replayed", "Spooled records this process moved into the database"),

@@ -239,7 +239,9 @@ class Spool:
     # -- replaying -----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Replay what is on disk (an earlier process's spool) in the background, if anything is."""
+        """Replay what is on disk (an earlier process's spool) in the background, if anything is; purge records set
+        aside longer than the retention period."""
+        self.purge_rejected()
         if self.segments():
             with self.lock:
                 self._ensure_replayer()
@@ -265,6 +267,7 @@ class Spool:
         while True:
             try:
                 self.replay()
+                self.purge_rejected()
                 done, delay = True, RETRY_FIRST
             except Exception as error:  # noqa: BLE001 - the database is still away, or a file is unreadable: retry
                 if unavailable(error):
@@ -390,8 +393,8 @@ class Spool:
 
     def _reject(self, records: list[dict], error: BaseException) -> None:
         """Keep records the database refuses for what they are in `rejected/`, for an operator (never dropped)."""
-        folder = self.directory / "rejected"
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder = self.rejected_folder
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = folder / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
@@ -404,6 +407,52 @@ class Spool:
             self.rejected += len(records)
         log.error("spool: the database refused %d spooled records (%s); kept in %s", len(records),
                   type(error).__name__, path)
+
+    # -- records set aside ---------------------------------------------------------------------------------------
+
+    @property
+    def rejected_folder(self) -> Path:
+        return self.directory / "rejected"
+
+    def rejected_files(self) -> list[Path]:
+        """Files of records the database refused on replay, oldest first."""
+        folder = self.rejected_folder
+        return [folder / name for name in sorted(_names(folder)) if name.endswith(".jsonl") and _born(name) is not None]
+
+    def rejected_stats(self, now: float | None = None) -> dict:
+        """Files, records and bytes set aside, the oldest one's age, and when they are purged."""
+        now = time.time() if now is None else now
+        files, records, size, oldest = 0, 0, 0, 0.0
+        for path in self.rejected_files():
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            files, records, size = files + 1, records + data.count(b"\n"), size + len(data)
+            oldest = max(oldest, now - (_born(path.name) or now))
+        return {"rejected_files": files, "rejected_records": records, "rejected_bytes": size,
+                "rejected_oldest_seconds": round(max(0.0, oldest), 1),
+                "rejected_purged_after_days": self.runtime.settings.retention_days}
+
+    def purge_rejected(self, now: float | None = None) -> int:
+        """Delete the files of records set aside longer than RETORNO_RETENTION_DAYS (they hold message bodies, as
+        the purged messages did); how many records went."""
+        now = time.time() if now is None else now
+        limit = self.runtime.settings.retention_days * 86400
+        purged = 0
+        for path in self.rejected_files():
+            if now - (_born(path.name) or now) <= limit:
+                continue
+            try:
+                purged += path.read_bytes().count(b"\n")
+                path.unlink()
+            except FileNotFoundError:
+                continue
+        if purged:
+            _sync_directory(self.rejected_folder)
+            log.info("spool: %d records set aside in %s longer than the retention period were deleted", purged,
+                     self.rejected_folder)
+        return purged
 
     # -- watching ------------------------------------------------------------------------------------------------
 
@@ -441,7 +490,14 @@ class Spool:
         return {
             "bytes": self._used(), "files": len(segments), "oldest_seconds": round(oldest, 1),
             "appended": self.appended, "replayed": self.replayed, "refused": self.refused, "rejected": self.rejected,
+            **self.rejected_stats(),
         }
+
+
+def _born(name: str) -> float | None:
+    """When a spool or rejected file was made (its name starts with the nanoseconds), in seconds; None if unnamed."""
+    head = name.lstrip(".").split("-", 1)[0]
+    return int(head) / 1e9 if head.isascii() and head.isdigit() else None
 
 
 def _names(directory: Path) -> list[str]:

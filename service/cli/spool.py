@@ -33,16 +33,20 @@ def _spool(directory: Path | None):
 def status(directory: Path | None, as_json: bool) -> None:
     """Files and bytes waiting for the database, the oldest record's age, records set aside."""
     kept = _spool(directory)
+    kept.purge_rejected()
     stats = kept.stats()
-    rejected = sorted((kept.directory / "rejected").glob("*.jsonl"))
-    stats["rejected_files"] = len(rejected)
     if as_json:
         click.echo(json.dumps({"folder": str(kept.directory), **stats}))
         return
     click.echo(f"{kept.directory}: {stats['files']} files, {stats['bytes']} bytes waiting for the database"
                + (f", the oldest record {stats['oldest_seconds']:.0f} s old" if stats["files"] else ""))
-    if rejected:
-        click.echo(f"{len(rejected)} files of records the database refused, in {kept.directory / 'rejected'}")
+    if stats["rejected_files"]:
+        days = stats["rejected_oldest_seconds"] / 86400
+        click.echo(f"{stats['rejected_records']} records the database refused, in {stats['rejected_files']} files in "
+                   f"{kept.rejected_folder} (the oldest {days:.1f} days old; each is deleted "
+                   f"{stats['rejected_purged_after_days']:g} days after it was set aside, RETORNO_RETENTION_DAYS)")
+    else:
+        click.echo("no records set aside (the database took every spooled record)")
 
 
 @spool.command()

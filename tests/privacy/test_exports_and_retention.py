@@ -138,7 +138,8 @@ def test_bodies_payloads_and_paid_numbers_are_purged_after_retention(h):
     h.clock.advance(days=29)
     h.telegram_text(555, "si")  # a young message: kept
     h.settle()
-    assert purge() == {"erased": 0, "inbound": 0, "outbound": 0, "payout_numbers": 0, "dashboard_sessions": 0}
+    assert purge() == {"erased": 0, "inbound": 0, "outbound": 0, "payout_numbers": 0, "dashboard_sessions": 0,
+                       "spool_rejected": 0}
     h.clock.advance(days=1, seconds=1)
     counts = purge()
     assert counts["inbound"] == 5 and counts["outbound"] >= 5 and counts["payout_numbers"] == 1

@@ -191,3 +191,51 @@ def test_retorno_spool_replay_with_the_database_down_says_so(tmp_path, monkeypat
     result = CliRunner().invoke(main, ["spool", "replay"])
     assert result.exit_code == 1
     assert "cannot be reached" in result.output and "DATABASE_URL" in result.output
+
+
+def test_records_set_aside_are_shown_and_purged_after_the_retention_period(sqlite_url, providers, tmp_path):
+    """rejected/ holds message bodies like the messages table did: `retorno spool status` shows it, and it goes after
+    RETORNO_RETENTION_DAYS like the bodies (the privacy job, a web process's start and replays)."""
+    import time
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+
+    from service import runtime as runtimes
+    from service.cli import main
+    from workers.privacy import purge
+
+    harness = Harness(sqlite_url, providers, tmp_path, retention_days=30)
+    spool = spools.of(harness.rt)
+    spool.stopping = True
+    env = {"DATABASE_URL": sqlite_url, "RETORNO_SECRET_KEY": harness.settings.secret_key, "REDIS_URL": "",
+           "RETORNO_DATA_DIR": str(tmp_path)}
+    try:
+        empty = CliRunner().invoke(main, ["spool", "status"], env=env)
+        assert empty.exit_code == 0 and "no records set aside" in empty.stdout
+        spool._reject([{"nonsense": 1}, {"nonsense": 2}], ValueError("bad"))
+        old = spool.rejected_files()[0]
+        born = time.time_ns() - 31 * 86400 * 10**9
+        old.rename(old.with_name(f"{born:020d}-1.jsonl"))
+        spool._reject([{"nonsense": 3}], ValueError("bad"))
+        stats = spool.stats()
+        assert stats["rejected_files"] == 2 and stats["rejected_records"] == 3
+        assert 31 * 86400 - 60 < stats["rejected_oldest_seconds"] < 31 * 86400 + 60
+        shown = CliRunner().invoke(main, ["spool", "status", "--json"], env={**env, "RETORNO_RETENTION_DAYS": "40"})
+        assert orjson.loads(shown.stdout)["rejected_records"] == 3, "younger than 40 days: kept"
+        text_shown = CliRunner().invoke(main, ["spool", "status"], env=env)
+        assert "1 records the database refused, in 1 files" in text_shown.stdout, text_shown.stdout
+        assert "deleted 30 days after" in text_shown.stdout
+        spool._reject([{"nonsense": 4}], ValueError("bad"))
+        young = spool.rejected_files()
+        runtimes.install(harness.rt)  # the commands installed their own runtime
+        harness.clock.now = datetime.now(UTC)
+        harness.clock.advance(days=29)  # the privacy job reads the service's clock
+        assert purge()["spool_rejected"] == 0
+        harness.clock.advance(days=2)
+        assert purge()["spool_rejected"] >= 1
+        assert not any(path.exists() for path in young)
+        metrics = harness.client.get("/metrics").get_data(as_text=True)
+        assert "retorno_spool_rejected_records 0" in metrics
+    finally:
+        harness.close()
