@@ -239,3 +239,16 @@ def test_records_set_aside_are_shown_and_purged_after_the_retention_period(sqlit
         assert "retorno_spool_rejected_records 0" in metrics
     finally:
         harness.close()
+
+
+def test_healthz_keeps_the_contract_while_spooled_records_wait(manual):
+    """CONTRACT.md: /healthz is `200 {"status": "ok"}` whenever the database and the queue answer, spooled records
+    waiting or not; /healthz/webhooks (for the load balancer) says `degraded` until they are replayed."""
+    harness, spool = manual
+    spool.append([{"inbound": row} for row in _rows(harness, "uno")])
+    health, webhooks = harness.client.get("/healthz"), harness.client.get("/healthz/webhooks")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok"
+    assert health.get_json()["spool"]["files"] == 1
+    assert webhooks.status_code == 200 and webhooks.get_json()["status"] == "degraded"
+    assert spool.replay() == 1
+    assert harness.client.get("/healthz/webhooks").get_json()["status"] == "ok"
