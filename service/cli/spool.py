@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,10 +56,7 @@ def replay(directory: Path | None) -> None:
     kept = _spool(directory)
     kept.probe()  # a database that cannot be reached is one line (service.cli._Commands)
     files = kept.segments()
-    moved = 0
-    with click.progressbar(files, label="replaying", file=sys.stderr, hidden=len(files) < 5) as bar:
-        for path in bar:
-            moved += kept.replay_segment(path)
+    moved = kept.replay_all()  # every file at once, merged in arrival order across the processes that wrote them
     left = kept.segments()
     click.echo(f"{moved} records moved into the database from {len(files) - len(left)} files")
     if left:

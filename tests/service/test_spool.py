@@ -252,3 +252,41 @@ def test_healthz_keeps_the_contract_while_spooled_records_wait(manual):
     assert webhooks.status_code == 200 and webhooks.get_json()["status"] == "degraded"
     assert spool.replay() == 1
     assert harness.client.get("/healthz/webhooks").get_json()["status"] == "ok"
+
+
+def test_two_workers_spooling_into_one_folder_replay_in_arrival_order(manual):
+    """Two gunicorn workers on one machine spool into the same folder, each into its own file, while one respondent's
+    messages alternate between them; a third worker that never spooled gets a message meanwhile. Whichever replays,
+    and whenever (even while the other still appends), the database gets them in the order they arrived."""
+    harness, third = manual
+    first, second = spools.Spool(harness.rt), spools.Spool(harness.rt)  # each as a worker process has its own
+    first.stopping = second.stopping = True
+    rows = _rows(harness, *(f"mensaje {n}" for n in range(1, 9)))
+    for n, row in enumerate(rows[:6]):
+        (first if n % 2 == 0 else second).append([{"inbound": row}])
+    assert len(first.segments()) == 2, "one file per worker, both still being appended to"
+    assert third.others_waiting(), "the third worker sees records waiting"
+    assert harness.sms(PHONE, "mensaje 7", sid=rows[6]["provider_id"]).status_code == 200
+    assert _stored(harness) == [], "it queued behind them instead of overtaking them"
+
+    assert first.replay() == 1, "only what came before the other worker's first record"
+    assert [body for _, body in _stored(harness)] == ["mensaje 1"]
+    second.append([{"inbound": rows[7]}])  # the second worker still appends while the first one replays
+    assert first.replay() == 0, "the second worker's file is still open: nothing after its start goes in"
+    assert second.replay() == 5, "up to the third worker's open file"
+    assert [body for _, body in _stored(harness)] == [f"mensaje {n}" for n in range(1, 7)]
+    assert third.replay() == 2
+    assert [body for _, body in _stored(harness)] == [f"mensaje {n}" for n in range(1, 9)]
+    assert first.segments() == [] and not third.others_waiting()
+    assert first.replay() == 0 and second.replay() == 0
+
+
+def test_records_spooled_before_sequence_keys_are_replayed_by_file_and_line(manual):
+    harness, spool = manual
+    spool.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    rows = _rows(harness, "viejo 1", "viejo 2", "nuevo")
+    old = b"".join(orjson.dumps({"inbound": row}, option=orjson.OPT_NAIVE_UTC) + b"\n" for row in rows[:2])
+    (spool.directory / f"{1:020d}-7-1.spool").write_bytes(old)
+    spool.append([{"inbound": rows[2]}])
+    assert spool.replay() == 3
+    assert [body for _, body in _stored(harness)] == ["viejo 1", "viejo 2", "nuevo"]
