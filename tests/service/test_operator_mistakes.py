@@ -191,3 +191,11 @@ def test_a_hashing_key_sealed_under_an_unknown_key_spools_the_message_instead_of
     vault._hash_key = None
     assert spool.replay() == 3
     assert harness.count(f"SELECT count(*) FROM inbound_messages WHERE address_hash = '{expected}'") == 3
+
+
+@pytest.mark.parametrize("option", ["--remind-after", "--expire-after"])
+@pytest.mark.parametrize("value", ["99999999d", "9" * 5000 + "d", "367d", "53w", "999999999w", "²d", "٣d", "1e9d"])
+def test_campaign_durations_out_of_range_are_one_line(sqlite_url, option, value):
+    result = _invoke(["campaigns", "create", "--survey", "reintegracion-mx", "--tag", "piloto", option, value],
+                     DATABASE_URL=sqlite_url)
+    _refused(result, repr(value)[:20], code=1)
