@@ -160,6 +160,15 @@ def embedded_database(env: Mapping[str, str] | None = None) -> Path | None:
     return _data_dir(lambda name: env.get(name, "").strip() or None) / EMBEDDED_DATABASE
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a `sqlite:///PATH` DATABASE_URL (None for any other URL, or an in-memory database)."""
+    url = url.strip()
+    if not url.startswith("sqlite") or "///" not in url:
+        return None
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    return Path(path).resolve() if path and path != ":memory:" else None
+
+
 def _data_dir(get) -> Path:
     return Path(get("RETORNO_DATA_DIR") or "retorno-data").resolve()
 

@@ -30,7 +30,7 @@ from service import early_reports
 from service import spool as spools
 from service.db import UNAVAILABLE, cause, json_rows
 from service.models import Contact, InboundMessage, OutboundMessage
-from service.privacy import InvalidAddress, Vault, holds_number, normalize_phone
+from service.privacy import InvalidAddress, UnknownKey, Vault, holds_number, normalize_phone
 from service.queue import INBOX
 from service.runtime import Runtime
 
@@ -90,8 +90,8 @@ def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict
     try:
         address_hash, address_enc = _sealed(runtime, incoming.channel, incoming.address)
     except Exception as error:
-        if not spools.unavailable(error):
-            raise
+        if not (spools.unavailable(error) or isinstance(error, UnknownKey)):
+            raise  # the database away, or a hashing key this process's keys cannot open: spooled, hashed on replay
         address_hash, address_enc = None, runtime.vault.encrypt(_reply_to(runtime, incoming.channel, incoming.address))
     body, payload = sealed_numbers(runtime.vault, incoming.text, incoming.payload())
     return {

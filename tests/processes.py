@@ -95,7 +95,7 @@ def wait_healthy(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if requests.get(f"{url}/healthz/webhooks", timeout=1).status_code == 200:  # takes webhooks
                 return
         except requests.RequestException:
             pass
