@@ -36,7 +36,7 @@ from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-PHONE_CHANNELS = ("sms", "whatsapp")
+PHONE_CHANNELS = ("sms", "whatsapp", "voice")
 STATUS_RANK = {
     "queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2,
     "delivered": 3, "read": 4, "undelivered": 3, "failed": 3, "canceled": 3,
