@@ -435,7 +435,7 @@ class _Batch:
                 latest[row.contact_id] = SessionRow(*row)
         for contact_id in contact_ids:
             candidates = [latest[c] for c in (contact_id, *siblings.get(contact_id, ())) if c in latest]
-            if len(candidates) > 1:
+            if candidates:
                 latest[contact_id] = max(candidates, key=lambda r: (r.status in _UNDER_WAY, r.id))
         return {c: latest[c] for c in contact_ids if c in latest}
 

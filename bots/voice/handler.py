@@ -7,7 +7,8 @@ the person called on a call Retorno placed (`To`, Direction `outbound-api`). Cal
 number, digits or a transcript; no recording is ever asked for.
 
 What a step of the call means for the engine (`step_input`): keypad digit n picks the n-th choice of the question
-being asked (`yes_no` and confirmations: 1 yes, 2 no), as the button of that choice; a number is typed and ends
+being asked (`yes_no` and confirmations: 1 yes, 2 no), as the button of that choice, and a key that picks no
+choice is an unreadable reply (never a number: 9 among six age bands is not "aged 9"); a number is typed and ends
 with `#`; `*` repeats the question; `0` asks for help (except where a number is expected, 0 being one); speech is
 the transcript, parsed like an SMS reply; silence is an empty reply, which the engine re-prompts as it re-prompts
 any reply it cannot read.
@@ -46,6 +47,9 @@ STATUS_OF_CALL = {
 }
 """A placed call's status as the status of the outbound message that placed it: answered and ended is delivered
 (the funnel counts it); busy, no-answer and failed are failures whose code says which (`ErrorCode` = the status)."""
+
+UNREADABLE = "*"
+"""The reply a key that means nothing at this step becomes: every parser rejects it as not understood."""
 
 _CALL_SID = re.compile(r"CA[0-9a-f]{32}", re.ASCII)
 _PHONE = re.compile(r"\+?[0-9]{3,15}", re.ASCII)
@@ -178,7 +182,12 @@ def _keyed(base: dict[str, Any], digits: str, prompt: Prompt, language: str) -> 
         return Incoming(**base, button=f"{question}={prompt.choices[int(digits) - 1]}")
     if mode == "multi":
         return Incoming(**base, text=" ".join(digits.replace("#", "")))
-    return Incoming(**base, text=digits)
+    if mode == "number":
+        return Incoming(**base, text=digits)
+    # keys that pick nothing here (a 9 among 6 choices is not 'aged 9'; digits for a region said aloud): a reply
+    # no parser reads, so the engine asks again and counts it like any unreadable reply
+    base["extra"]["keys"] = digits[:4]
+    return Incoming(**base, text=UNREADABLE)
 
 
 def _respondent(raw: str | None) -> str | None:
