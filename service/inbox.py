@@ -24,6 +24,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from bots import SPOKEN
 from bots.base import Incoming, StatusUpdate
 from bots.twilio import errors
 from service import early_reports
@@ -268,7 +269,8 @@ class GroupCommitter:
             return
         self.batches += 1
         self.rows += len(rows)
-        self.runtime.dispatcher.push(INBOX, [i for i in ids if i is not None])
+        self.runtime.dispatcher.push(INBOX, [i for i, row in zip(ids, rows, strict=True)
+                                             if i is not None and row["channel"] not in SPOKEN])
         position = 0
         for waiter in batch:
             waiter.ids = ids[position:position + len(waiter.rows)]

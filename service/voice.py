@@ -2,8 +2,9 @@
 and the engine's replies come back as the TwiML the call says.
 
 A call is answered while the caller waits, so a step is stored (as every webhook stores), then processed at once in
-the request by the inbound worker's own code (same locks, same order, once); if a worker got to it first, the
-request waits for that worker's commit and reads the replies it wrote. Replies on the voice channel are stored as
+the request by the inbound worker's own code (same locks, same order, once). The step is not queued for the
+workers (they would only wait on the request's locks); one the request could not process is pending, and the
+sweeper hands it to a worker. Replies on the voice channel are stored as
 sent: the TwiML is their delivery. Whatever goes wrong after the step is kept, the caller hears a short apology and
 the call ends (never a 5xx, which Twilio would read out as an application error); the next call goes on from there.
 
@@ -66,9 +67,8 @@ def call_step(rt: Runtime, params: list[tuple[str, str]], query_string: bytes) -
         schedule_callback(rt, call.address)
         return twiml.reject()
     address_hash = rt.vault.hash(voice.CHANNEL, identity(voice.CHANNEL, call.address, settings.default_region))
-    contact_id, language = _contact(rt, address_hash)
+    language, before = _before(rt, address_hash)
     incoming = voice.step_input(call, prompt, language or "es")
-    before = _last_spoken(rt, contact_id)
     ids = store(rt, [incoming])
     if ids[0] is not None:
         from workers.inbound import process
@@ -153,21 +153,14 @@ def after_quiet_hours(moment: datetime, quiet_hours: str | None, timezone: str) 
 # -- helpers ----------------------------------------------------------------------------------------------
 
 
-def _contact(rt: Runtime, address_hash: str) -> tuple[int | None, str | None]:
+def _before(rt: Runtime, address_hash: str) -> tuple[str | None, int]:
+    """The caller's language, and the id of the last message said to them so far (the step's replies come after)."""
+    last = (select(OutboundMessage.id).where(OutboundMessage.contact_id == Contact.id)
+            .order_by(OutboundMessage.id.desc()).limit(1).scalar_subquery())
     with rt.sessions() as session:
-        row = session.execute(select(Contact.id, Contact.language).where(
+        row = session.execute(select(Contact.language, last).where(
             Contact.channel == voice.CHANNEL, Contact.address_hash == address_hash)).first()
-    return (row.id, row.language) if row is not None else (None, None)
-
-
-def _last_spoken(rt: Runtime, contact_id: int | None) -> int:
-    """The id of the last message said to this caller so far (what the step's replies come after)."""
-    if contact_id is None:
-        return 0
-    with rt.sessions() as session:
-        found = session.scalar(select(OutboundMessage.id).where(OutboundMessage.contact_id == contact_id)
-                               .order_by(OutboundMessage.id.desc()).limit(1))
-    return found or 0
+    return (row[0], row[1] or 0) if row is not None else (None, 0)
 
 
 def _replies(rt: Runtime, address_hash: str, after: int) -> Replies:

@@ -57,11 +57,27 @@ def parse(status: int, xml: str) -> Turn:
     return Turn(status, xml, said, gather)
 
 
+class HttpClient:
+    """A running Retorno behind the interface `Phone` posts to (a Flask test client's `post`)."""
+
+    def __init__(self, base_url: str):
+        import requests
+
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def post(self, path: str, data: dict[str, str], headers: dict[str, str]):
+        response = self.session.post(self.base_url + path, data=data, headers=headers, timeout=30)
+        response.get_data = lambda as_text=True: response.text
+        return response
+
+
 class Phone:
     """One caller's phone on a Flask test client (or anything with `.post(path, data=, headers=)`)."""
 
-    def __init__(self, client, number: str, direction: str = "inbound"):
+    def __init__(self, client, number: str, direction: str = "inbound", public_url: str = PUBLIC_URL):
         self.client = client
+        self.public_url = public_url
         self.number = number
         self.direction = direction
         self.sid = ""
@@ -80,7 +96,7 @@ class Phone:
         self.sid = sid or call_sid()
         form = voice_form(self.number, self.sid, self.direction,
                           "ringing" if self.direction == "inbound" else "in-progress")
-        return self.post(PUBLIC_URL + "/webhooks/twilio/voice", form)
+        return self.post(self.public_url + "/webhooks/twilio/voice", form)
 
     def answer(self, digits: str | None = None, speech: str | None = None, confidence: str = "0.91") -> Turn:
         """What the caller keys or says at the current <Gather> (nothing: silence), posted to its action."""
