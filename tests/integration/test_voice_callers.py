@@ -32,7 +32,7 @@ from tests.voice.caller import HttpClient, Phone
 pytestmark = pytest.mark.integration
 
 CALLERS = 100
-AT_ONCE = 10
+AT_ONCE = 16
 DEFINITION = load_file(bundled_files()[0])
 SAID_STATES = [("eh jalisco creo", "14", False), ("creo que en michoacan", "16", False), ("Oaxaca", "20", False),
                ("halisco", "14", True), ("guanajuato", "11", False), ("san luis", "24", False)]
