@@ -9,8 +9,8 @@ sent: the TwiML is their delivery. Whatever goes wrong after the step is kept, t
 the call ends (never a 5xx, which Twilio would read out as an application error); the next call goes on from there.
 
 With RETORNO_VOICE_CALLBACK=on an incoming call is rejected before it is answered (free for the caller) and Retorno
-calls the number back: once per number within CALLBACK_ONCE_WITHIN, outside quiet hours, at most VOICE_CALL_RATE
-calls per second from all workers together.
+calls the number back: once per number within CALLBACK_ONCE_WITHIN, outside quiet hours (RETORNO_VOICE_QUIET_HOURS,
+in RETORNO_VOICE_TIMEZONE), within the calls' sending rate that campaigns inviting by call share (service.throttle).
 """
 
 from __future__ import annotations
@@ -33,16 +33,13 @@ from service.models import Contact, OutboundMessage, SurveySession
 from service.queue import OUTBOX
 from service.rights import marked
 from service.runtime import Runtime
-from service.throttle import Throttle
+from service.throttle import Throttle, sender_for
 from surveys.definition import Definition
 
 log = logging.getLogger(__name__)
 
 CALLBACK_ONCE_WITHIN = timedelta(hours=24)
 """A number that calls again and again gets one call back in this time."""
-VOICE_CALL_RATE = 1.0
-"""Calls placed per second at most (Twilio grants an account 1 call per second on the Calls API by default)."""
-CALLS_KEY = "twilio:calls"
 SPOKEN_KINDS = ("reply", "optout")
 
 
@@ -121,9 +118,12 @@ def schedule_callback(rt: Runtime, address: str) -> int | None:
         )
         if called is not None:
             return None
-        throttle = Throttle(session, [(CALLS_KEY, VOICE_CALL_RATE)], now.timestamp())
-        moment = datetime.fromtimestamp(max(now.timestamp(), throttle.starts[CALLS_KEY]), now.tzinfo)
-        throttle.take(1)
+        moment = now
+        sender = sender_for(settings, voice.CHANNEL)
+        if sender is not None:  # the calls' rate, shared with campaigns that invite by call
+            throttle = Throttle(session, [(sender.key, sender.rate)], now.timestamp())
+            moment = datetime.fromtimestamp(max(now.timestamp(), throttle.starts[sender.key]), now.tzinfo)
+            throttle.take(1)
         moment = after_quiet_hours(moment, settings.voice_quiet_hours, settings.voice_timezone)
         message = OutboundMessage(
             contact_id=contact_id, channel=voice.CHANNEL, kind="callback", body="", payload={"callback": True},

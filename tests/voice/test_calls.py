@@ -268,3 +268,35 @@ def test_nothing_in_clear(harness, caplog):
             for row in connection.execute(text(f"SELECT * FROM {table}")):
                 assert "5512345689" not in repr(tuple(row)), table
     assert "5512345689" not in caplog.text and TWILIO_FROM not in caplog.text
+
+
+def test_a_campaign_invites_by_call(harness, providers):
+    import io
+
+    from service import campaigns
+    from service.campaigns.timing import QuietHours
+    from service.contacts import Report, load, read
+    from workers import campaigns as sender
+
+    harness.clock.now = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
+    report = Report()
+    load(harness.rt, read(io.StringIO("phone,channel,tags\n+525512345690,voice,returnee\n"), "MX", (), report), report)
+    assert not report.problems, report.problems
+    plan = campaigns.Plan(survey_id="reintegracion-mx", tag="returnee", channel="voice",
+                          quiet_hours=QuietHours.parse("21:00-08:00"), rate=10.0)
+    campaign = campaigns.create(harness.rt, plan)
+    campaigns.start(harness.rt, campaign.id)
+    sender.maintain()
+    sender.tick(0)
+    harness.settle()
+    [call] = providers.calls
+    assert call["To"] == "+525512345690" and call["Url"].endswith("/webhooks/twilio/voice")
+    phone = Phone(harness.client, "+525512345690", direction="outbound-api")
+    turn = phone.dial(call["sid"])
+    assert "¿Acepta?" in turn.text
+    turn = phone.answer(digits="1")
+    assert "¿Qué edad tiene?" in turn.text
+    status = voice_form("+525512345690", call["sid"], "outbound-api", "completed", CallDuration="40")
+    phone.post("https://retorno.example.org/webhooks/twilio/voice/status", status)
+    counts = harness.api(f"/api/v1/campaigns/{campaign.id}").get_json()["counts"]
+    assert (counts["invited"], counts["delivered"], counts["started"], counts["consented"]) == (1, 1, 1, 1)
