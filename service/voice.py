@@ -60,10 +60,19 @@ def call_step(rt: Runtime, params: list[tuple[str, str]], query_string: bytes) -
     prompt = voice.parse_prompt(dict(parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True)))
     if call.address is None:
         return twiml.ended("no_caller_id")
-    if prompt.question is None and not call.placed and settings.voice_callback:
-        schedule_callback(rt, call.address)
-        return twiml.reject()
-    address_hash = rt.vault.hash(voice.CHANNEL, identity(voice.CHANNEL, call.address, settings.default_region))
+    try:
+        if prompt.question is None and not call.placed and settings.voice_callback:
+            schedule_callback(rt, call.address)
+            return twiml.reject()
+        return _step(rt, call, prompt)
+    except Exception as error:  # noqa: BLE001 - the caller hears why, Twilio gets TwiML, never a 5xx
+        log.warning("a call step could not be answered (%s); the caller is asked to call later", type(error).__name__)
+        return twiml.ended("unavailable")
+
+
+def _step(rt: Runtime, call: voice.Call, prompt: voice.Prompt) -> str:
+    settings = rt.settings
+    address_hash = rt.vault.hash(voice.CHANNEL, identity(voice.CHANNEL, call.address or "", settings.default_region))
     language, before = _before(rt, address_hash)
     incoming = voice.step_input(call, prompt, language or "es")
     ids = store(rt, [incoming])

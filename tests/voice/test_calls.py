@@ -300,3 +300,20 @@ def test_a_campaign_invites_by_call(harness, providers):
     phone.post("https://retorno.example.org/webhooks/twilio/voice/status", status)
     counts = harness.api(f"/api/v1/campaigns/{campaign.id}").get_json()["counts"]
     assert (counts["invited"], counts["delivered"], counts["started"], counts["consented"]) == (1, 1, 1, 1)
+
+
+def test_a_database_outage_is_an_apology_not_a_5xx(harness, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from service import voice as service_voice
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(service_voice, "_before", down)
+    turn = Phone(harness.client, "+525512345691").dial()
+    assert turn.status == 200 and turn.hung_up and "llame más tarde" in turn.text
+    monkeypatch.setattr(service_voice, "schedule_callback", down)
+    harness.rt.settings = replace(harness.rt.settings, voice_callback=True)
+    turn = Phone(harness.client, "+525512345692").dial()
+    assert turn.status == 200 and "<Reject" not in turn.xml and "llame más tarde" in turn.text
