@@ -36,10 +36,9 @@ MAX_STEPS = 500
 CALL_STATUSES = ("queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled")
 """Twilio's call statuses (Call resource, CallStatus)."""
 DIRECTIONS = ("inbound", "outbound-api", "outbound-dial")
-ANONYMOUS = frozenset({"anonymous", "restricted", "unknown", "unavailable", "private", "+266696687", "266696687",
-                       "+7378742833", "+2562533", "+8656696"})
-"""What Twilio puts in From when the caller withholds their number (a withheld ID shows as +266696687, 'ANONYMOUS'
-on a keypad; the others are how carriers write 'restricted', 'unknown', 'blocked')."""
+ANONYMOUS = frozenset({"anonymous", "restricted", "unknown", "unavailable", "private", "+266696687", "266696687"})
+"""What From holds when the caller withholds their number: Twilio's +266696687 ('ANONYMOUS' on a keypad), or a
+word a carrier passed on."""
 
 STATUS_OF_CALL = {
     "queued": "queued", "initiated": "queued", "ringing": "sending", "in-progress": "sent", "answered": "sent",
