@@ -623,15 +623,28 @@ class _Batch:
                 for message in self.outbound:
                     if message["contact_id"] == contact.id and message["kind"] != "ack":
                         message["status"], message["error"] = "cancelled", "opted out"
+                self._siblings_follow(session, contact, opted_out=True, opted_out_at=self.now)
             elif event.kind == "opted_in":
                 contact.opted_out = False
                 contact.opted_out_at = None
+                self._siblings_follow(session, contact, opted_out=False, opted_out_at=None)
             elif event.kind == "language_changed":
                 contact.language = event.detail.get("language")
             elif event.kind == "erase_confirmed":
                 self._erase_later(session, contact)
         if contact.language is None:
             contact.language = step.state.language
+
+    def _siblings_follow(self, session: Session, contact: Contact, **values: Any) -> None:
+        """A STOP (or a START) said on a call holds for the same number's SMS and WhatsApp, and the other way round:
+        they share the session it stopped."""
+        siblings = self.siblings.get(contact.id)
+        if siblings:
+            session.execute(update(Contact).where(Contact.id.in_(siblings)).values(**values))
+            if values.get("opted_out"):
+                session.execute(update(OutboundMessage).where(
+                    OutboundMessage.contact_id.in_(siblings), OutboundMessage.status == "queued",
+                ).values(status="cancelled", error="opted out"))
 
     def _erase_later(self, session: Session, contact: Contact) -> None:
         """The respondent confirmed BORRAR: nothing but the confirmation goes out, and the privacy job erases them

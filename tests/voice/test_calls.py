@@ -317,3 +317,22 @@ def test_a_database_outage_is_an_apology_not_a_5xx(harness, monkeypatch):
     harness.rt.settings = replace(harness.rt.settings, voice_callback=True)
     turn = Phone(harness.client, "+525512345692").dial()
     assert turn.status == 200 and "<Reject" not in turn.xml and "llame más tarde" in turn.text
+
+
+def test_a_stop_said_on_a_call_stops_the_sms_too(harness):
+    number = "+525512345693"
+    harness.sms(number, "ENCUESTA")
+    harness.settle()
+    phone = Phone(harness.client, number)
+    phone.dial()
+    phone.answer(speech="baja")
+    with harness.rt.sessions() as session:
+        assert dict(session.execute(select(Contact.channel, Contact.opted_out)).all()) == {"sms": True, "voice": True}
+    sent = len(harness.texts_to(number))
+    harness.sms(number, "1")
+    harness.settle()
+    assert len(harness.texts_to(number)) == sent
+    harness.sms(number, "ALTA")
+    harness.settle()
+    with harness.rt.sessions() as session:
+        assert dict(session.execute(select(Contact.channel, Contact.opted_out)).all()) == {"sms": False, "voice": False}
