@@ -29,7 +29,7 @@ from bots import voice
 from bots.voice import twiml
 from service.campaigns.timing import QuietHours, zone
 from service.inbox import identity, store, store_status
-from service.models import Contact, OutboundMessage, SurveySession
+from service.models import Contact, InboundMessage, OutboundMessage, SurveySession
 from service.queue import OUTBOX
 from service.rights import marked
 from service.runtime import Runtime
@@ -85,6 +85,8 @@ def _step(rt: Runtime, call: voice.Call, prompt: voice.Prompt) -> str:
             log.warning("a call step was stored but not processed (%s); it waits for a worker", type(error).__name__)
             return twiml.ended("unavailable", language or "es")
     replies = _replies(rt, address_hash, before)
+    if not replies.texts and ids[0] is not None and _failed(rt, ids[0]):
+        return twiml.ended("unavailable", replies.language)
     if incoming.extra.get("silence") and replies.definition is not None:
         said = replies.definition.message("error_empty", replies.language)
         replies.texts[:] = [t.replace(said, twiml.message("no_input", replies.language)) for t in replies.texts]
@@ -172,6 +174,13 @@ def _before(rt: Runtime, address_hash: str) -> tuple[str | None, int]:
     return (row[0], row[1] or 0) if row is not None else (None, 0)
 
 
+def _failed(rt: Runtime, message_id: int) -> bool:
+    """Whether the step could not be processed (set aside as failed, or still pending for a worker)."""
+    with rt.sessions() as session:
+        status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == message_id))
+    return status in ("failed", "pending")
+
+
 def _replies(rt: Runtime, address_hash: str, after: int) -> Replies:
     with rt.sessions() as session:
         contact = session.execute(select(Contact.id, Contact.language).where(
@@ -218,7 +227,9 @@ def _ask(replies: Replies) -> twiml.Ask:
             hints.extend(choice.synonyms.get(language, ()))
         hints.extend(region.name for region in question.regions)
     hints = [h[:100] for h in dict.fromkeys(h.strip() for h in hints if h.strip())][: twiml.MAX_HINTS]
-    return twiml.Ask(question_id, mode, values, labels, hints=tuple(hints))
+    audio = question.audio.get(language) if question is not None else None
+    text = question.text.get(language, "") if question is not None else ""
+    return twiml.Ask(question_id, mode, values, labels, hints=tuple(hints), audio=audio, text=text)
 
 
 def _ensure_contact(session: Session, rt: Runtime, address_hash: str, number: str, phone_hash: str,

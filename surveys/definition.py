@@ -58,6 +58,8 @@ class Question:
     line: int = 0
     hint: dict[str, str] = field(default_factory=dict)
     """A short clarification per language, sent with the question again when a respondent is unsure."""
+    audio: dict[str, str] = field(default_factory=dict)
+    """A recording of the question per language (https URL), played to callers instead of its text said."""
 
     def choice(self, value: str) -> Choice | None:
         return next((c for c in self.choices if c.value == value), None)

@@ -58,6 +58,8 @@ class QuestionSpec(Spec):
     error: Translated = {}
     hint: Translated = {}
     regions: str | list[RegionSpec] | None = None
+    audio: Translated = {}
+    """A recording of the question per language (an https URL), played to callers instead of its text said."""
 
     _id_as_text = field_validator("id", mode="before")(_as_text)
 

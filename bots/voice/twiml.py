@@ -83,6 +83,8 @@ class Ask:
     hints: tuple[str, ...] = ()
     audio: str | None = None
     """A recording of the question to play instead of speaking its text."""
+    text: str = ""
+    """The question's own text, which the recording replaces (what comes before it in the reply is still said)."""
 
 
 def message(key: str, language: str, **values: Any) -> str:
@@ -114,7 +116,12 @@ def document(texts: list[str], language: str, ask: Ask | None = None, action: st
         say(spoken(t)) for t in texts if spoken(t)]
     if ask is None or action is None:
         return _response([*parts, "<Hangup/>"])
-    inner = [_play(ask.audio) if ask.audio else say(spoken(texts[-1]) if texts else "")]
+    last = texts[-1] if texts else ""
+    if ask.audio:
+        before = last.split(ask.text, 1)[0] if ask.text and ask.text in last else ""
+        inner = [say(spoken(before)), _play(ask.audio)] if spoken(before) else [_play(ask.audio)]
+    else:
+        inner = [say(spoken(last))]
     inner.extend(say(line) for line in instructions(ask, language))
     if keys_help:
         inner.append(say(message("keys", language)))

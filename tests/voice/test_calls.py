@@ -336,3 +336,64 @@ def test_a_stop_said_on_a_call_stops_the_sms_too(harness):
     harness.settle()
     with harness.rt.sessions() as session:
         assert dict(session.execute(select(Contact.channel, Contact.opted_out)).all()) == {"sms": False, "voice": False}
+
+
+VOICE_SURVEY = """
+id: llamada
+version: 1
+title: {es: Llamada, en: Call}
+languages: [es, en]
+default_language: es
+consent:
+  text: {es: ¿Acepta contestar?, en: Do you agree to answer?}
+questions:
+  - id: children
+    type: integer
+    min: 0
+    max: 20
+    text: {es: ¿Cuántos hijos tiene?, en: How many children do you have?}
+    audio: {es: "https://audio.example.org/hijos-es.mp3"}
+  - id: town
+    type: text
+    required: false
+    text: {es: ¿En qué pueblo vive?, en: Which town do you live in?}
+  - id: state
+    type: region
+    regions: mx-states
+    text: {es: ¿En qué estado vive?, en: Which state do you live in?}
+"""
+
+
+def test_numbers_by_keypad_recordings_and_free_text_by_speech(sqlite_url, providers, tmp_path):
+    from tests.support import Harness
+
+    folder = tmp_path / "surveys"
+    folder.mkdir()
+    (folder / "llamada.yaml").write_text(VOICE_SURVEY, encoding="utf-8")
+    harness = Harness(sqlite_url, providers, tmp_path, surveys_dir=folder, default_survey="llamada")
+    try:
+        phone = Phone(harness.client, "+525512345694")
+        phone.dial()
+        turn = phone.answer(digits="1")
+        assert "<Play>https://audio.example.org/hijos-es.mp3</Play>" in turn.xml and "¿Cuántos hijos" not in turn.text
+        assert turn.gather["finishOnKey"] == "#" and "mode=number" in turn.gather["action"]
+        turn = phone.answer(digits="0#")  # zero children: 0 is a number here, not HELP
+        assert "¿En qué pueblo vive?" in turn.text and "mode=speech" in turn.gather["action"]
+        turn = phone.answer(speech="San Juan de los Lagos")
+        assert "¿En qué estado vive?" in turn.text and "Jalisco" in turn.gather["hints"]
+        turn = phone.answer(speech="en Jalisco")
+        assert turn.hung_up
+        [record] = harness.responses("llamada")
+        assert record["answers"] == {"consent": "yes", "children": 0, "town": "San Juan de los Lagos", "state": "14"}
+        assert record["channel"] == "voice"
+    finally:
+        harness.close()
+
+
+def test_a_recording_must_be_https():
+    from surveys.loader import SurveyError, load_text
+
+    with pytest.raises(SurveyError, match="the 'es' recording must be an https:// URL"):
+        load_text(VOICE_SURVEY.replace("https://audio", "http://audio"))
+    with pytest.raises(SurveyError, match="'fr' is not one of languages"):
+        load_text(VOICE_SURVEY.replace('audio: {es:', 'audio: {fr:'))
