@@ -397,3 +397,38 @@ def test_a_recording_must_be_https():
         load_text(VOICE_SURVEY.replace("https://audio", "http://audio"))
     with pytest.raises(SurveyError, match="'fr' is not one of languages"):
         load_text(VOICE_SURVEY.replace('audio: {es:', 'audio: {fr:'))
+
+
+def test_an_invitation_call_not_picked_up_is_placed_again_later(harness, providers):
+    import io
+
+    from service import campaigns
+    from service.campaigns.timing import QuietHours
+    from service.contacts import Report, load, read
+    from workers import campaigns as sender
+
+    harness.clock.now = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
+    report = Report()
+    load(harness.rt, read(io.StringIO("phone,channel,tags\n+525512345695,voice,returnee\n"), "MX", (), report), report)
+    plan = campaigns.Plan(survey_id="reintegracion-mx", tag="returnee", channel="voice",
+                          quiet_hours=QuietHours.parse("21:00-08:00"), rate=10.0)
+    campaign = campaigns.create(harness.rt, plan)
+    campaigns.start(harness.rt, campaign.id)
+    sender.maintain()
+    sender.tick(0)
+    harness.settle()
+    [call] = providers.calls
+    phone = Phone(harness.client, "+525512345695", direction="outbound-api")
+    busy = voice_form("+525512345695", call["sid"], "outbound-api", "no-answer", CallDuration="0")
+    assert phone.post("https://retorno.example.org/webhooks/twilio/voice/status", busy).status == 200
+    sender.maintain()
+    sender.tick(0)
+    harness.settle()
+    assert len(providers.calls) == 1
+    harness.clock.advance(hours=2, minutes=1)
+    sender.maintain()
+    sender.tick(0)
+    harness.settle()
+    assert [c["To"] for c in providers.calls] == ["+525512345695", "+525512345695"]
+    turn = phone.dial(providers.calls[1]["sid"])
+    assert "¿Acepta?" in turn.text
