@@ -92,6 +92,8 @@ class Inbound:
     language_hint: str | None = None
     contact: str | None = None
     """The phone number of a shared contact card (Telegram's share-contact button)."""
+    channel: str | None = None
+    """Where it was said: on 'voice', questions the survey does not ask by voice are passed over."""
 
 
 @dataclass(frozen=True)
@@ -621,6 +623,9 @@ class _Turn:
     def advance(self) -> None:
         start = self.d.index(self.state.question) + 1 if self.state.question else 1
         for question in self.d.questions[start:]:
+            if not question.by_voice and self.inbound.channel == "voice":
+                self.event("not_asked", question.id, {"channel": "voice"})
+                continue
             if question.condition is None or question.condition.evaluate(self.state.answers):
                 self.ask(question)
                 return

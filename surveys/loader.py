@@ -36,7 +36,7 @@ _INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
 CONSENT_PLACEHOLDERS = ("questions", "credit")
 """What a consent text may say in braces: the question count a respondent can get, and the credit."""
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_ADDED_LATER = ("contact", "eligibility", "hint", "means", "audio")
+_ADDED_LATER = ("contact", "eligibility", "hint", "means", "audio", "voice")
 """Keys added after surveys were first published: left out of the digest while unset, so it does not change."""
 _KNOWN_KEYS = sorted(
     {
@@ -404,6 +404,9 @@ class _QuestionChecker:
         if self.q.hint:
             yield from self.c._translated(self.q.hint, (*self.path, "hint"), f"{self.name} hint")
         yield from self._audio()
+        if self.q.voice is False and (self.q.type != "text" or self.q.required):
+            yield Problem(self.at("voice"), f"{self.name}: voice: false is for optional text questions (type: text, "
+                                            "required: false), which a call passes over")
         yield from self._choices()
         yield from self._meanings()
         yield from self._limits()
@@ -749,4 +752,5 @@ def _question(q: QuestionSpec, languages: list[str]) -> Question:
         hint=dict(q.hint),
         regions=_regions(q) if q.type == "region" else (),
         audio=dict(q.audio),
+        by_voice=q.voice is not False,
     )

@@ -459,6 +459,7 @@ class _Batch:
             at=_aware(message.received_at),
             language_hint=payload.get("language_hint"),
             contact=shared,
+            channel=contact.channel,
         )
         answers_template = False
         if contact.channel == "whatsapp":

@@ -357,6 +357,11 @@ questions:
     type: text
     required: false
     text: {es: ¿En qué pueblo vive?, en: Which town do you live in?}
+  - id: story
+    type: text
+    required: false
+    voice: false
+    text: {es: Cuéntenos su regreso en pocas palabras., en: Tell us about your return in a few words.}
   - id: state
     type: region
     regions: mx-states
@@ -380,7 +385,7 @@ def test_numbers_by_keypad_recordings_and_free_text_by_speech(sqlite_url, provid
         turn = phone.answer(digits="0#")  # zero children: 0 is a number here, not HELP
         assert "¿En qué pueblo vive?" in turn.text and "mode=speech" in turn.gather["action"]
         turn = phone.answer(speech="San Juan de los Lagos")
-        assert "¿En qué estado vive?" in turn.text and "Jalisco" in turn.gather["hints"]
+        assert "¿En qué estado vive?" in turn.text and "Jalisco" in turn.gather["hints"]  # 'story' is not asked
         turn = phone.answer(speech="en Jalisco")
         assert turn.hung_up
         [record] = harness.responses("llamada")
@@ -397,6 +402,25 @@ def test_a_recording_must_be_https():
         load_text(VOICE_SURVEY.replace("https://audio", "http://audio"))
     with pytest.raises(SurveyError, match="'fr' is not one of languages"):
         load_text(VOICE_SURVEY.replace('audio: {es:', 'audio: {fr:'))
+    with pytest.raises(SurveyError, match="voice: false is for optional text questions"):
+        load_text(VOICE_SURVEY.replace("    required: false\n    voice: false", "    voice: false"))
+
+
+def test_a_question_kept_from_calls_is_asked_by_sms(sqlite_url, providers, tmp_path):
+    from tests.support import Harness
+
+    folder = tmp_path / "surveys"
+    folder.mkdir()
+    (folder / "llamada.yaml").write_text(VOICE_SURVEY, encoding="utf-8")
+    harness = Harness(sqlite_url, providers, tmp_path, surveys_dir=folder, default_survey="llamada")
+    try:
+        number = "+525512345696"
+        for text in ("hola", "si", "2", "San Juan"):
+            harness.sms(number, text)
+            harness.settle()
+        assert "Cuéntenos su regreso" in harness.texts_to(number)[-1]
+    finally:
+        harness.close()
 
 
 def test_an_invitation_call_not_picked_up_is_placed_again_later(harness, providers):
