@@ -190,7 +190,7 @@ def _person(line: int, row: dict[str, str], default_region: str, extra: list[str
     if phone:
         channel = (row.get("channel") or "sms").lower()
         if channel not in PHONE_CHANNELS:
-            raise InvalidAddress(f"channel {channel!r} is not sms or whatsapp")
+            raise InvalidAddress(f"channel {channel!r} is not sms, whatsapp or voice")
         identity = normalize_phone(phone, default_region)
         reply_to = f"whatsapp:{identity}" if channel == "whatsapp" else identity
         warning = _unpayable(identity, payout)

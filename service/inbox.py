@@ -24,6 +24,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from bots import SPOKEN
 from bots.base import Incoming, StatusUpdate
 from bots.twilio import errors
 from service import early_reports
@@ -36,7 +37,7 @@ from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-PHONE_CHANNELS = ("sms", "whatsapp")
+PHONE_CHANNELS = ("sms", "whatsapp", "voice")
 STATUS_RANK = {
     "queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2,
     "delivered": 3, "read": 4, "undelivered": 3, "failed": 3, "canceled": 3,
@@ -268,7 +269,8 @@ class GroupCommitter:
             return
         self.batches += 1
         self.rows += len(rows)
-        self.runtime.dispatcher.push(INBOX, [i for i in ids if i is not None])
+        self.runtime.dispatcher.push(INBOX, [i for i, row in zip(ids, rows, strict=True)
+                                             if i is not None and row["channel"] not in SPOKEN])
         position = 0
         for waiter in batch:
             waiter.ids = ids[position:position + len(waiter.rows)]

@@ -58,6 +58,10 @@ class Question:
     line: int = 0
     hint: dict[str, str] = field(default_factory=dict)
     """A short clarification per language, sent with the question again when a respondent is unsure."""
+    audio: dict[str, str] = field(default_factory=dict)
+    """A recording of the question per language (https URL), played to callers instead of its text said."""
+    by_voice: bool = True
+    """Asked in a call; False for optional text questions a survey keeps to written channels."""
 
     def choice(self, value: str) -> Choice | None:
         return next((c for c in self.choices if c.value == value), None)

@@ -42,6 +42,9 @@ CONFIRM = "_confirm"
 _DEFAULT_STARTS = frozenset(normalize(k) for k in builtin.DEFAULT_START_KEYWORD.values())
 PAYOUT_PHONE = "_payout_phone"
 _BOT_SUFFIX = re.compile(r"^(/\w+)@\w+", re.ASCII)
+RESUMING_KINDS = ("call", "repeat")
+"""Inbound kinds that answer nothing: a call that begins ('call': where do I stand?) and a caller's `*` ('repeat').
+Both say the current question again, without counting a mistake; a new respondent starts the survey."""
 
 
 @dataclass
@@ -100,6 +103,8 @@ class Inbound:
     language_hint: str | None = None
     contact: str | None = None
     """The phone number of a shared contact card (Telegram's share-contact button)."""
+    channel: str | None = None
+    """Where it was said: on 'voice', questions the survey does not ask by voice are passed over."""
 
 
 @dataclass(frozen=True)
@@ -375,6 +380,8 @@ class _Turn:
         if found:
             self.state.stop_asked = False
             self.on_keyword(*found)
+        elif self.inbound.kind in RESUMING_KINDS and self.state.status != NEW:
+            self.resume()
         elif self.on_stop_request():
             return self.step
         elif self.state.status == NEW:
@@ -544,6 +551,13 @@ class _Turn:
             self.start()
         else:
             self.repeat_current()
+
+    def resume(self) -> None:
+        """A call began, or the caller asked to hear the question again: where they stand, with no mistake counted."""
+        if self.inbound.kind == "call" and self.state.status == IN_PROGRESS and self.state.answers:
+            self.preamble.append(self.d.message("welcome_back", self.state.language))
+        self.state.paused = False
+        self.repeat_current()
 
     def repeat_current(self) -> None:
         """Say what was prepared and ask the current question again, or say where the respondent stands."""
@@ -749,6 +763,9 @@ class _Turn:
     def advance(self) -> None:
         start = self.d.index(self.state.question) + 1 if self.state.question else 1
         for question in self.d.questions[start:]:
+            if not question.by_voice and self.inbound.channel == "voice":
+                self.event("not_asked", question.id, {"channel": "voice"})
+                continue
             if question.condition is None or question.condition.evaluate(self.state.answers):
                 self.ask(question)
                 return

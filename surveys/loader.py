@@ -37,7 +37,7 @@ _INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
 CONSENT_PLACEHOLDERS = ("questions", "credit")
 """What a consent text may say in braces: the question count a respondent can get, and the credit."""
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_ADDED_LATER = ("contact", "eligibility", "hint", "means", "segment_budget")
+_ADDED_LATER = ("contact", "eligibility", "hint", "means", "segment_budget", "audio", "voice")
 """Keys added after surveys were first published: left out of the digest while unset, so it does not change."""
 _KNOWN_KEYS = sorted(
     {
@@ -429,12 +429,26 @@ class _QuestionChecker:
             yield from self.c._translated(self.q.error, (*self.path, "error"), f"{self.name} error")
         if self.q.hint:
             yield from self.c._translated(self.q.hint, (*self.path, "hint"), f"{self.name} hint")
+        yield from self._audio()
+        if self.q.voice is False and (self.q.type != "text" or self.q.required):
+            yield Problem(self.at("voice"), f"{self.name}: voice: false is for optional text questions (type: text, "
+                                            "required: false), which a call passes over")
         yield from self._choices()
         yield from self._meanings()
         yield from self._limits()
         yield from self._regions()
         yield from self._analytics()
         yield from self._when()
+
+    def _audio(self) -> Iterator[Problem]:
+        """Recordings are optional per language (a language without one is said by the voice); each is https."""
+        for lang, url in self.q.audio.items():
+            if lang not in self.c.languages:
+                yield Problem(self.at("audio", lang),
+                              f"{self.name} audio: '{lang}' is not one of languages {self.c.languages}")
+            elif not re.fullmatch(r"https://[^\s<>\"']+", url):
+                yield Problem(self.at("audio", lang), f"{self.name} audio: the '{lang}' recording must be an "
+                                                      "https:// URL that Twilio can fetch")
 
     def _choices(self) -> Iterator[Problem]:
         q = self.q
@@ -766,4 +780,6 @@ def _question(q: QuestionSpec, languages: list[str]) -> Question:
         errors=dict(q.error),
         hint=dict(q.hint),
         regions=_regions(q) if q.type == "region" else (),
+        audio=dict(q.audio),
+        by_voice=q.voice is not False,
     )

@@ -58,6 +58,10 @@ class QuestionSpec(Spec):
     error: Translated = {}
     hint: Translated = {}
     regions: str | list[RegionSpec] | None = None
+    audio: Translated = {}
+    """A recording of the question per language (an https URL), played to callers instead of its text said."""
+    voice: bool | None = None
+    """`false`: not asked in a call (an optional text question); unset: asked on every channel."""
 
     _id_as_text = field_validator("id", mode="before")(_as_text)
 

@@ -378,8 +378,6 @@ def test_a_whatsapp_campaign_without_a_template_is_refused_in_one_line(harness, 
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--channel", "voice"], "Error: --channel voice: Retorno has no voice channel yet; use sms, whatsapp or "
-                             "telegram\n"),
     (["--whatsapp-template", "es=HX123"], "Error: --whatsapp-template: 'HX123' is not a Content SID (HX and 32 hex "
                                           "digits, from Twilio's Content Template Builder)\n"),
     (["--whatsapp-template", f"fr={INVITE_ES}"], "Error: --whatsapp-template: the survey has no language 'fr' "
