@@ -12,17 +12,19 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from bots import console, telegram, twilio
+from bots import console, telegram, twilio, voice
 from bots._http import Http
 from bots.base import Channel, Outgoing, SendResult, Webhook
 from surveys.engine import Reply
 
-_FOLDERS = (twilio, telegram, console)
+_FOLDERS = (twilio, telegram, console, voice)
 REGISTRY: dict[str, Channel] = {channel.name: channel for folder in _FOLDERS for channel in folder.CHANNELS}
 CHANNELS = tuple(REGISTRY)
 WEBHOOKS: tuple[Webhook, ...] = tuple(hook for folder in _FOLDERS for hook in getattr(folder, "WEBHOOKS", ()))
 PHONE_CHANNELS = tuple(name for name, channel in REGISTRY.items() if channel.phone)
 TEST_CHANNELS = tuple(name for name, channel in REGISTRY.items() if channel.test)
+SPOKEN = tuple(name for name, channel in REGISTRY.items() if channel.spoken)
+"""Channels whose replies are the webhook's own answer (TwiML said in the call): stored as sent, never queued."""
 
 
 class Sender(Protocol):

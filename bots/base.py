@@ -135,7 +135,8 @@ class Channel:
     `render(reply)` gives the body and payload to store; `sender(settings, http)` makes what sends them (None: the
     channel answers inline); `sends_from(settings)` is (the key that shares a send rate, its default messages per
     second), or None when the configuration cannot send; `phone`: addresses are phone numbers (hashed as E.164);
-    `test`: a test channel (never paid, never in maps); `errors`: the provider's error codes and what they mean.
+    `test`: a test channel (never paid, never in maps); `errors`: the provider's error codes and what they mean;
+    `spoken`: replies are the webhook's own answer (TwiML said in a call), stored as sent, never queued.
     """
 
     name: str
@@ -145,3 +146,4 @@ class Channel:
     phone: bool = False
     test: bool = False
     errors: Any = None
+    spoken: bool = False

@@ -22,13 +22,14 @@ import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bots import SPOKEN
 from bots.base import Incoming, StatusUpdate
 from service import spool as spools
 from service.addresses import PHONE_CHANNELS as PHONE_CHANNELS  # where channels and callers have imported it
 from service.addresses import identity
 from service.db import UNAVAILABLE, cause
 from service.early_reports import record_status
-from service.privacy import Vault, holds_number
+from service.privacy import UnknownKey, Vault, holds_number
 from service.queue import INBOX
 from service.rows import insert_new
 from service.runtime import Runtime
@@ -61,8 +62,8 @@ def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict
     try:
         address_hash, address_enc = _sealed(runtime, incoming.channel, incoming.address)
     except Exception as error:
-        if not spools.unavailable(error):
-            raise
+        if not (spools.unavailable(error) or isinstance(error, UnknownKey)):
+            raise  # the database away, or a hashing key this process's keys cannot open: spooled, hashed on replay
         address_hash, address_enc = None, runtime.vault.encrypt(_reply_to(runtime, incoming.channel, incoming.address))
     body, payload = sealed_numbers(runtime.vault, incoming.text, incoming.payload())
     return {
@@ -188,7 +189,8 @@ class GroupCommitter:
             return
         self.batches += 1
         self.rows += len(rows)
-        self.runtime.dispatcher.push(INBOX, [i for i in ids if i is not None])
+        self.runtime.dispatcher.push(INBOX, [i for i, row in zip(ids, rows, strict=True)
+                                             if i is not None and row["channel"] not in SPOKEN])
         position = 0
         for waiter in batch:
             waiter.ids = ids[position:position + len(waiter.rows)]

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bots import WEBHOOKS, console, telegram
 from bots.base import Rejected, StatusUpdate, Webhook
+from bots.twilio import handler as twilio_handler
 from service.auth import authenticate, bearer
 from service.edge import BadInput, whole
 from service.inbox import store, store_status
@@ -68,6 +69,27 @@ def _stores(hook: Webhook):
 
 for _hook in WEBHOOKS:
     webhooks.add_url_rule(_hook.path, _hook.path.strip("/").replace("/", "_"), _stores(_hook), methods=["POST"])
+
+
+@webhooks.post("/twilio/voice")
+def twilio_voice():
+    """A call, and each answer its TwiML gathers (see service.voice): processed in the request, answered in TwiML."""
+    from service.voice import call_step
+
+    rt = _runtime()
+    delivery = _FlaskDelivery()
+    params = twilio_handler.verified(rt.settings, delivery)
+    return Response(call_step(rt, params, delivery.query_string), mimetype="text/xml")
+
+
+@webhooks.post("/twilio/voice/status")
+def twilio_voice_status():
+    from service.voice import call_status
+
+    rt = _runtime()
+    call_status(rt, twilio_handler.verified(rt.settings, _FlaskDelivery()))
+    body, mimetype = twilio_handler.answer()
+    return Response(body, status=200, mimetype=mimetype)
 
 
 def _console_allowed() -> bool:

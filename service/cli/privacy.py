@@ -29,7 +29,7 @@ def erase(phone: str | None, telegram_chat: str | None, respondent: str | None, 
     from service import audit
     from service.rights import NobodyFound, erase, find
 
-    rt = open_runtime(existing=False)
+    rt = open_runtime()
     try:
         with rt.sessions() as session:
             found = find(rt, session, phone, telegram_chat, respondent)
@@ -56,7 +56,7 @@ def show(phone: str | None, telegram_chat: str | None, respondent: str | None) -
     from service.rights import NobodyFound, find
     from service.rights import show as everything
 
-    rt = open_runtime(existing=False)
+    rt = open_runtime()
     try:
         with rt.sessions() as session:
             found = find(rt, session, phone, telegram_chat, respondent)
@@ -80,7 +80,7 @@ def audit_log(since: str | None, as_json: bool) -> None:
     except ValueError:
         raise click.BadParameter("write a date like 2026-03-01 or a time like 2026-03-01T10:00",
                                  param_hint="--since") from None
-    entries = audit.entries(open_runtime(existing=False), moment)
+    entries = audit.entries(open_runtime(), moment)
     if as_json:
         click.echo(json.dumps(entries, ensure_ascii=False, indent=2))
         return
@@ -99,7 +99,7 @@ def tokens_list(as_json: bool) -> None:
     """Every token: id, name, role, state (active, expired, revoked), last use, expiry. Never the token."""
     from service.auth import list_tokens
 
-    listed = list_tokens(open_runtime(existing=False))
+    listed = list_tokens(open_runtime())
     if as_json:
         click.echo(json.dumps(listed, indent=2))
         return
@@ -121,7 +121,7 @@ def tokens_revoke(which: str) -> None:
     from service.auth import TokenError, revoke_token
 
     try:
-        ids = revoke_token(open_runtime(existing=False), which)
+        ids = revoke_token(open_runtime(), which)
     except TokenError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"revoked token {', '.join(f'#{i}' for i in ids)}")
@@ -140,10 +140,11 @@ def keys_rotate() -> None:
     from service import keys as rotation
     from service.privacy import UnknownKey
 
-    rt = open_runtime(existing=False)
+    rt = open_runtime()
     try:
         total = sum(rotation.stale(rt).values())
-        with click.progressbar(length=total, label="re-sealing", file=sys.stderr) as bar:
+        with click.progressbar(length=total, label="re-sealing", file=sys.stderr,
+                               hidden=not sys.stderr.isatty()) as bar:
             done = rotation.rotate(rt, audit.cli_actor(), progress=bar.update)
     except UnknownKey as error:
         raise click.ClickException(f"{error}. Put the key it was sealed with in RETORNO_OLD_SECRET_KEYS and run "

@@ -146,7 +146,7 @@ def test_five_hundred_completions_across_four_workers_are_paid_exactly_once(clea
             for phone in decliners:
                 crowd.sms(phone, "hola", "no")
             for phone in leavers:
-                crowd.sms(phone, "hola", "si", "BAJA")
+                crowd.sms(phone, "hola", "si", "BAJA", "BAJA")  # on the region question BAJA asks which Baja first
             for i, phone in enumerate(telegram_phones):
                 if i % 2:
                     crowd.telegram(800_000 + i, "hola", "si", "jalisco", phone.removeprefix("+52"))
