@@ -30,13 +30,15 @@ from bots.voice import twiml
 from service.campaigns.timing import QuietHours, zone
 from service.inbox import identity, store, store_status
 from service.models import Contact, InboundMessage, OutboundMessage, SurveySession
-from service.queue import OUTBOX
+from service.queue import OUTBOX, resolve
 from service.rights import marked
 from service.runtime import Runtime
 from service.throttle import Throttle, sender_for
 from surveys.definition import Definition
 
 log = logging.getLogger(__name__)
+PROCESS_JOB = "workers.inbound.process"
+"""The inbound worker's job that runs the engine on stored messages, called in the request for a call step."""
 
 CALLBACK_ONCE_WITHIN = timedelta(hours=24)
 """A number that calls again and again gets one call back in this time."""
@@ -77,10 +79,8 @@ def _step(rt: Runtime, call: voice.Call, prompt: voice.Prompt) -> str:
     incoming = voice.step_input(call, prompt, language or "es")
     ids = store(rt, [incoming])
     if ids[0] is not None:
-        from workers.inbound import process
-
         try:
-            process([ids[0]])
+            resolve(PROCESS_JOB)([ids[0]])  # the worker's own job, by name as the queue runs it
         except Exception as error:  # noqa: BLE001 - kept in the inbox; a worker processes it, the caller hears why
             log.warning("a call step was stored but not processed (%s); it waits for a worker", type(error).__name__)
             return twiml.ended("unavailable", language or "es")
