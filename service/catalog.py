@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ruamel.yaml import YAML
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -115,7 +115,50 @@ class Catalog:
                 self.refused.append(message)
             definition = load_text(stored.source, f"{definition.id} v{definition.version}")
         self._versions[key] = definition
+        newest = session.scalar(select(func.max(SurveyVersion.version)).where(SurveyVersion.survey_id == definition.id))
+        if newest is not None and newest > definition.version:  # published later from the staff console
+            newer = session.get(SurveyVersion, (definition.id, newest))
+            definition = load_text(newer.source, f"{definition.id} v{newest}")
+            self._versions[(definition.id, newest)] = definition
         self._current[definition.id] = definition
+
+    def publish_source(self, source: str, actor: str) -> Definition:
+        """Publish a survey's YAML (from the staff console) as its next version, whatever `version` it says;
+        SurveyError (every problem with its line) when it is not a valid survey. New sessions start on it."""
+        self.ensure_published()
+        definition = load_text(source)
+        with self._lock, self.runtime.sessions() as session, session.begin():
+            newest = session.scalar(
+                select(func.max(SurveyVersion.version)).where(SurveyVersion.survey_id == definition.id)) or 0
+            version = max(newest + 1, definition.version)
+            source = with_version(source, version)
+            definition = load_text(source, f"{definition.id} v{version}")
+            session.add(SurveyVersion(survey_id=definition.id, version=version, digest=definition.digest,
+                                      source=source, definition=definition.normalized()))
+            audit.add(session, self.runtime.now(), actor, "survey.published", f"{definition.id} v{version}",
+                      digest=definition.digest, previous=newest or None)
+        self._versions[(definition.id, version)] = definition
+        self._current[definition.id] = definition
+        return definition
+
+    def versions(self) -> dict[str, list[int]]:
+        """Every published version of every survey, newest first."""
+        self.ensure_published()
+        with self.runtime.sessions() as session:
+            rows = session.execute(select(SurveyVersion.survey_id, SurveyVersion.version)
+                                   .order_by(SurveyVersion.survey_id, SurveyVersion.version.desc())).all()
+        found: dict[str, list[int]] = {}
+        for survey_id, version in rows:
+            found.setdefault(survey_id, []).append(version)
+        return found
+
+    def source(self, survey_id: str, version: int) -> str:
+        """The YAML a version was published from; UnknownSurvey when there is none."""
+        with self.runtime.sessions() as session:
+            stored = session.get(SurveyVersion, (survey_id, version)) if is_survey_id(survey_id) else None
+        if stored is None:
+            raise UnknownSurvey(f"{survey_id} v{version}")
+        return stored.source
 
     def known(self) -> list[str]:
         """The ids of every survey published in the files or the database."""
@@ -202,6 +245,13 @@ def version_line(source: str) -> int:
     """The line of a survey file's top-level `version` key (1 when it cannot be found)."""
     found = _VERSION_KEY.search(source)
     return source.count("\n", 0, found.start()) + 1 if found else 1
+
+
+def with_version(source: str, version: int) -> str:
+    """The source with its top-level `version` set to `version` (added after `id` when it has none)."""
+    if _VERSION_KEY.search(source):
+        return re.sub(r"^version\s*:.*$", f"version: {version}", source, count=1, flags=re.MULTILINE)
+    return re.sub(r"^(id\s*:.*)$", rf"\1\nversion: {version}", source, count=1, flags=re.MULTILINE)
 
 
 def edits(published: str, source: str, most: int = 4) -> str:
