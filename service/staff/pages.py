@@ -456,7 +456,9 @@ def campaign(campaign_id: int):
         data = report(runtime(), campaign_id)
     except UnknownCampaign:
         return page("message.html", 404, message=f"no campaign {campaign_id}")
-    return page("campaign.html", data=data, chart=funnel_chart(data), message=request.args.get("done"))
+    done = {"start": "start_campaign", "resume": "resume", "pause": "pause", "cancel": "cancel"}.get(
+        request.args.get("done", ""))
+    return page("campaign.html", data=data, chart=funnel_chart(data), message=WORDS[language()][done] if done else None)
 
 
 @staff.get("/staff/campaigns/<int:campaign_id>/funnel.json")
