@@ -458,7 +458,23 @@ def campaign(campaign_id: int):
         return page("message.html", 404, message=f"no campaign {campaign_id}")
     done = {"start": "start_campaign", "resume": "resume", "pause": "pause", "cancel": "cancel"}.get(
         request.args.get("done", ""))
-    return page("campaign.html", data=data, chart=funnel_chart(data), message=WORDS[language()][done] if done else None)
+    chart = funnel_chart(data, _question_texts(data["survey_id"]))
+    return page("campaign.html", data=data, chart=chart, message=WORDS[language()][done] if done else None)
+
+
+def _question_texts(survey_id: str) -> dict[str, str]:
+    """Question id -> its text in the UI's language (first line, shortened), for charts."""
+    try:
+        definition = runtime().catalog.current(survey_id)
+    except UnknownSurvey:
+        return {}
+    lang = language()
+    texts = {}
+    for question in definition.questions:
+        text = (question.text.get(lang) or question.text.get(definition.default_language) or question.id).strip()
+        first = text.splitlines()[0] if text else question.id
+        texts[question.id] = first if len(first) <= 60 else first[:57] + "…"
+    return texts
 
 
 @staff.get("/staff/campaigns/<int:campaign_id>/funnel.json")
@@ -471,7 +487,7 @@ def campaign_funnel(campaign_id: int):
         data = report(runtime(), campaign_id)
     except UnknownCampaign:
         return jsonify({"error": {"code": "not_found", "message": f"no campaign {campaign_id}"}}), 404
-    return jsonify({"status": data["status"], "chart": funnel_chart(data)})
+    return jsonify({"status": data["status"], "chart": funnel_chart(data, _question_texts(data["survey_id"]))})
 
 
 @staff.post("/staff/campaigns/<int:campaign_id>/<action>")
@@ -500,14 +516,15 @@ def campaign_action(campaign_id: int, action: str):
 FUNNEL = ("invited", "delivered", "started", "consented", "completed")
 
 
-def funnel_chart(data: dict[str, Any]) -> dict[str, Any]:
+def funnel_chart(data: dict[str, Any], texts: dict[str, str] | None = None) -> dict[str, Any]:
     """Bars for the funnel and the drop-off per question: label, value, share of the widest (0-100)."""
     counts = data["counts"]
     bars = [{"key": "audience", "value": data["audience"]}] + [{"key": k, "value": counts.get(k, 0)} for k in FUNNEL]
     widest = max([b["value"] for b in bars] + [1])
     for bar in bars:
         bar["share"] = round(100 * bar["value"] / widest, 1)
-    drops = [{"question": row["question"], "waiting": row["waiting"], "expired": row["expired"],
+    texts = texts or {}
+    drops = [{"question": row["question"], "text": texts.get(row["question"], row["question"]), "waiting": row["waiting"], "expired": row["expired"],
               "opted_out": row["opted_out"], "total": row["waiting"] + row["expired"] + row["opted_out"]}
              for row in data["drop_off"]]
     most = max([d["total"] for d in drops] + [1])

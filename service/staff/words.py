@@ -56,6 +56,11 @@ WORDS: dict[str, dict[str, str]] = {
         "revoked": "Token #{id} revocado.", "actions": "Acciones", "error": "Error", "done": "Hecho",
         "forbidden": "Sólo el personal puede usar esta consola.", "skip_link": "Saltar al contenido",
         "running_total": "acumulado", "you": "Usted", "retorno": "Retorno", "buttons": "Botones",
+        "c_draft": "borrador", "c_running": "enviando", "c_paused": "en pausa", "c_finished": "terminada",
+        "no_failures": "Ningún fallo de entrega.", "legend_drop": "Cada barra: personas sin terminar en esa pregunta "
+        "(esperando / expiraron / dieron de baja).",
+        "i_awaiting_phone": "falta el número", "i_pending": "por pagar", "i_submitted": "enviado al proveedor",
+        "i_succeeded": "pagado", "i_failed": "fallido", "i_duplicate": "duplicado",
         "st_new": "sin empezar", "st_in_progress": "en curso", "st_completed": "completada",
         "st_declined": "rechazada", "st_opted_out": "dio de baja", "st_expired": "expirada",
         "st_ineligible": "no elegible",
@@ -114,6 +119,11 @@ WORDS: dict[str, dict[str, str]] = {
         "revoked": "Token #{id} revoked.", "actions": "Actions", "error": "Error", "done": "Done",
         "forbidden": "Only staff may use this console.", "skip_link": "Skip to content",
         "running_total": "running total", "you": "You", "retorno": "Retorno", "buttons": "Buttons",
+        "c_draft": "draft", "c_running": "running", "c_paused": "paused", "c_finished": "finished",
+        "no_failures": "No delivery failures.", "legend_drop": "Each bar: people who stopped at that question "
+        "(waiting / expired / opted out).",
+        "i_awaiting_phone": "awaiting a number", "i_pending": "to be paid", "i_submitted": "with the provider",
+        "i_succeeded": "paid", "i_failed": "failed", "i_duplicate": "duplicate",
         "st_new": "not started", "st_in_progress": "in progress", "st_completed": "completed",
         "st_declined": "declined", "st_opted_out": "opted out", "st_expired": "expired",
         "st_ineligible": "not eligible",

@@ -207,10 +207,10 @@ def test_a_campaign_is_created_started_and_paused_and_its_funnel_moves(console):
     with page.expect_navigation():
         page.click("form[action='/staff/campaigns'] button[type=submit]")
     assert "/staff/campaigns/" in page.url
-    expect(page.locator("#campaign-status")).to_have_text("draft")
+    expect(page.locator("#campaign-status")).to_have_attribute("data-status", "draft")
     with page.expect_navigation():
         page.click("#campaign-actions button:has-text('Iniciar')")
-    expect(page.locator("#campaign-status")).to_have_text("running")
+    expect(page.locator("#campaign-status")).to_have_attribute("data-status", "running")
     for _ in range(6):
         sender.maintain()
         sender.tick(0)
@@ -230,22 +230,133 @@ def test_a_campaign_is_created_started_and_paused_and_its_funnel_moves(console):
     console.shot(page, "campaign-running-desktop")
     with page.expect_navigation():
         page.click("#campaign-actions button:has-text('Pausar')")
-    expect(page.locator("#campaign-status")).to_have_text("paused")
+    expect(page.locator("#campaign-status")).to_have_attribute("data-status", "paused")
     assert audited(h, "campaign.created") >= 1 and audited(h, "campaign.started") >= 1
     assert audited(h, "campaign.paused") >= 1
     campaign_url = page.url.split("?")[0]
     page.context.close()
     phone = console.page("phone", "en")
     phone.goto(campaign_url)
-    expect(phone.locator("#campaign-status")).to_have_text("paused")
+    expect(phone.locator("#campaign-status")).to_have_attribute("data-status", "paused")
     assert phone.evaluate("document.scrollingElement.scrollWidth") <= 390
     console.shot(phone, "campaign-phone")
     with phone.expect_navigation():
         phone.click("#campaign-actions button:has-text('Cancel')")
-    expect(phone.locator("#campaign-status")).to_have_text("finished")
+    expect(phone.locator("#campaign-status")).to_have_attribute("data-status", "finished")
     assert audited(h, "campaign.cancelled") == 1
     phone.goto(f"{console.base}/staff/campaigns")
     assert phone.evaluate("document.scrollingElement.scrollWidth") <= 390
     console.shot(phone, "campaigns-phone")
     phone.context.close()
     assert campaigns.get(h.rt, int(campaign_url.rsplit("/", 1)[1])).status == "finished"
+
+
+def complete_by_sms(h, phone: str) -> None:
+    """A real respondent completes the bundled survey by SMS (so a credit is owed)."""
+    definition = h.rt.catalog.current(SURVEY)
+    h.sms(phone, "ENCUESTA")
+    h.settle()
+    for _ in range(40):
+        with h.rt.sessions() as session:
+            from sqlalchemy import text
+
+            row = session.execute(text("SELECT s.status, s.question FROM survey_sessions s JOIN contacts c "
+                                       "ON c.id = s.contact_id ORDER BY s.id DESC LIMIT 1")).first()
+        if row.status != "in_progress":
+            break
+        question = definition.question(row.question)
+        h.sms(phone, "Jalisco" if question.type == "region" else "2" if question.id == "age_band" else "1")
+        h.settle()
+    assert row.status == "completed", row
+
+
+def test_incentives_by_state_failures_retry_owed_export_and_mark_paid(console, tmp_path):
+    h = console.h
+    complete_by_sms(h, "+525530000001")
+    complete_by_sms(h, "+525530000002")
+    with h.rt.engine.connect() as connection:
+        ids = [row[0] for row in connection.exec_driver_sql("SELECT id FROM incentives ORDER BY id")]
+    assert len(ids) >= 2
+    with h.rt.engine.begin() as connection:  # the provider refused the first one (as Reloadly does, with a reason)
+        connection.exec_driver_sql("UPDATE incentives SET status = 'failed', error = 'INSUFFICIENT_BALANCE' "
+                                   f"WHERE id = {ids[0]}")
+    page = console.page("desktop", "es")
+    page.goto(f"{console.base}/staff/incentives")
+    expect(page.locator("#by-state")).to_contain_text("failed")
+    expect(page.locator("#failures")).to_contain_text("INSUFFICIENT_BALANCE")
+    assert "+52" not in page.content()
+    console.shot(page, "incentives-desktop")
+    page.check(f"#retry-{ids[0]}")
+    with page.expect_navigation():
+        page.click("form[action='/staff/incentives/retry'] .row button:not([name])")
+    expect(page.locator(".notice")).to_contain_text("1")
+    assert h.count(f"SELECT count(*) FROM incentives WHERE id = {ids[0]} AND attempts = 0 "
+                   "AND next_attempt_at IS NOT NULL") == 1  # tried again from its first attempt
+    with page.expect_download() as download:
+        page.click("a[href='/staff/incentives/owed.csv']")
+    owed = download.value.path().read_text(encoding="utf-8")
+    assert owed.startswith("incentive_id,") and "+525530000002" in owed
+    assert audited(h, "incentives.exported") >= 1
+    paid = tmp_path / "pagados.csv"
+    paid.write_text(f"incentive_id,reference\n{ids[1]},RECARGA-77\nabc,\n", encoding="utf-8")
+    page.set_input_files("#paid-file", str(paid))
+    with page.expect_navigation():
+        page.click("form[action='/staff/incentives/paid'] button[type=submit]")
+    expect(page.locator(".notice")).to_contain_text("1 paid")
+    expect(page.locator("ul.problems")).to_contain_text("line 3")
+    assert h.count(f"SELECT count(*) FROM incentives WHERE id = {ids[1]} AND status = 'succeeded'") == 1
+    assert audited(h, "incentives.retried") >= 1 and audited(h, "incentives.marked_paid") >= 1
+    page.context.close()
+    phone = console.page("phone", "es")
+    phone.goto(f"{console.base}/staff/incentives")
+    assert phone.evaluate("document.scrollingElement.scrollWidth") <= 390
+    console.shot(phone, "incentives-phone")
+    phone.context.close()
+
+
+UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, textarea, button'))
+  .filter(e => e.type !== 'hidden' && !e.hidden && e.getAttribute('aria-hidden') !== 'true')
+  .filter(e => !((e.labels && e.labels.length) || e.getAttribute('aria-label') || e.getAttribute('aria-labelledby')
+                 || (e.tagName === 'BUTTON' && e.textContent.trim())))
+  .map(e => e.outerHTML.slice(0, 120))"""
+
+
+def test_accessibility_labels_keyboard_and_not_colour_alone(console):
+    pages = ["/staff", "/staff/simulator?channel=telegram", "/staff/surveys", "/staff/contacts", "/staff/campaigns",
+             "/staff/incentives", "/staff/tokens"]
+    page = console.page("phone", "es")
+    for path in pages:
+        page.goto(f"{console.base}{path}")
+        assert page.evaluate(UNLABELLED) == [], path
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= 390, path
+        assert page.locator("h1").count() == 1, path
+    # keyboard alone: the skip link first, then into the simulator; Telegram's buttons take Enter
+    page.goto(f"{console.base}/staff/simulator?channel=telegram&survey_language=es")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "sim-text":
+            break
+    assert page.evaluate("document.activeElement.id") == "sim-text"
+    page.keyboard.type("hola")
+    page.keyboard.press("Enter")
+    expect(page.locator("#sim-log button.choice").first).to_be_visible()
+    page.keyboard.press("Shift+Tab")
+    for _ in range(10):
+        if page.evaluate("document.activeElement.getAttribute('data-button')"):
+            break
+        page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.getAttribute('data-button')")
+    page.keyboard.press("Enter")
+    expect(page.locator("#sim-log li.in")).to_have_count(2)
+    # colour never alone: every bar has its number, every bad line its mark, every diff line its sign
+    campaign = page.context.new_page()
+    campaign.goto(f"{console.base}/staff/campaigns")
+    links = campaign.locator("#campaign-list a")
+    if links.count():
+        with campaign.expect_navigation():
+            links.first.click()
+        for row in campaign.locator("table.chart tbody tr").all():
+            assert re.search(r"\d", row.locator("td.value").inner_text())
+    page.context.close()

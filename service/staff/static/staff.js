@@ -182,7 +182,11 @@ function setUpFunnel(section) {
       var fresh = page.getElementById("funnel");
       var status = page.getElementById("campaign-status");
       if (fresh) section.innerHTML = fresh.innerHTML;
-      if (status) document.getElementById("campaign-status").textContent = status.textContent;
+      if (status) {
+        var shown = document.getElementById("campaign-status");
+        shown.textContent = status.textContent;
+        shown.setAttribute("data-status", status.getAttribute("data-status"));
+      }
     });
   }, 3000);
 }
