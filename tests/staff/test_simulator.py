@@ -124,3 +124,59 @@ def test_simulator_page_completes_the_survey_in_both_languages(console):
     console.shot(page, "simulator-en-phone")
     page.context.close()
     assert counts(h) == before
+
+
+def test_console_and_simulator_sessions_never_reach_exports_maps_or_incentives(console):
+    """`retorno chat` (the console channel: test contacts) and the simulator (nothing stored at all) leave the
+    responses export, the gap maps' counts and the incentives as they were."""
+    from sqlalchemy import text
+
+    from service.gaps import aggregate
+
+    h = console.h
+    definition = h.rt.catalog.current(SURVEY)
+
+    def published() -> tuple[int, int, int]:
+        export = h.api(f"/api/v1/surveys/{SURVEY}/responses").get_json()
+        with h.rt.engine.connect() as connection:
+            mapped = aggregate.count(connection, definition).respondents
+        return len(export), mapped, h.count("SELECT count(*) FROM incentives")
+
+    before = published()
+    for language in ("es", "en"):
+        result = h.client.post(f"/api/v1/surveys/{SURVEY}/simulate",
+                               json={"language": language, "channel": "telegram",
+                                     "messages": answers_to_complete(definition, language, lambda said, lang: (
+                                         h.client.post(f"/api/v1/surveys/{SURVEY}/simulate",
+                                                       json={"language": lang, "messages": said},
+                                                       headers={"Authorization": f"Bearer {h.staff_token}"})
+                                         .get_json()))},
+                               headers={"Authorization": f"Bearer {h.staff_token}"}).get_json()
+        assert result["status"] == "completed"
+
+    reader = None
+
+    def say(words: str) -> None:
+        nonlocal reader
+        response = h.client.post("/webhooks/console", json={"from": "ana@laptop", "text": words},
+                                 headers={"X-Console-Reader": reader} if reader else {})
+        assert response.status_code == 202, response.get_data(as_text=True)
+        reader = response.get_json().get("reader") or reader
+        h.settle()
+
+    say("ENCUESTA")
+    status = "in_progress"
+    for _ in range(40):
+        with h.rt.engine.connect() as connection:
+            status, question = connection.execute(text(
+                "SELECT s.status, s.question FROM survey_sessions s JOIN contacts c ON c.id = s.contact_id "
+                "WHERE c.channel = 'console' ORDER BY s.id DESC LIMIT 1")).one()
+        if status != "in_progress":
+            break
+        asked = definition.question(question)
+        say("Jalisco" if asked.type == "region" else "2" if asked.id == "age_band" else "1")
+    assert status == "completed"
+    assert h.count("SELECT count(*) FROM contacts WHERE channel = 'console' AND test") == 1
+    assert published() == before
+    with_tests = h.api(f"/api/v1/surveys/{SURVEY}/responses?include_tests=true").get_json()
+    assert len(with_tests) == before[0] + 1  # kept, for whoever asks for test data by name
