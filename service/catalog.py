@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,8 @@ class UnknownSurvey(LookupError):
 
 _SURVEY_ID = re.compile(SURVEY_ID_PATTERN, re.ASCII)
 MAX_VERSION = 2**31 - 1
+REFRESH_SECONDS = 10.0
+"""How often a process looks for versions published by another (the staff console publishes without a restart)."""
 
 
 def is_survey_id(value: str) -> bool:
@@ -53,6 +56,7 @@ class Catalog:
         self._sources: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
         self._published = False
+        self._checked = 0.0
         self.problems: list[str] = []
         self.refused: list[str] = []
         """`FILE:LINE: message` for each problem of a survey file not loaded, and each file edited without a new
@@ -174,9 +178,25 @@ class Catalog:
             for problem in self.refused:
                 log.error("survey not published: %s", problem)
 
+    def refresh(self, session: Session | None = None, force: bool = False) -> None:
+        """Take up the versions another process published (the staff console) since this one last looked; at most
+        once every REFRESH_SECONDS unless `force`."""
+        moment = time.monotonic()
+        if not force and moment - self._checked < REFRESH_SECONDS:
+            return
+        self._checked = moment
+        with self._reading(session) as reader:
+            newest = reader.execute(select(SurveyVersion.survey_id, func.max(SurveyVersion.version))
+                                    .group_by(SurveyVersion.survey_id)).all()
+            for survey_id, version in newest:
+                known = self._current.get(survey_id)
+                if known is not None and version > known.version:
+                    self._current[survey_id] = self.get(survey_id, version, reader)
+
     def current(self, survey_id: str, session: Session | None = None) -> Definition:
         """The version new respondents start on."""
         self.ensure_published()
+        self.refresh(session)
         if survey_id in self._current:
             return self._current[survey_id]
         if not is_survey_id(survey_id):
@@ -222,16 +242,19 @@ class Catalog:
 
     def all_current(self) -> list[Definition]:
         self.ensure_published()
+        self.refresh()
         with self.runtime.sessions() as session:
             ids = session.scalars(select(SurveyVersion.survey_id).distinct()).all()
         return [self.current(survey_id) for survey_id in sorted(ids)]
 
-    def for_keyword(self, text: str) -> Definition | None:
-        """The survey whose start keyword is this whole message, if any."""
+    def for_keyword(self, text: str, session: Session | None = None) -> Definition | None:
+        """The survey whose start keyword is this whole message, if any (read within `session` when one is open:
+        on SQLite a second session would wait for the first)."""
         said = normalize(text)
         if not said:
             return None
         self.ensure_published()
+        self.refresh(session)
         for definition in self._current.values():
             if said in definition.start_set:
                 return definition

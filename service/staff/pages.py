@@ -24,6 +24,7 @@ from service.staff import staff
 from service.staff.access import STAFF_COOKIE_PATH, runtime, secured, staff_only
 from service.staff.simulate import CHANNELS, SimulationError, read_messages, simulate
 from service.staff.words import WORDS
+from surveys.definition import CONSENT_ID
 from surveys.loader import SurveyError, load_text, review_text
 
 LANG_COOKIE = "retorno_lang"
@@ -469,11 +470,11 @@ def _question_texts(survey_id: str) -> dict[str, str]:
     except UnknownSurvey:
         return {}
     lang = language()
-    texts = {}
+    texts = {CONSENT_ID: WORDS[lang]["consent"]}
     for question in definition.questions:
         text = (question.text.get(lang) or question.text.get(definition.default_language) or question.id).strip()
         first = text.splitlines()[0] if text else question.id
-        texts[question.id] = first if len(first) <= 60 else first[:57] + "…"
+        texts.setdefault(question.id, first if len(first) <= 60 else first[:57] + "…")
     return texts
 
 

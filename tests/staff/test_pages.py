@@ -9,6 +9,7 @@ import re
 from playwright.sync_api import expect
 
 from service import campaigns
+from service import runtime as runtimes
 from service.contacts import Report, load, read
 from surveys.loader import bundled_files
 from workers import campaigns as sender
@@ -122,6 +123,8 @@ def test_surveys_check_broken_yaml_preview_publish_and_diff(console):
     page.fill("#sim-text", "hola")
     page.press("#sim-text", "Enter")
     expect(page.locator("#sim-log li.out").first).to_contain_text("Acepta")
+    worker = runtimes.build(h.settings)  # another process (a worker) that read the catalog before the publication
+    assert worker.catalog.current(SURVEY).version == 2
     page.goto(f"{console.base}/staff/surveys")
     page.fill("#yaml-source", edited)
     with page.expect_navigation():
@@ -130,6 +133,9 @@ def test_surveys_check_broken_yaml_preview_publish_and_diff(console):
         page.click("#publish")
     expect(page.locator(".notice")).to_contain_text("reintegracion-mx versión 3")
     assert h.rt.catalog.current(SURVEY).version == 3
+    worker.catalog.refresh(force=True)  # what it does by itself every REFRESH_SECONDS
+    assert worker.catalog.current(SURVEY).version == worker.catalog.for_keyword("ENCUESTA").version == 3
+    worker.engine.dispose()
     assert audited(h, "survey.published") >= 1
     with page.expect_navigation():
         page.click("#survey-list a:has-text('Diferencias')")
@@ -222,11 +228,14 @@ def test_a_campaign_is_created_started_and_paused_and_its_funnel_moves(console):
     h.sms(phones[0], "si")
     h.sms(phones[0], "2")
     h.sms(phones[1], "no")
+    lost = next(m for m in h.providers.messages if m.to == phones[3])
+    assert h.status(lost.provider_id, "undelivered", "30003").status_code < 300  # Twilio: unreachable handset
     h.settle()
     invited = page.locator("#funnel-chart tr[data-key='invited'] td.value")
     expect(invited).to_have_text("4", timeout=8000)  # the live funnel caught up without a reload
     expect(page.locator("#funnel-chart tr[data-key='started'] td.value")).to_have_text("2")
     expect(page.locator("#drop-chart tbody tr").first).to_be_visible()
+    expect(page.locator("#failure-list tbody tr").first).to_contain_text("30003")
     console.shot(page, "campaign-running-desktop")
     with page.expect_navigation():
         page.click("#campaign-actions button:has-text('Pausar')")
