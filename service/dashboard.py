@@ -183,8 +183,10 @@ def index():
         if caller is None:
             return _login(language, WORDS[language]["bad_token"], 401)
         response = redirect(url_for("dashboard.index", lang=request.args.get("lang") or None), code=303)
-        response.set_cookie(COOKIE, _open_session(runtime, caller), httponly=True, samesite="Strict",
-                            secure=_secure(runtime), path="/dashboard", max_age=int(SESSION_TTL.total_seconds()))
+        session_id = _open_session(runtime, caller)
+        for path in ("/dashboard", "/staff") if caller.role == "staff" else ("/dashboard",):  # staff: the console too
+            response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", secure=_secure(runtime),
+                                path=path, max_age=int(SESSION_TTL.total_seconds()))
         return _secured(response)
     caller = _caller(runtime)
     if caller is None:
@@ -208,7 +210,8 @@ def logout():
             if ended and caller is not None:
                 audit.add(session, now, caller.actor, "dashboard.logout", f"token #{caller.token_id}")
     response = redirect(url_for("dashboard.index"), code=303)
-    response.delete_cookie(COOKIE, path="/dashboard", secure=_secure(runtime), httponly=True, samesite="Strict")
+    for path in ("/dashboard", "/staff"):
+        response.delete_cookie(COOKIE, path=path, secure=_secure(runtime), httponly=True, samesite="Strict")
     return _secured(response)
 
 

@@ -14,7 +14,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, request
+from flask import current_app, g, request
 
 from service.auth import Caller
 from service.dashboard import COOKIE, SECURITY_HEADERS, _caller
@@ -48,6 +48,14 @@ def _same_origin() -> bool:
     return urlsplit(origin).netloc == request.host
 
 
+def refused(reason: str):
+    """A 403 page that says why, in the UI's language."""
+    from service.staff.pages import language, page
+    from service.staff.words import WORDS
+
+    return secured(page("message.html", 403, message=WORDS[language()][reason]))
+
+
 def staff_only(view: Callable) -> Callable:
     """The caller must hold a staff session (or bearer token): a login page otherwise, 403 for analysts; a POST
     must carry the session's CSRF token and come from this site."""
@@ -60,7 +68,7 @@ def staff_only(view: Callable) -> Callable:
         if caller is None:
             return login_page(401)
         if caller.role != "staff":
-            abort(403)
+            return refused("forbidden")
         session_id = request.cookies.get(COOKIE, "")
         g.caller = caller
         g.csrf = csrf_token(session_id) if session_id else ""
@@ -68,7 +76,7 @@ def staff_only(view: Callable) -> Callable:
             sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
             bearer_only = not session_id and request.headers.get("Authorization")
             if not _same_origin() or not (bearer_only or (g.csrf and hmac.compare_digest(sent, g.csrf))):
-                abort(403)
+                return refused("stale_form")
         return secured(current_app.make_response(view(*args, **kwargs)))
 
     return wrapper

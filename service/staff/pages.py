@@ -67,8 +67,10 @@ def login():
     if caller.role != "staff":
         return login_page(403, WORDS[language()]["forbidden"])
     response = redirect(url_for("staff.home"), code=303)
-    response.set_cookie(COOKIE, _open_session(rt, caller), httponly=True, samesite="Strict", secure=_secure(rt),
-                        path=STAFF_COOKIE_PATH, max_age=int(SESSION_TTL.total_seconds()))
+    session_id = _open_session(rt, caller)
+    for path in (STAFF_COOKIE_PATH, "/dashboard"):  # one session for both: the analysts' pages need no new login
+        response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", secure=_secure(rt), path=path,
+                            max_age=int(SESSION_TTL.total_seconds()))
     return secured(response)
 
 
@@ -86,7 +88,8 @@ def logout():
             row.revoked_at = now
             audit.add(session, now, g.caller.actor, "dashboard.logout", f"token #{g.caller.token_id}", via="staff")
     response = redirect(url_for("staff.login_form"), code=303)
-    response.delete_cookie(COOKIE, path=STAFF_COOKIE_PATH, secure=_secure(rt), httponly=True, samesite="Strict")
+    for path in (STAFF_COOKIE_PATH, "/dashboard"):
+        response.delete_cookie(COOKIE, path=path, secure=_secure(rt), httponly=True, samesite="Strict")
     return response
 
 

@@ -101,6 +101,7 @@ def _reply(reply: engine.Reply, channel: str) -> dict[str, Any]:
         **measure.as_dict(),
         "buttons": [{"label": c.label or c.value, "data": c.data} for c in reply.choices] if buttons else [],
         "question_id": reply.question_id,
+        "share_number": reply.contact_button if channel == "telegram" else None,
     }
 
 

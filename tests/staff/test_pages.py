@@ -50,6 +50,7 @@ def test_only_staff_get_in_and_every_form_needs_its_csrf_token(console):
     assert h.count("SELECT count(*) FROM api_tokens WHERE name = 'forged'") == 0
     assert client.post("/staff/tokens", data={**form, "csrf": csrf}).status_code == 200
     assert h.count("SELECT count(*) FROM api_tokens WHERE name = 'forged'") == 1
+    assert client.get("/dashboard").status_code == 200  # the same session: no second login
     assert client.post("/staff/logout", data={"csrf": csrf}).status_code == 303
     assert client.get("/staff/tokens").status_code == 401
 

@@ -59,6 +59,13 @@ function setUpSimulator(box) {
       });
       item.appendChild(group);
     }
+    if (reply.share_number) {
+      var share = element("button", "choice share", "☎ " + reply.share_number);
+      share.type = "button";
+      share.disabled = true;
+      share.title = words.share_number;
+      item.appendChild(share);
+    }
     var meta = element("p", "meta",
       reply.encoding + " · " + reply.characters + " " + words.characters + " · " + reply.segments + " " +
       words.segments + " · " + words.running_total + " " + reply.running_total);
