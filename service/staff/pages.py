@@ -60,7 +60,11 @@ def login_form():
 
 @staff.post("/staff/login")
 def login():
+    from service.staff.access import _same_origin
+
     rt = runtime()
+    if not _same_origin():
+        return login_page(403, WORDS[language()]["stale_form"])
     caller = authenticate(rt, (request.form.get("token") or "").strip())
     if caller is None:
         return login_page(401, WORDS[language()]["bad_token"])
@@ -151,7 +155,8 @@ def run_simulation(body: dict[str, Any], survey_id: str | None = None, allow_dra
         try:
             definition = load_text(source[:MAX_SOURCE])
         except SurveyError as error:
-            raise SimulationError(f"the draft is not a valid survey: {error.problems[0].message}") from None
+            first = error.problems[0]
+            raise SimulationError(f"the draft is not a valid survey (line {first.line}: {first.message})") from None
     else:
         survey_id = survey_id or str(body.get("survey") or "")
         version = body.get("version")
