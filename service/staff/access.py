@@ -31,6 +31,11 @@ def secured(response):
     return response
 
 
+UPLOADS = frozenset({"staff.contacts_import", "staff.incentives_paid"})
+UPLOAD_LIMIT = 32 * 1024 * 1024
+"""Contact lists and payment files may be larger than the app's 1 MB request limit."""
+
+
 def runtime():
     return current_app.extensions["retorno"]
 
@@ -73,6 +78,8 @@ def staff_only(view: Callable) -> Callable:
         g.caller = caller
         g.csrf = csrf_token(session_id) if session_id else ""
         if request.method == "POST":
+            if request.endpoint in UPLOADS:
+                request.max_content_length = UPLOAD_LIMIT
             sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
             bearer_only = not session_id and request.headers.get("Authorization")
             if not _same_origin() or not (bearer_only or (g.csrf and hmac.compare_digest(sent, g.csrf))):

@@ -330,7 +330,6 @@ def _contacts_page(status: int = 200, **context: Any) -> Response:
 @staff_only
 def contacts_import():
     from service.campaigns import CampaignError
-    from service.cli.contacts import _payout
     from service.contacts import Report, UnreadableFile, merge, read, store
 
     rt = runtime()
@@ -341,7 +340,7 @@ def contacts_import():
     report = Report()
     try:
         text = io.TextIOWrapper(upload.stream, encoding="utf-8-sig", errors="strict", newline="")
-        payout = _payout(rt, rt.settings.default_survey, explicit=False)
+        payout = _payout(rt)
         people = merge(rt, read(text, rt.settings.default_region, tags, report, payout), report)
         if people:
             store(rt, people, report)
@@ -352,6 +351,18 @@ def contacts_import():
     audit.record(rt, g.caller.actor, "contacts.imported", upload.filename[:100], rows=report.rows,
                  created=report.created, updated=report.updated, problems=len(report.problems), tags=tags)
     return _contacts_page(200, report=report)
+
+
+def _payout(rt):
+    """The default survey's credit, which imported numbers are checked against (as `contacts import` does)."""
+    from service.contacts import Payout
+
+    try:
+        definition = rt.catalog.current(rt.settings.default_survey)
+    except UnknownSurvey:
+        return None
+    incentive = definition.incentive
+    return Payout(definition.id, incentive.currency) if incentive else None
 
 
 @staff.post("/staff/contacts/lookup")

@@ -160,6 +160,9 @@ def test_dashboard_on_a_phone_shows_words_not_codes_and_pages_its_table(h, tmp_p
                     assert all("Nuevo León" in text for text in shown.all_inner_texts())
                     page.fill("#cells-filter", "")
                     assert page.locator("#cells thead th[title]").count() == page.locator("#cells thead th").count()
+                    regions = page.locator("#map svg g.region")
+                    titled = page.locator("#map svg g.region > title")
+                    assert regions.count() == titled.count() > 0  # each region says its figure in words too
                     page.click("#columns-help summary")
                     expect(page.locator("#columns-help dl")).to_contain_text("Intervalo de confianza")
                     if name == "phone":

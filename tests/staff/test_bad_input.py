@@ -71,3 +71,16 @@ def test_the_console_forms_answer_bad_input_with_a_4xx(console):
     for path, form, status in posts:
         response = client.post(path, data={**form, "csrf": csrf})
         assert response.status_code == status, (path, form, response.status_code)
+
+
+def test_a_contact_list_larger_than_a_megabyte_is_taken(console):
+    h = console.h
+    client = h.app.test_client()
+    client.post("/staff/login", data={"token": h.staff_token})
+    csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', client.get("/staff").get_data(as_text=True)).group(1)
+    rows = "".join(f"+5255{40000000 + i:08d},es,{'x' * 300}\n" for i in range(4_000))
+    data = ("phone,language,note\n" + rows).encode()
+    assert len(data) > 1024 * 1024
+    response = client.post("/staff/contacts/import", data={"csrf": csrf, "file": (io.BytesIO(data), "big.csv")})
+    assert response.status_code == 200, response.status_code
+    assert "4000 filas" in response.get_data(as_text=True) or "4000 rows" in response.get_data(as_text=True)
