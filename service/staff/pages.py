@@ -399,16 +399,17 @@ def contacts_erase():
     from service.rights import erase
 
     rt = runtime()
-    respondent = (request.form.get("respondent") or "").strip()
+    respondents = [r.strip() for r in request.form.getlist("respondent") if r.strip()][:20]
     words = WORDS[language()]
-    if not respondent or request.form.get("confirm", "").strip().upper() not in ("BORRAR", "ERASE"):
+    if not respondents or request.form.get("confirm", "").strip().upper() not in ("BORRAR", "ERASE"):
         return _contacts_page(400, error=words["erase_confirm"])
     with rt.sessions() as session:
-        found = list(session.scalars(select(Contact).where(Contact.public_id == respondent)))
+        found = list(session.scalars(select(Contact).where(Contact.public_id.in_(respondents))))
     if not found:
         return _contacts_page(404, error=words["nobody"])
     erased = erase(rt, found, g.caller.actor, "staff console")
-    return _contacts_page(200, message=words["erased"].format(who=respondent, records=erased.records))
+    who = ", ".join(c.public_id for c in found)
+    return _contacts_page(200, message=words["erased"].format(who=who, records=erased.records))
 
 
 # -- campaigns ---------------------------------------------------------------------------------------------------
