@@ -137,8 +137,10 @@ def simulator():
 @staff.post("/staff/simulator/run")
 @staff_only
 def simulator_run():
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)
     try:
+        if not isinstance(body, dict):
+            raise SimulationError('send JSON: {"survey", "language", "channel", "messages": [...]}')
         result = run_simulation(body, allow_draft=True)
     except SimulationError as error:
         return jsonify({"error": {"code": "bad_request", "message": str(error)}}), 400

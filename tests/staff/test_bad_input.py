@@ -44,6 +44,8 @@ def test_the_console_forms_answer_bad_input_with_a_4xx(console):
     draft = client.post("/staff/simulator/run", json={"source": "id: [", "messages": ["hola"]},
                         headers={"X-CSRF-Token": csrf})
     assert draft.status_code == 400 and "(line 1:" in draft.get_json()["error"]["message"]
+    listed = client.post("/staff/simulator/run", json=["hola"], headers={"X-CSRF-Token": csrf})
+    assert listed.status_code == 400
     gets = {"/staff/surveys/nope/diff": 404, "/staff/surveys/reintegracion-mx/diff?from=999&to=abc": 404,
             "/staff/campaigns/999": 404, "/staff/campaigns/999/funnel.json": 404}
     for path, status in gets.items():
