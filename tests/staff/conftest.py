@@ -42,7 +42,8 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(sqlite_template, tmp_path_factory):
+def console(request, sqlite_template, tmp_path_factory):
+    """SQLite (the pages' SQL is the shared functions', tested on both); RETORNO_STAFF_DB=postgresql for PostgreSQL."""
     if not shutil.which(CHROMIUM):
         pytest.fail("Debian's chromium is required (apt-get install -y chromium; .ci/run installs it)")
     from playwright.sync_api import sync_playwright
@@ -52,9 +53,16 @@ def console(sqlite_template, tmp_path_factory):
     from tests.support import Harness
 
     folder = tmp_path_factory.mktemp("staff")
-    shutil.copy(sqlite_template, folder / "retorno.sqlite3")
+    if os.environ.get("RETORNO_STAFF_DB") == "postgresql":
+        from tests.support import truncate_all
+
+        url = request.getfixturevalue("postgres_url")
+        truncate_all(url)
+    else:
+        shutil.copy(sqlite_template, folder / "retorno.sqlite3")
+        url = f"sqlite:///{folder / 'retorno.sqlite3'}"
     providers = FakeProviders().start()
-    harness = Harness(f"sqlite:///{folder / 'retorno.sqlite3'}", providers, folder)
+    harness = Harness(url, providers, folder)
     server = make_server("127.0.0.1", 0, harness.app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     shots = Path(os.environ.get("RETORNO_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
