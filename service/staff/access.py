@@ -45,7 +45,7 @@ def csrf_token(session_id: str) -> str:
     return hmac.new(key, b"staff-csrf:" + session_id.encode(), hashlib.sha256).hexdigest()
 
 
-def _same_origin() -> bool:
+def same_origin() -> bool:
     """No Origin, or this site's; "null" is what a browser sends under Referrer-Policy: no-referrer."""
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
@@ -82,7 +82,7 @@ def staff_only(view: Callable) -> Callable:
                 request.max_content_length = UPLOAD_LIMIT
             sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
             bearer_only = not session_id and request.headers.get("Authorization")
-            if not _same_origin() or not (bearer_only or (g.csrf and hmac.compare_digest(sent, g.csrf))):
+            if not same_origin() or not (bearer_only or (g.csrf and hmac.compare_digest(sent, g.csrf))):
                 return refused("stale_form")
         return secured(current_app.make_response(view(*args, **kwargs)))
 

@@ -21,7 +21,7 @@ from service.catalog import UnknownSurvey
 from service.dashboard import COOKIE, SESSION_TTL, _open_session, _secure
 from service.models import Contact, SurveySession
 from service.staff import staff
-from service.staff.access import STAFF_COOKIE_PATH, runtime, secured, staff_only
+from service.staff.access import STAFF_COOKIE_PATH, runtime, same_origin, secured, staff_only
 from service.staff.simulate import CHANNELS, SimulationError, read_messages, simulate
 from service.staff.words import WORDS
 from surveys.definition import CONSENT_ID
@@ -60,10 +60,8 @@ def login_form():
 
 @staff.post("/staff/login")
 def login():
-    from service.staff.access import _same_origin
-
     rt = runtime()
-    if not _same_origin():
+    if not same_origin():
         return login_page(403, WORDS[language()]["stale_form"])
     caller = authenticate(rt, (request.form.get("token") or "").strip())
     if caller is None:
