@@ -60,7 +60,7 @@ function setUpSimulator(box) {
       item.appendChild(group);
     }
     if (reply.share_number) {
-      var share = element("button", "choice share", "☎ " + reply.share_number);
+      var share = element("button", "choice share", reply.share_number);
       share.type = "button";
       share.disabled = true;
       share.title = words.share_number;
