@@ -140,6 +140,9 @@ def simulator_run():
         if not isinstance(body, dict):
             raise SimulationError('send JSON: {"survey", "language", "channel", "messages": [...]}')
         result = run_simulation(body, allow_draft=True)
+        if len(result["turns"]) == 1:  # a conversation begins (not each of its messages)
+            audit.record(runtime(), g.caller.actor, "survey.simulated", f"{result['survey_id']} v{result['version']}",
+                         channel=result["channel"], draft=bool(body.get("source")))
     except SimulationError as error:
         return jsonify({"error": {"code": "bad_request", "message": str(error)}}), 400
     except UnknownSurvey as error:
@@ -172,6 +175,26 @@ def run_simulation(body: dict[str, Any], survey_id: str | None = None, allow_dra
         raise SimulationError("language and channel must be texts")
     messages = read_messages(body.get("messages", []))
     return simulate(definition, language, channel, messages, rt.now(), rt.settings.default_region)
+
+
+# -- audit log ---------------------------------------------------------------------------------------------------
+
+
+@staff.get("/staff/audit")
+@staff_only
+def audit_log():
+    """The latest entries of the audit log, newest first (never a phone number: the log holds none)."""
+    from sqlalchemy import desc
+
+    from service.models import AuditEntry
+
+    rt = runtime()
+    with rt.sessions() as session:
+        rows = session.scalars(select(AuditEntry).order_by(desc(AuditEntry.at), desc(AuditEntry.id)).limit(300)).all()
+    entries = [{"at": audit.aware(row.at).isoformat()[:19].replace("T", " "), "actor": row.actor,
+                "action": row.action, "target": row.target or "",
+                "detail": ", ".join(f"{k}={v}" for k, v in (row.detail or {}).items())} for row in rows]
+    return page("audit.html", entries=entries)
 
 
 # -- surveys -----------------------------------------------------------------------------------------------------

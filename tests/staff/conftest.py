@@ -82,9 +82,10 @@ def console(request, sqlite_template, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _installed(console):
-    """The shared runtime is the process's for each test (the suite's autouse fixture resets it after each)."""
-    from service import runtime
+def _installed(request):
+    """The shared runtime is the process's for each test that uses it (the suite's autouse fixture resets it)."""
+    if "console" in request.fixturenames:
+        from service import runtime
 
-    runtime.install(console.h.rt)
+        runtime.install(request.getfixturevalue("console").h.rt)
     yield

@@ -333,7 +333,7 @@ UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, texta
 
 def test_accessibility_labels_keyboard_and_not_colour_alone(console):
     pages = ["/staff", "/staff/simulator?channel=telegram", "/staff/surveys", "/staff/contacts", "/staff/campaigns",
-             "/staff/incentives", "/staff/tokens"]
+             "/staff/incentives", "/staff/tokens", "/staff/audit"]
     page = console.page("phone", "es")
     for path in pages:
         page.goto(f"{console.base}{path}")
@@ -360,6 +360,11 @@ def test_accessibility_labels_keyboard_and_not_colour_alone(console):
     assert page.evaluate("document.activeElement.getAttribute('data-button')")
     page.keyboard.press("Enter")
     expect(page.locator("#sim-log li.in")).to_have_count(2)
+    page.goto(f"{console.base}/staff/audit")  # what staff did, the simulation included, and never a number
+    expect(page.locator("#audit-list")).to_contain_text("survey.simulated")
+    expect(page.locator("#audit-list")).to_contain_text("contact.erased")
+    assert not re.search(r"\+52\d{6,}", page.content())
+    console.shot(page, "audit-phone")
     # colour never alone: every bar has its number, every bad line its mark, every diff line its sign
     campaign = page.context.new_page()
     campaign.goto(f"{console.base}/staff/campaigns")
