@@ -119,7 +119,7 @@ def simulator():
         except SurveyError:
             definition = None
     wanted_version = request.values.get("version", "")
-    if definition is not None and not draft and wanted_version.isdigit():
+    if definition is not None and not draft and _digits(wanted_version, 9):
         try:
             definition = rt.catalog.get(definition.id, int(wanted_version))
         except UnknownSurvey:
@@ -164,8 +164,8 @@ def run_simulation(body: dict[str, Any], survey_id: str | None = None, allow_dra
         survey_id = survey_id or str(body.get("survey") or "")
         version = body.get("version")
         if version not in (None, ""):
-            if not str(version).isdigit():
-                raise SimulationError("version must be a whole number")
+            if not _digits(str(version), 9):
+                raise SimulationError("version must be a version number (1, 2, ...)")
             definition = rt.catalog.get(survey_id, int(version))
         else:
             definition = rt.catalog.current(survey_id)
@@ -293,8 +293,13 @@ def surveys_diff(survey_id: str):
     return page("diff.html", survey_id=survey_id, versions=versions, first=first, second=second, rows=rows)
 
 
+def _digits(value: str | None, most: int) -> bool:
+    """ASCII digits only ('²' and '٣' are digits to str.isdigit), at most `most` of them."""
+    return bool(value) and len(value) <= most and value.isascii() and value.isdigit()
+
+
 def _whole(value: str | None, default: int) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 10 else default
+    return int(value) if _digits(value, 9) else default
 
 
 # -- tokens ------------------------------------------------------------------------------------------------------
@@ -320,7 +325,7 @@ def tokens_create():
     return page("tokens.html", tokens=list_tokens(rt), created=token, message=None)
 
 
-@staff.post("/staff/tokens/<int:token_id>/revoke")
+@staff.post("/staff/tokens/<id:token_id>/revoke")
 @staff_only
 def tokens_revoke(token_id: int):
     rt = runtime()
@@ -490,7 +495,7 @@ def campaigns_create():
     return redirect(url_for("staff.campaign", campaign_id=campaign.id), code=303)
 
 
-@staff.get("/staff/campaigns/<int:campaign_id>")
+@staff.get("/staff/campaigns/<id:campaign_id>")
 @staff_only
 def campaign(campaign_id: int):
     from service.campaigns import UnknownCampaign
@@ -521,7 +526,7 @@ def _question_texts(survey_id: str) -> dict[str, str]:
     return texts
 
 
-@staff.get("/staff/campaigns/<int:campaign_id>/funnel.json")
+@staff.get("/staff/campaigns/<id:campaign_id>/funnel.json")
 @staff_only
 def campaign_funnel(campaign_id: int):
     from service.campaigns import UnknownCampaign
@@ -534,7 +539,7 @@ def campaign_funnel(campaign_id: int):
     return jsonify({"status": data["status"], "chart": funnel_chart(data, _question_texts(data["survey_id"]))})
 
 
-@staff.post("/staff/campaigns/<int:campaign_id>/<action>")
+@staff.post("/staff/campaigns/<id:campaign_id>/<action>")
 @staff_only
 def campaign_action(campaign_id: int, action: str):
     from service import campaigns as service
@@ -615,7 +620,7 @@ def incentives_retry():
     from service.models import Incentive
 
     rt = runtime()
-    wanted = [int(i) for i in request.form.getlist("incentive") if i.isdigit() and len(i) < 12]
+    wanted = [int(i) for i in request.form.getlist("incentive") if _digits(i, 18)]
     with rt.sessions() as session, session.begin():
         if request.form.get("all"):
             wanted = list(session.scalars(select(Incentive.id).where(Incentive.status == FAILED)))
@@ -678,7 +683,7 @@ def incentives_paid():
         return _incentives_page(400, error=WORDS[language()]["mark_paid_help"])
     for row in reader:
         value = (row.get("incentive_id") or "").strip()
-        if not value.isdigit() or len(value) > 12:
+        if not _digits(value, 18):
             problems.append(f"line {reader.line_num}: incentive_id {value!r} is not a number")
             continue
         with rt.sessions() as session, session.begin():

@@ -13,7 +13,8 @@ BODIES = [
     ({"messages": [{"button": "zzz=1"}, {"button": "=="}, {"button": "consent="}]}, 200),
     ({"messages": ["hola", {"button": "age_band=under_18"}, "1"], "channel": "telegram"}, 200),
     ({"messages": ["\U0001F600" * 500, "STOP", "BORRAR", "BORRAR", "hola"]}, 200),
-    ({"messages": ["hola"], "version": "99999999999"}, 404), ({"messages": ["hola"], "version": -1}, 400),
+    ({"messages": ["hola"], "version": "99999999999"}, 400), ({"messages": ["hola"], "version": "999"}, 404),
+    ({"messages": ["hola"], "version": "²"}, 400), ({"messages": ["hola"], "version": -1}, 400),
     ({"messages": ["hola"], "version": "abc"}, 400), ({"messages": ["hola"], "language": ["es"]}, 400),
     ({"messages": ["hola"], "language": "fr"}, 400), ({"messages": ["x"] * 201}, 400),
     ({"messages": ["hola"], "channel": "fax"}, 400), ({"messages": [{"text": None}]}, 400),
@@ -47,7 +48,8 @@ def test_the_console_forms_answer_bad_input_with_a_4xx(console):
     listed = client.post("/staff/simulator/run", json=["hola"], headers={"X-CSRF-Token": csrf})
     assert listed.status_code == 400
     gets = {"/staff/surveys/nope/diff": 404, "/staff/surveys/reintegracion-mx/diff?from=999&to=abc": 404,
-            "/staff/campaigns/999": 404, "/staff/campaigns/999/funnel.json": 404}
+            "/staff/campaigns/999": 404, "/staff/campaigns/999/funnel.json": 404,
+            "/staff/simulator?version=²": 200, "/staff/campaigns/99999999999999999999": 404}
     for path, status in gets.items():
         assert client.get(path).status_code == status, path
     posts = [
