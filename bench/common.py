@@ -31,7 +31,7 @@ _lock = None
 
 @dataclass
 class Stack:
-    """A production-like Retorno on loopback: PostgreSQL database, Redis, gunicorn and workers."""
+    """A production-like Retorno on loopback: PostgreSQL database, Redis, web servers and workers."""
 
     database: str
     url: str
@@ -68,11 +68,12 @@ def fresh_database(name: str = "retorno_bench") -> str:
 
 def start_stack(database_url: str, providers_url: str = "http://127.0.0.1:9", web: int = 1, web_workers: int = 2,
                 workers: int = 0, threads: int = 32, log: Path | None = None, queues: tuple[str, ...] = (),
-                **extra: str) -> Stack:
-    """`web` gunicorn servers (each with `web_workers` processes) and `workers` RQ workers (of `queues`, or all)."""
+                server: str = "granian", **extra: str) -> Stack:
+    """`web` servers (granian or gunicorn, each with `web_workers` processes) and `workers` RQ workers (of
+    `queues`, or all)."""
     ports = [free_port() for _ in range(web)]
     env = service_env(database_url, REDIS_URL, providers_url, f"http://127.0.0.1:{ports[0]}", **extra)
-    servers = [start_web(env, port, workers=web_workers, threads=threads, log=log) for port in ports]
+    servers = [start_web(env, port, workers=web_workers, threads=threads, log=log, server=server) for port in ports]
     for port in ports:
         wait_healthy(f"http://127.0.0.1:{port}")
     consumers = [start_worker(env, log=log, queues=queues) for _ in range(workers)]
@@ -120,6 +121,8 @@ def cpu_by_program() -> dict[str, float]:
 def _program(command: str, stat: str) -> str:
     if "gunicorn" in command:
         return "web (gunicorn)"
+    if "granian" in command:
+        return "web (granian)"
     if "service.cli worker" in command:
         return "retorno worker"
     if command.startswith("postgres") or "(postgres)" in stat:

@@ -1,21 +1,28 @@
 """Ingest benchmark: signed Twilio and Telegram webhooks at rising concurrency, with wrk.
 
     python -m bench.ingest [--seconds 60] [--connections 8,16,32,64] [--web-workers 2] [--threads 32]
+                           [--servers granian] [--channels twilio,telegram]
 
-Everything runs on this machine at once (wrk, gunicorn, PostgreSQL, Redis); no queue consumers run, so this
+Everything runs on this machine at once (wrk, the web server, PostgreSQL, Redis); no queue consumers run, so this
 measures storing and acknowledging. Prints one line per level, the raw limits measured in the same run, and the
 web processes' peak memory.
+
+`--servers` compares, in one run, Retorno under granian (the Procfile's) and gunicorn (`gunicorn`), and the naive
+durable webhook of `bench.naive` under either (`naive-gunicorn`, `naive-granian`; Twilio only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
 
 from bench.common import (
+    REDIS_URL,
+    ROOT,
     fresh_database,
     machine,
     print_json,
@@ -24,6 +31,7 @@ from bench.common import (
     raw_redis_round_trips,
     start_stack,
 )
+from tests.processes import free_port, stop, wait_healthy, web_command
 from tests.support import TELEGRAM_SECRET, TWILIO_TOKEN, drop_database
 
 HERE = Path(__file__).resolve().parent
@@ -46,11 +54,25 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--channels", default="twilio,telegram")
+    parser.add_argument("--servers", default="granian")
     options = parser.parse_args()
     levels = [int(c) for c in options.connections.split(",")]
     print_json("machine", machine())
     database = fresh_database()
-    stack = start_stack(database, web_workers=options.web_workers, threads=options.threads)
+    for server in options.servers.split(","):
+        if server.startswith("naive-"):
+            naive(database, server.removeprefix("naive-"), levels, options)
+        else:
+            retorno(database, server, levels, options)
+    print_json("raw postgres, 1 row per commit, 32 connections (rows/s)", round(raw_postgres_commits(database)))
+    print_json("raw postgres, 32 rows per commit, 32 connections (rows/s)",
+               round(raw_postgres_commits(database, rows_per_commit=32)))
+    print_json("raw redis RPUSH round trips, 32 connections (/s)", round(raw_redis_round_trips()))
+    drop_database("retorno_bench")
+
+
+def retorno(database: str, server: str, levels: list[int], options: argparse.Namespace) -> None:
+    stack = start_stack(database, web_workers=options.web_workers, threads=options.threads, server=server)
     try:
         wrk(stack.url, "telegram.lua", [TELEGRAM_SECRET, "9", "10000"], 16, 5)
         tag = 10
@@ -63,17 +85,33 @@ def main() -> None:
                 else:
                     result = wrk(stack.url, "telegram.lua", [TELEGRAM_SECRET, str(tag), "10000"],
                                  connections, options.seconds)
-                print_json(f"ingest {channel} c={connections}", result)
+                print_json(f"ingest {server} {channel} c={connections}", result)
                 time.sleep(2)
         peaks = {pid: round(mb, 1) for process in stack.web for pid, mb in process_tree_peaks(process).items()}
-        print_json("web peak RSS MB (master and workers)", peaks)
+        print_json(f"{server} web peak RSS MB (master and workers)", peaks)
     finally:
         stack.stop()
-    print_json("raw postgres, 1 row per commit, 32 connections (rows/s)", round(raw_postgres_commits(database)))
-    print_json("raw postgres, 32 rows per commit, 32 connections (rows/s)",
-               round(raw_postgres_commits(database, rows_per_commit=32)))
-    print_json("raw redis RPUSH round trips, 32 connections (/s)", round(raw_redis_round_trips()))
-    drop_database("retorno_bench")
+
+
+def naive(database: str, server: str, levels: list[int], options: argparse.Namespace) -> None:
+    """The naive durable webhook (bench.naive) under `server`, Twilio SMS only."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "NAIVE_DATABASE_URL": database.replace("+psycopg", ""), "NAIVE_REDIS_URL": REDIS_URL,
+           "NAIVE_PUBLIC_URL": url, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN}
+    command = web_command(port, options.web_workers, options.threads, server, factory="bench.naive:create_app")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        wait_healthy(url)
+        for tag, connections in enumerate(levels, start=50):
+            result = wrk(url, "twilio_sms.lua", [url, TWILIO_TOKEN, str(tag), "10000"], connections, options.seconds)
+            print_json(f"ingest naive-{server} twilio c={connections}", result)
+            time.sleep(2)
+        peaks = {pid: round(mb, 1) for pid, mb in process_tree_peaks(process).items()}
+        print_json(f"naive-{server} web peak RSS MB (master and workers)", peaks)
+    finally:
+        stop(process)
 
 
 if __name__ == "__main__":

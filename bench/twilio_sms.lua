@@ -27,13 +27,13 @@ local bodies = { "Sí", "1", "no", "2.", "nuevo leon", "a veces", "tengo empleo"
 
 function request()
   counter = counter + 1
-  local sid = string.format("SM%s%02d%024d", tag, id, counter)
+  local sid = string.format("SM%s%02d%028d", tag, id, counter)
   local from = string.format("+5255%08d", (counter * 7919 + id * 104729) % senders)
   local form = {
     ToCountry = "MX", ToState = "CDMX", SmsMessageSid = sid, NumMedia = "0", ToCity = "", FromZip = "",
     SmsSid = sid, FromState = "", SmsStatus = "received", FromCity = "", Body = bodies[counter % #bodies + 1],
     FromCountry = "MX", To = "+525512340000", ToZip = "", NumSegments = "1", MessageSid = sid,
-    AccountSid = "AC0123456789abcdef0123456789abcdef", From = from, ApiVersion = "2010-04-01",
+    AccountSid = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", From = from, ApiVersion = "2010-04-01",
   }
   local keys = {}
   for k in pairs(form) do keys[#keys + 1] = k end

@@ -12,7 +12,9 @@ from bots._http import Http
 from bots.base import Outgoing, SendResult
 from surveys.engine import Reply
 
-CHANNELS = ("sms", "whatsapp", "telegram", "console")
+CHANNELS = ("sms", "whatsapp", "telegram", "console", "voice")
+SPOKEN = ("voice",)
+"""Channels whose replies are the webhook's own answer (TwiML said in the call): stored as sent, never queued."""
 
 
 class Sender(Protocol):
@@ -33,6 +35,10 @@ def render(channel: str, reply: Reply) -> tuple[str, dict[str, Any]]:
         from bots.console.handler import render as console_render
 
         return console_render(reply)
+    if channel == "voice":
+        from bots.voice.twiml import render as voice_render
+
+        return voice_render(reply)
     raise ValueError(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
 
 
@@ -50,4 +56,8 @@ def make_sender(channel: str, settings: Any, http: Http | None = None) -> Sender
         from bots.console.sender import ConsoleSender
 
         return ConsoleSender(settings, http)
+    if channel == "voice":
+        from bots.voice.caller import VoiceSender
+
+        return VoiceSender(settings, http)
     raise ValueError(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")

@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     """Build the web app; with no arguments, configuration comes from the environment."""
     if runtime is None:
         runtime = runtimes.build(settings or _settings_from_env())
+        _refuse_unless_it_can_work(runtime)
     runtimes.install(runtime)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -55,6 +56,17 @@ def _settings_from_env() -> Settings:
     """The environment's settings; a wrong one stops the process with one line (gunicorn: "App failed to load")."""
     try:
         return Settings.from_env()
+    except ConfigError as error:
+        print(f"retorno: {error}", file=sys.stderr)
+        raise SystemExit(4) from None
+
+
+def _refuse_unless_it_can_work(runtime: Runtime) -> None:
+    """The startup checks (service.startup) of a web process built from the environment: one line, then exit."""
+    from service import startup
+
+    try:
+        startup.check(runtime)
     except ConfigError as error:
         print(f"retorno: {error}", file=sys.stderr)
         raise SystemExit(4) from None

@@ -24,8 +24,12 @@ from service.runtime import Runtime
 
 ROLES = ("staff", "analyst")
 PREFIX = "rt_"
-_DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
+_DURATION = re.compile(r"([0-9]{1,9})\s*([mhdw])", re.ASCII)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+LONGEST = timedelta(days=3650)
+"""The longest a token may live (ten years): a longer expiry is a typo, not a plan."""
+_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class AuthError(Exception):
@@ -57,11 +61,21 @@ def digest(token: str) -> str:
 
 
 def duration(text: str) -> timedelta:
-    """'90d', '12h', '30m', '2w' as a timedelta; TokenError otherwise."""
-    found = _DURATION.match((text or "").strip().lower())
+    """'90d', '12h', '30m', '2w' as a timedelta, at most ten years; TokenError otherwise."""
+    found = _DURATION.fullmatch((text or "").strip().lower())
     if not found or int(found.group(1)) == 0:
         raise TokenError(f"{text!r} is not a duration: write a number and m, h, d or w, e.g. 90d")
-    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    number, unit = int(found.group(1)), _UNITS[found.group(2)]
+    if number > LONGEST / timedelta(**{unit: 1}):
+        raise TokenError(f"{text!r} is too long: a token expires within {LONGEST.days} days (e.g. 365d)")
+    return timedelta(**{unit: number})
+
+
+def _clean_name(name: str) -> str:
+    """A token's name as stored: TokenError when it holds a control character (NUL, escape...)."""
+    if _CONTROL.search(name):
+        raise TokenError("a token name cannot hold control characters")
+    return name
 
 
 def create_token(runtime: Runtime, role: str, name: str = "", expires: timedelta | None = None,
@@ -69,6 +83,7 @@ def create_token(runtime: Runtime, role: str, name: str = "", expires: timedelta
     """A new token; only its hash is kept, so it is shown once."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    name = _clean_name(name)
     token = PREFIX + secrets.token_urlsafe(32)
     now = runtime.now()
     with runtime.sessions() as session, session.begin():
@@ -106,12 +121,14 @@ def revoke_token(runtime: Runtime, which: str, actor: str | None = None) -> list
     """
     from service.models import DashboardSession
 
-    which = which.strip()
+    which = _clean_name(which.strip())
+    if not which:
+        raise TokenError("say which token: its id or its name (see `retorno tokens list`)")
     now = runtime.now()
     with runtime.sessions() as session, session.begin():
         active = select(ApiToken).where(ApiToken.revoked_at.is_(None))
         found = []
-        if which.isdigit():
+        if _ID.fullmatch(which) and int(which) <= 2**63 - 1:  # an id only in ASCII digits that fit its column
             found = session.scalars(active.where(ApiToken.id == int(which))).all()
         if not found:
             found = session.scalars(active.where(ApiToken.name == which)).all()

@@ -36,6 +36,10 @@ class Settings:
     telegram_webhook_secret: str | None = None
     telegram_api_base: str = "https://api.telegram.org"
     console_channel: bool = False
+    voice_callback: bool = False
+    """RETORNO_VOICE_CALLBACK=on: incoming calls are rejected (free for the caller) and called back."""
+    voice_quiet_hours: str = "21:00-08:00"
+    voice_timezone: str = "America/Mexico_City"
     sender_rate: float | None = None
     test_clock: bool = False
     # The local spool of webhooks the database could not take (service.spool)
@@ -142,6 +146,9 @@ class Settings:
             telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET"),
             telegram_api_base=(get("TELEGRAM_API_BASE") or "https://api.telegram.org").rstrip("/"),
             console_channel=(get("RETORNO_CONSOLE_CHANNEL") or "").lower() in ("1", "true", "yes"),
+            voice_callback=(get("RETORNO_VOICE_CALLBACK") or "").lower() in ("1", "on", "true", "yes"),
+            voice_quiet_hours=get("RETORNO_VOICE_QUIET_HOURS") or "21:00-08:00",
+            voice_timezone=get("RETORNO_VOICE_TIMEZONE") or "America/Mexico_City",
             sender_rate=float(rate) if rate else None,
             test_clock=(get("RETORNO_TEST_CLOCK") or "").lower() in ("1", "true", "yes"),
             spool_dir=Path(spool_dir).resolve() if spool_dir else None,
@@ -158,6 +165,15 @@ def embedded_database(env: Mapping[str, str] | None = None) -> Path | None:
     if env.get("DATABASE_URL", "").strip():
         return None
     return _data_dir(lambda name: env.get(name, "").strip() or None) / EMBEDDED_DATABASE
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a `sqlite:///PATH` DATABASE_URL (None for any other URL, or an in-memory database)."""
+    url = url.strip()
+    if not url.startswith("sqlite") or "///" not in url:
+        return None
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    return Path(path).resolve() if path and path != ":memory:" else None
 
 
 def _data_dir(get) -> Path:

@@ -32,7 +32,7 @@ from service.campaigns import CampaignError, normalize_tag
 from service.campaigns.timing import TimingError, check_zone
 from service.inbox import PHONE_CHANNELS
 from service.incentives.currencies import can_top_up
-from service.models import Contact
+from service.models import Contact, OptOutMarker
 from service.privacy import InvalidAddress, normalize_phone
 
 HEADERS = {
@@ -105,6 +105,8 @@ class Report:
     updated: int = 0
     merged: int = 0
     kept_opted_out: int = 0
+    skipped_erased: int = 0
+    """People who asked to be erased: their marker (a keyed hash, no number) keeps them out of every list."""
     opt_ins: int = 0
     """People with an opt-in in the file."""
     problems: list[tuple[int, str]] = field(default_factory=list)
@@ -188,7 +190,7 @@ def _person(line: int, row: dict[str, str], default_region: str, extra: list[str
     if phone:
         channel = (row.get("channel") or "sms").lower()
         if channel not in PHONE_CHANNELS:
-            raise InvalidAddress(f"channel {channel!r} is not sms or whatsapp")
+            raise InvalidAddress(f"channel {channel!r} is not sms, whatsapp or voice")
         identity = normalize_phone(phone, default_region)
         reply_to = f"whatsapp:{identity}" if channel == "whatsapp" else identity
         warning = _unpayable(identity, payout)
@@ -307,6 +309,9 @@ def _store(rt, people: dict[tuple[str, str], Person], report: Report) -> None:
         statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
         existing = _existing(session, people)
         new = [key for key in people if key not in existing]
+        erased = _erased(session, vault, people, new)
+        report.skipped_erased += len(erased)
+        new = [key for key in new if key not in erased]
         rows: list[dict[str, Any]] = []
         for channel, address_hash in new:
             person = people[(channel, address_hash)]
@@ -347,6 +352,23 @@ def _store(rt, people: dict[tuple[str, str], Person], report: Report) -> None:
             report.updated += 1
             if contact.opted_out:
                 report.kept_opted_out += 1
+
+
+def _erased(session, vault, people: dict[tuple[str, str], Person], new: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The people of `new` an erasure left a marker for (by address, or by phone number on any phone channel)."""
+    wanted: dict[tuple[str, str], tuple[str, str]] = {}
+    for channel, address_hash in new:
+        wanted[(channel, address_hash)] = (channel, address_hash)
+        if channel in PHONE_CHANNELS:
+            wanted[("phone", vault.hash("phone", people[(channel, address_hash)].identity))] = (channel, address_hash)
+    if not wanted:
+        return set()
+    hashes = sorted({hashed for _, hashed in wanted})
+    found = set()
+    for start in range(0, len(hashes), 500):
+        found |= {tuple(row) for row in session.execute(
+            select(OptOutMarker.kind, OptOutMarker.hash).where(OptOutMarker.hash.in_(hashes[start:start + 500])))}
+    return {wanted[marker] for marker in found if marker in wanted}
 
 
 def _existing(session, people: dict[tuple[str, str], Person]) -> dict[tuple[str, str], Contact]:

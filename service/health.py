@@ -17,11 +17,8 @@ def _runtime() -> Runtime:
     return current_app.extensions["retorno"]
 
 
-@health.get("/healthz")
-def healthz():
-    """`ok`; `degraded` (still 200: webhooks are kept) while the database is down but this machine's spool takes
-    them, or while spooled records wait for the database; `unavailable` (503) when webhooks cannot be kept."""
-    rt = _runtime()
+def _checks(rt: Runtime) -> tuple[dict, dict, bool]:
+    """(database and queue checks, this machine's spool numbers, whether the spool keeps webhooks now)."""
     checks = {"database": "ok", "queue": "ok"}
     try:
         with rt.engine.connect() as connection:
@@ -31,16 +28,40 @@ def healthz():
     if not rt.dispatcher.ping():
         checks["queue"] = "unavailable"
     spool = spools.of(rt)
-    stats = spool.stats()
     spooling = checks["database"] != "ok" and spool.writable()
-    if checks["queue"] != "ok" or (checks["database"] != "ok" and not spooling):
-        status = "unavailable"
-    else:
-        status = "degraded" if spooling or stats["files"] else "ok"
-    body = {"status": status, **checks, "spool": stats}
-    body["queue_backend"] = "embedded" if rt.settings.embedded_queue else "redis"
-    body["database_backend"] = rt.engine.dialect.name
-    return jsonify(body), 503 if status == "unavailable" else 200
+    return checks, spool.stats(), spooling
+
+
+def _body(rt: Runtime, status: str, checks: dict, stats: dict) -> dict:
+    return {"status": status, **checks, "spool": stats,
+            "queue_backend": "embedded" if rt.settings.embedded_queue else "redis",
+            "database_backend": rt.engine.dialect.name}
+
+
+@health.get("/healthz")
+def healthz():
+    """As CONTRACT.md says: `200 {"status": "ok"}` when the database and the queue answer (spooled records still
+    waiting are in `spool`), `503` otherwise; while the database is down and this machine's spool keeps webhooks,
+    the 503's status is `degraded` (see /healthz/webhooks for a load balancer in front of webhooks)."""
+    rt = _runtime()
+    checks, stats, spooling = _checks(rt)
+    if checks["database"] == "ok" and checks["queue"] == "ok":
+        return jsonify(_body(rt, "ok", checks, stats)), 200
+    status = "degraded" if spooling and checks["queue"] == "ok" else "unavailable"
+    return jsonify(_body(rt, status, checks, stats)), 503
+
+
+@health.get("/healthz/webhooks")
+def webhooks_health():
+    """Whether this machine keeps webhooks durably now, for the load balancer in front of providers: `200` `ok`, or
+    `200` `degraded` while they are spooled on disk (the database down) or stored without the queue (the sweeper
+    queues them later); `503` only when a webhook could not be kept (the database down and the spool full)."""
+    rt = _runtime()
+    checks, stats, spooling = _checks(rt)
+    if checks["database"] != "ok" and not spooling:
+        return jsonify(_body(rt, "unavailable", checks, stats)), 503
+    fine = checks["database"] == "ok" and checks["queue"] == "ok" and not stats["files"]
+    return jsonify(_body(rt, "ok" if fine else "degraded", checks, stats)), 200
 
 
 @health.get("/metrics")
@@ -67,6 +88,8 @@ def metrics():
           spooled["bytes"])
     gauge("retorno_spool_files", "Files in this machine's spool", spooled["files"])
     gauge("retorno_spool_oldest_seconds", "Age of the oldest record in this machine's spool", spooled["oldest_seconds"])
+    gauge("retorno_spool_rejected_records", "Spooled records the database refused, kept in rejected/ until the "
+          "retention period ends", spooled["rejected_records"])
     for name, help_text in (
         ("appended", "Records this process spooled while the database could not take them"),
         ("replayed", "Spooled records this process moved into the database"),

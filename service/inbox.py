@@ -24,19 +24,20 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from bots import SPOKEN
 from bots.base import Incoming, StatusUpdate
 from bots.twilio import errors
 from service import early_reports
 from service import spool as spools
 from service.db import UNAVAILABLE, cause, json_rows
 from service.models import Contact, InboundMessage, OutboundMessage
-from service.privacy import InvalidAddress, Vault, holds_number, normalize_phone
+from service.privacy import InvalidAddress, UnknownKey, Vault, holds_number, normalize_phone
 from service.queue import INBOX
 from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-PHONE_CHANNELS = ("sms", "whatsapp")
+PHONE_CHANNELS = ("sms", "whatsapp", "voice")
 STATUS_RANK = {
     "queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2,
     "delivered": 3, "read": 4, "undelivered": 3, "failed": 3, "canceled": 3,
@@ -90,8 +91,8 @@ def row_for(runtime: Runtime, incoming: Incoming, received_at: datetime) -> dict
     try:
         address_hash, address_enc = _sealed(runtime, incoming.channel, incoming.address)
     except Exception as error:
-        if not spools.unavailable(error):
-            raise
+        if not (spools.unavailable(error) or isinstance(error, UnknownKey)):
+            raise  # the database away, or a hashing key this process's keys cannot open: spooled, hashed on replay
         address_hash, address_enc = None, runtime.vault.encrypt(_reply_to(runtime, incoming.channel, incoming.address))
     body, payload = sealed_numbers(runtime.vault, incoming.text, incoming.payload())
     return {
@@ -268,7 +269,8 @@ class GroupCommitter:
             return
         self.batches += 1
         self.rows += len(rows)
-        self.runtime.dispatcher.push(INBOX, [i for i in ids if i is not None])
+        self.runtime.dispatcher.push(INBOX, [i for i, row in zip(ids, rows, strict=True)
+                                             if i is not None and row["channel"] not in SPOKEN])
         position = 0
         for waiter in batch:
             waiter.ids = ids[position:position + len(waiter.rows)]

@@ -17,12 +17,23 @@ from typing import Any
 QUIET_LOGGERS = ("urllib3", "requests", "httpx", "httpcore", "twilio", "werkzeug", "hpack", "charset_normalizer")
 """Libraries that log URLs, headers or bodies at INFO or DEBUG: never below WARNING."""
 
+_ENCODED_SEPARATOR = r"%(?:25)?(?:2[0BbDdEe89]|09|0[AaDd]|[Cc]2%(?:25)?[Aa]0)"
+"""A separator as a URL writes it (also encoded twice): space, plus, dash, dot, parentheses, tab, newlines, nbsp."""
+_SEPARATOR = rf"(?:[\s().+_-]|{_ENCODED_SEPARATOR})"
+_PLUS = r"(?:\+|%(?:25)?2[Bb])"
 _PHONE = re.compile(
-    r"(?<![\w./-])\+?\d(?:[\s()-]{0,2}\d){7,}(?![\w])"  # +52 55 1234 5678, 55-1234-5678, (55) 1234 5678
-    r"|(?<=/)\d{8,}(?=[/?#&\s]|$)"                     # in a URL path: /phone/525512345678/countries
-    r"|(?i:(?<=%2B))\d{8,}"                             # URL-encoded: From=%2B525512345678
+    rf"(?<!\d)(?:{_ENCODED_SEPARATOR}|{_PLUS})+\d(?:{_SEPARATOR}{{0,3}}\d){{7,}}(?!\w)"  # +52..., %2B52%2055...
+    rf"|(?<![\w.%-])\d(?:{_SEPARATOR}{{0,3}}\d){{7,}}(?!\w)"  # 55 1234 5678, 52.55.1234.5678, /phone/5255.../
 )
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?")
+"""Eight digits or more, written with any separators a person or a URL uses: +52 55 1234 5678, 55-1234-5678,
+(55) 1234 5678, 52.55.1234.5678, 52+55+1234+5678 (a form's spaces), %2B52%2055%201234%205678, %252B52... (encoded
+twice), whatsapp:+521..., /phone/525512345678/ in a path."""
+_NOT_A_NUMBER = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?"  # a date written 2026-03-02 or 2026-03-02 18
+    r"|\d{1,3}(?:\.\d{1,3}){3}"  # an IPv4 address (gunicorn's access log starts with one)
+    r"|\d{1,3}\.\d{1,6}"  # a figure as Python writes it: 0.123456, 412.5 (not 52.5512345678)
+    r"|\d{2}\.\d+[+-]\d{2}"  # the seconds of an ISO time and its offset: 18:00:00.123456+00:00
+)
 _TOKENS = re.compile(
     r"\d{6,12}:[A-Za-z0-9_-]{30,}"            # Telegram bot tokens (also inside /bot<token>/ paths)
     r"|rt_[A-Za-z0-9_-]{20,}"                  # Retorno API tokens
@@ -35,6 +46,7 @@ _factory: Any = None
 
 def scrub(text: str) -> str:
     """`text` without phone numbers, tokens or configured secrets."""
+    text = _as_utf8(text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "[secret]")
@@ -42,9 +54,20 @@ def scrub(text: str) -> str:
     return _PHONE.sub(_number, text)
 
 
+def _as_utf8(text: str) -> str:
+    """UTF-8 read as Latin-1 (a WSGI path, as granian logs it: `+52\xc2\xa055`) decoded as the UTF-8 it is, so
+    its separators are seen as separators."""
+    if any("\x80" <= character <= "\xff" for character in text):
+        try:
+            return text.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
+    return text
+
+
 def _number(found: re.Match) -> str:
-    if _DATE.fullmatch(found.group(0)):
-        return found.group(0)  # a date written 2026-03-02 or 2026-03-02 18, not a number
+    if _NOT_A_NUMBER.fullmatch(found.group(0)):
+        return found.group(0)
     return "[number]"
 
 

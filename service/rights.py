@@ -37,7 +37,7 @@ from service.models import (
 from service.privacy import InvalidAddress, normalize_phone
 
 log = logging.getLogger(__name__)
-PHONE_CHANNELS = ("sms", "whatsapp")
+PHONE_CHANNELS = ("sms", "whatsapp", "voice")
 KEPT_LEDGER = (SUCCEEDED, SUBMITTED)
 """Incentive records that stay, anonymous: paid, or with the provider now (its outcome must still be recorded)."""
 

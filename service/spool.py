@@ -36,6 +36,7 @@ from sqlalchemy import text
 
 from bots.base import StatusUpdate
 from service.db import UNAVAILABLE, cause
+from service.privacy import UnknownKey
 from service.queue import INBOX
 from service.runtime import Runtime
 
@@ -67,7 +68,7 @@ def keep(runtime: Runtime, kind: str, items: list[dict], commit: Callable[[], T]
     """`commit()`, or, when the database cannot take it (or this process's earlier messages still wait in the spool),
     `items` appended to the spool as records of `kind`: None then. Raises SpoolFull when neither can keep them."""
     spool, full = of(runtime), None
-    if spool.holding:
+    if spool.holding or spool.others_waiting():
         try:
             spool.append([{kind: item} for item in items])
             return None
@@ -144,6 +145,8 @@ class Spool:
         self.mine: set[Path] = set()
         self.holding = False
         self.names = itertools.count(1)
+        self.sequence = itertools.count(1)
+        self._waiting: tuple[int, bool] | None = None
         self.replayer: threading.Thread | None = None
         self.wake = threading.Event()
         self.stopping = False
@@ -152,9 +155,14 @@ class Spool:
     # -- writing -------------------------------------------------------------------------------------------------
 
     def append(self, records: list[dict]) -> None:
-        """Write `records` to disk and fsync them, or raise SpoolFull; the replayer takes them from there."""
-        data = b"".join(orjson.dumps(record, option=orjson.OPT_NAIVE_UTC) + b"\n" for record in records)
+        """Write `records` to disk and fsync them, or raise SpoolFull; the replayer takes them from there.
+
+        Each record gets its sequence key `seq` = [nanoseconds, pid, counter], so that replays merge the files of all
+        the machine's processes (gunicorn's workers) in arrival order."""
         with self.lock:
+            now, pid = time.time_ns(), os.getpid()
+            data = b"".join(orjson.dumps({**record, "seq": [now, pid, next(self.sequence)]},
+                                         option=orjson.OPT_NAIVE_UTC) + b"\n" for record in records)
             try:
                 segment = self._room_for(len(data))
                 self._write(segment, data)
@@ -238,7 +246,9 @@ class Spool:
     # -- replaying -----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Replay what is on disk (an earlier process's spool) in the background, if anything is."""
+        """Replay what is on disk (an earlier process's spool) in the background, if anything is; purge records set
+        aside longer than the retention period."""
+        self.purge_rejected()
         if self.segments():
             with self.lock:
                 self._ensure_replayer()
@@ -264,10 +274,13 @@ class Spool:
         while True:
             try:
                 self.replay()
+                self.purge_rejected()
                 done, delay = True, RETRY_FIRST
             except Exception as error:  # noqa: BLE001 - the database is still away, or a file is unreadable: retry
                 if unavailable(error):
                     log.info("spool: database still unavailable (%s)", type(error).__name__)
+                elif isinstance(error, UnknownKey):
+                    log.error("spool: records wait for a key: %s (fix RETORNO_SECRET_KEY and restart)", error)
                 else:
                     log.exception("spool: replay failed; retrying")
                 done, delay = False, min(delay * 2, RETRY_MAX)
@@ -279,13 +292,13 @@ class Spool:
             self.wake.clear()
 
     def replay(self) -> int:
-        """Move every segment this process can claim into the database, oldest first; how many records moved.
+        """Move every record this process can claim into the database, in arrival order; how many moved.
 
         Raises while the database is unreachable (before touching the segment being appended to)."""
         self.probe()
         with self.lock:
             self._seal()
-        moved = sum(self.replay_segment(path) for path in self.segments())
+        moved = self.replay_all()
         self._remove_abandoned()
         with self.lock:
             self.mine = {path for path in self.mine if path.exists()}
@@ -298,31 +311,102 @@ class Spool:
         with self.runtime.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
-    def replay_segment(self, path: Path) -> int:
-        """Claim one file (unless a live process holds it), commit its records, remove it; how many it held."""
+    def others_waiting(self) -> bool:
+        """Whether any process of this machine has records waiting in the spool (so a new message must queue behind
+        them, whichever worker took it). One stat of the folder; its listing only when the folder changed."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return 0
+            changed = os.stat(self.directory).st_mtime_ns
+        except OSError:
+            return False
+        cached = self._waiting
+        if cached is not None and cached[0] == changed:
+            return cached[1]
+        waiting = any(name.endswith(SUFFIX) and not name.startswith(".") for name in _names(self.directory))
+        self._waiting = (changed, waiting)
+        return waiting
+
+    def replay_segment(self, path: Path) -> int:
+        """Replay what can be claimed now (every segment, merged in arrival order); kept for callers that name one."""
+        return self.replay_all()
+
+    def replay_all(self) -> int:
+        """Claim every segment no live process appends to, merge their records by sequence key, commit those that
+        arrived before the oldest segment still being appended to (its records may come earlier than the rest), and
+        remove what was committed. One replayer at a time per machine (a lock file), so order holds across processes.
+        """
+        self._ensure_directory()
+        guard = os.open(self.directory / ".replay.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        claimed: list[tuple[Path, int]] = []
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return 0  # a live process appends to it, or another replayer has it
-            if os.fstat(fd).st_nlink == 0:
-                return 0  # replayed and removed meanwhile
+                return 0  # another process replays now; ours wait for its turn
+            horizon: int | None = None
+            for path in self.segments():
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)  # a live process appends to it: nothing it holds is older than its name
+                    born = _born_ns(path.name)
+                    horizon = born if horizon is None or (born is not None and born < horizon) else horizon
+                    continue
+                if os.fstat(fd).st_nlink == 0:
+                    os.close(fd)
+                    continue
+                claimed.append((path, fd))
+            return self._replay_claimed(claimed, horizon)
+        finally:
+            for _, fd in claimed:
+                os.close(fd)
+            os.close(guard)
+
+    def _replay_claimed(self, claimed: list[tuple[Path, int]], horizon: int | None) -> int:
+        keyed: list[tuple[tuple, int, dict]] = []
+        for index, (path, fd) in enumerate(claimed):
             records, torn = _parse(_read_all(fd))
             if torn:
                 log.warning("spool: %s ends with %d incomplete records (never acknowledged), skipped", path.name, torn)
-            self._apply(records)
+            born, pid = _born_ns(path.name) or 0, _pid(path.name)
+            for line, record in enumerate(records):
+                keyed.append((_key(record.get("seq"), born, pid, line), index, record))
+        keyed.sort(key=lambda item: item[0])
+        ready = [item for item in keyed if horizon is None or item[0][0] < horizon]
+        self._apply([record for _, _, record in ready])
+        later = [item for item in keyed if not (horizon is None or item[0][0] < horizon)]
+        for index, (path, _) in enumerate(claimed):
+            rest = [record for _, i, record in later if i == index]
+            if rest:
+                self._rewrite(rest)
             path.unlink()
+        if claimed:
             _sync_directory(self.directory)
+        with self.lock:
+            self.replayed += len(ready)
+        if ready:
+            log.info("spool: %d records of %d files moved into the database", len(ready), len(claimed))
+        return len(ready)
+
+    def _rewrite(self, records: list[dict]) -> None:
+        """Records not replayed yet (they came after a live process's first record) as a new segment, named after
+        the first of them so it keeps its place in arrival order."""
+        first = _key(records[0].get("seq"), 0, 0, 0)[0]
+        name = f"{first:020d}-{os.getpid()}-r{next(self.names)}{SUFFIX}"
+        temporary = self.directory / f".{name}.new"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            data = b"".join(orjson.dumps(record, option=orjson.OPT_NAIVE_UTC) + b"\n" for record in records)
+            view, written = memoryview(data), 0
+            while written < len(data):
+                written += os.write(fd, view[written:])
+            os.fdatasync(fd)
         finally:
             os.close(fd)
-        with self.lock:
-            self.replayed += len(records)
-        log.info("spool: %d records of %s moved into the database", len(records), path.name)
-        return len(records)
+        os.rename(temporary, self.directory / name)
 
     def _remove_abandoned(self) -> None:
         """Remove new segments a process died creating (before its first record), once they are a minute old."""
@@ -387,8 +471,8 @@ class Spool:
 
     def _reject(self, records: list[dict], error: BaseException) -> None:
         """Keep records the database refuses for what they are in `rejected/`, for an operator (never dropped)."""
-        folder = self.directory / "rejected"
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder = self.rejected_folder
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = folder / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
@@ -401,6 +485,52 @@ class Spool:
             self.rejected += len(records)
         log.error("spool: the database refused %d spooled records (%s); kept in %s", len(records),
                   type(error).__name__, path)
+
+    # -- records set aside ---------------------------------------------------------------------------------------
+
+    @property
+    def rejected_folder(self) -> Path:
+        return self.directory / "rejected"
+
+    def rejected_files(self) -> list[Path]:
+        """Files of records the database refused on replay, oldest first."""
+        folder = self.rejected_folder
+        return [folder / name for name in sorted(_names(folder)) if name.endswith(".jsonl") and _born(name) is not None]
+
+    def rejected_stats(self, now: float | None = None) -> dict:
+        """Files, records and bytes set aside, the oldest one's age, and when they are purged."""
+        now = time.time() if now is None else now
+        files, records, size, oldest = 0, 0, 0, 0.0
+        for path in self.rejected_files():
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            files, records, size = files + 1, records + data.count(b"\n"), size + len(data)
+            oldest = max(oldest, now - (_born(path.name) or now))
+        return {"rejected_files": files, "rejected_records": records, "rejected_bytes": size,
+                "rejected_oldest_seconds": round(max(0.0, oldest), 1),
+                "rejected_purged_after_days": self.runtime.settings.retention_days}
+
+    def purge_rejected(self, now: float | None = None) -> int:
+        """Delete the files of records set aside longer than RETORNO_RETENTION_DAYS (they hold message bodies, as
+        the purged messages did); how many records went."""
+        now = time.time() if now is None else now
+        limit = self.runtime.settings.retention_days * 86400
+        purged = 0
+        for path in self.rejected_files():
+            if now - (_born(path.name) or now) <= limit:
+                continue
+            try:
+                purged += path.read_bytes().count(b"\n")
+                path.unlink()
+            except FileNotFoundError:
+                continue
+        if purged:
+            _sync_directory(self.rejected_folder)
+            log.info("spool: %d records set aside in %s longer than the retention period were deleted", purged,
+                     self.rejected_folder)
+        return purged
 
     # -- watching ------------------------------------------------------------------------------------------------
 
@@ -438,7 +568,32 @@ class Spool:
         return {
             "bytes": self._used(), "files": len(segments), "oldest_seconds": round(oldest, 1),
             "appended": self.appended, "replayed": self.replayed, "refused": self.refused, "rejected": self.rejected,
+            **self.rejected_stats(),
         }
+
+
+def _born_ns(name: str) -> int | None:
+    head = name.lstrip(".").split("-", 1)[0]
+    return int(head) if head.isascii() and head.isdigit() else None
+
+
+def _pid(name: str) -> int:
+    parts = name.split("-")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isascii() and parts[1].isdigit() else 0
+
+
+def _key(seq, born: int, pid: int, line: int) -> tuple[int, int, int]:
+    """A record's place in arrival order: its `seq`, or (for records spooled before keys existed) its file's birth,
+    the file's process and its line."""
+    if isinstance(seq, list) and len(seq) == 3 and all(isinstance(part, int) for part in seq):
+        return (seq[0], seq[1], seq[2])
+    return (born, pid, line)
+
+
+def _born(name: str) -> float | None:
+    """When a spool or rejected file was made (its name starts with the nanoseconds), in seconds; None if unnamed."""
+    head = name.lstrip(".").split("-", 1)[0]
+    return int(head) / 1e9 if head.isascii() and head.isdigit() else None
 
 
 def _names(directory: Path) -> list[str]:

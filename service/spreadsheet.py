@@ -2,7 +2,8 @@
 
 A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading `'`
 (OWASP's advice against CSV injection): a respondent's free-text answer `=HYPERLINK(...)` reaches staff's
-spreadsheet as text. Numbers stay numbers (a negative number is not text and is written as it is).
+spreadsheet as text. Only text is neutralized: numbers (int, float, Decimal, never bool-like text) stay numbers,
+so a negative figure such as a gap difference of -0.1250 is written as it is and a spreadsheet reads a number.
 """
 
 from __future__ import annotations

@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 CATCH_UP = 2.0
 """Seconds of missed sending moments that may be used late (a burst of at most rate x CATCH_UP messages)."""
 
-DEFAULT_RATES = {"twilio_number": 1.0, "twilio_service": 10.0, "telegram": 25.0, "console": 50.0}
+DEFAULT_RATES = {"twilio_number": 1.0, "twilio_service": 10.0, "telegram": 25.0, "console": 50.0, "twilio_calls": 1.0}
 """Messages per second when RETORNO_SEND_RATE is not set: a Twilio long code sends about 1 per second, a messaging
-service (or short code) more; Telegram allows about 30 per second per bot."""
+service (or short code) more; Telegram allows about 30 per second per bot; Twilio places 1 call per second per
+account unless the account's CPS was raised."""
 
 _EPSILON = 1e-6
 
@@ -54,6 +55,10 @@ def sender_for(settings, channel: str) -> Sender | None:
             return None
         bot = (settings.telegram_bot_token or "").split(":")[0]
         return Sender(f"telegram:{bot}", settings.sender_rate or DEFAULT_RATES["telegram"])
+    if channel == "voice":
+        if not (settings.twilio_outbound and settings.twilio_from_number):
+            return None
+        return Sender(f"twilio-calls:{settings.twilio_from_number}", settings.sender_rate or DEFAULT_RATES["twilio_calls"])
     if channel == "console":
         if not settings.console_channel:
             return None

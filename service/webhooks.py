@@ -126,6 +126,25 @@ def twilio_status():
     return twiml_ok()
 
 
+@webhooks.post("/twilio/voice")
+def twilio_voice():
+    """A call, and each answer its TwiML gathers (see service.voice)."""
+    from service.voice import call_step
+
+    rt = _runtime()
+    delivery = _FlaskDelivery()
+    return Response(call_step(rt, twilio_verified(rt.settings, delivery), delivery.query_string), mimetype="text/xml")
+
+
+@webhooks.post("/twilio/voice/status")
+def twilio_voice_status():
+    from service.voice import call_status
+
+    rt = _runtime()
+    call_status(rt, twilio_verified(rt.settings, _FlaskDelivery()))
+    return twiml_ok()
+
+
 @webhooks.post("/telegram")
 def telegram_update():
     rt = _runtime()

@@ -44,15 +44,16 @@ def read_reply(contact: Contact, inbound: Inbound, button_payload: str | None) -
     """A WhatsApp message opens the window; returns the message to run and whether it answers a template.
 
     A template's STOP button is a STOP whatever its label says; its other buttons, and the first message after a
-    template (unless it is STOP, HELP or a language), answer the template rather than the survey's question.
+    template (unless it is STOP, HELP, a language or a plain request to stop), answer the template rather than
+    the survey's question.
     """
     answering = rules.awaiting_reply(contact.last_template_at, contact.last_inbound_at)
     if inbound.at is not None and (contact.last_inbound_at is None or _aware(contact.last_inbound_at) < inbound.at):
         contact.last_inbound_at = inbound.at
     if rules.button_stops(button_payload):
         return replace(inbound, text=STOP_WORD), False
-    if not (answering or button_payload) or engine.keyword(inbound.text):
-        return inbound, False
+    if not (answering or button_payload) or engine.keyword(inbound.text) or engine.asks_to_stop(inbound.text):
+        return inbound, False  # 'ya no me escriban' after a template asks to stop, as on SMS
     return inbound, True
 
 
@@ -60,7 +61,8 @@ def ask_again(definition: Definition, state: State, inbound: Inbound) -> Step:
     """The answer to a template: the current question (the consent question, after an invitation) in free text."""
     step = engine.remind(definition, state)
     step.state.paused = False
-    step.state.pending = None  # a "did you mean ...?" the template hid is asked afresh, not confirmed by accident
+    if not (state.pending or {}).get("minor"):  # the age confirmation is asked again as it is, with its options
+        step.state.pending = None  # a "did you mean ...?" the template hid is asked afresh, not confirmed by accident
     if inbound.at is not None:
         step.state.last_at = inbound.at.isoformat()
     return step

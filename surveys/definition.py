@@ -58,6 +58,10 @@ class Question:
     line: int = 0
     hint: dict[str, str] = field(default_factory=dict)
     """A short clarification per language, sent with the question again when a respondent is unsure."""
+    audio: dict[str, str] = field(default_factory=dict)
+    """A recording of the question per language (https URL), played to callers instead of its text said."""
+    by_voice: bool = True
+    """Asked in a call; False for optional text questions a survey keeps to written channels."""
 
     def choice(self, value: str) -> Choice | None:
         return next((c for c in self.choices if c.value == value), None)
@@ -117,6 +121,8 @@ class Definition:
     messages: dict[str, dict[str, str]] = field(default_factory=dict)
     skip_words: dict[str, tuple[str, ...]] = field(default_factory=dict)
     max_reprompts: int = 3
+    segment_budget: int | None = None
+    """The most SMS segments one respondent should be sent on the worst path (`surveys check` warns above it)."""
     resume_after_minutes: int = 360
     digest: str = ""
     contact: dict[str, str] = field(default_factory=dict)

@@ -22,7 +22,16 @@ from surveys import messages as builtin
 from surveys import sms
 from surveys.definition import CONSENT_ID, Definition, Question
 from surveys.memo import IdentityMemo
-from surveys.parsers import Accepted, Rejected, Unsure, names_choice, parse_answer, polarity
+from surveys.parsers import (
+    Accepted,
+    Rejected,
+    Unsure,
+    age_said,
+    names_choice,
+    parse_answer,
+    refuses,
+    yes_or_no,
+)
 from surveys.phones import mobile_number
 from surveys.text import SHORT, normalize, squeeze
 
@@ -33,6 +42,9 @@ CONFIRM = "_confirm"
 _DEFAULT_STARTS = frozenset(normalize(k) for k in builtin.DEFAULT_START_KEYWORD.values())
 PAYOUT_PHONE = "_payout_phone"
 _BOT_SUFFIX = re.compile(r"^(/\w+)@\w+", re.ASCII)
+RESUMING_KINDS = ("call", "repeat")
+"""Inbound kinds that answer nothing: a call that begins ('call': where do I stand?) and a caller's `*` ('repeat').
+Both say the current question again, without counting a mistake; a new respondent starts the survey."""
 
 
 @dataclass
@@ -55,6 +67,8 @@ class State:
     """The respondent asked to erase their data; the same keyword again confirms."""
     stop_asked: bool = False
     """Asked to confirm a plain-language request to stop: nothing is sent (no reminder) until they write."""
+    keyword_region: bool = False
+    """Asked which region an opt-out keyword that begins region names meant ('Baja'); the keyword again opts out."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy that shares no list or dict with this state."""
@@ -89,6 +103,8 @@ class Inbound:
     language_hint: str | None = None
     contact: str | None = None
     """The phone number of a shared contact card (Telegram's share-contact button)."""
+    channel: str | None = None
+    """Where it was said: on 'voice', questions the survey does not ask by voice are passed over."""
 
 
 @dataclass(frozen=True)
@@ -183,12 +199,16 @@ def remind(definition: Definition, state: State) -> Step:
     respondent asked to stop and has not written since."""
     turn = _Turn(definition, state.copy(), Inbound(), True)
     if state.status == IN_PROGRESS and state.question and not state.stop_asked:
-        turn.ask(definition.question(state.question))
+        question = definition.question(state.question)
+        if state.pending is not None and state.pending.get("minor"):
+            turn.ask_minor_confirmation(question, state.pending.get("age"))  # '2' must still mean 'my mistake'
+        else:
+            turn.ask(question)
     return turn.step
 
 
 _REHEARSED_REASONS = {
-    "choice": ("not_understood", "ambiguous", "unsure"),
+    "choice": ("not_understood", "ambiguous", "unsure", "means"),
     "multi": ("not_understood", "ambiguous", "exclusive", "unsure"),
     "yes_no": ("not_understood", "ambiguous", "unsure"),
     "integer": ("not_a_number", "too_small", "too_large", "unsure"),
@@ -213,12 +233,32 @@ def rehearse(definition: Definition, question_id: str, language: str) -> dict[st
     reprompts = []
     for reason in _REHEARSED_REASONS.get(question.type, ("not_understood",)):
         wrong = turn()
-        wrong.reject(question, Rejected(reason, {"max_length": question.max_length or ""}))
+        detail: dict[str, Any] = {"max_length": question.max_length or ""}
+        if reason == "means":
+            reason, detail["options"] = "ambiguous", list(range(1, len(question.choices) + 1))
+        wrong.reject(question, Rejected(reason, detail))
         reprompts.append(wrong.step.replies)
     if question.type == "region":
         unsure = turn()
         unsure.ask_confirmation(question, max((r.name for r in question.regions), key=len, default=""))
         reprompts.append(unsure.step.replies)
+        baja = _Turn(definition, state.copy(), Inbound(text="BAJA"), True)
+        baja.on_keyword_region(["Baja California", "Baja California Sur"])
+        reprompts.append(baja.step.replies)
+        for reason in ("unknown_region", "ambiguous"):
+            which = turn()
+            which.reject(question, Rejected(reason, {"regions": ["Baja California", "Baja California Sur"]}))
+            reprompts.append(which.step.replies)
+    if definition.eligibility is not None and definition.eligibility.question == question.id:
+        minor = turn()
+        minor.ask_minor_confirmation(question, definition.eligibility.min_age - 1)
+        reprompts.append(minor.step.replies)
+        minor = turn()
+        minor.ask_minor_confirmation(question)
+        reprompts.append(minor.step.replies)
+    refused = turn()
+    refused.on_refusal(question)
+    reprompts.append(refused.step.replies)
     helped = turn()
     helped.on_keyword("help", None)
     return {"question": [asked.step.replies], "reprompt": reprompts, "help": [helped.step.replies]}
@@ -259,27 +299,28 @@ def asks_to_stop(text: str) -> bool:
     return _asks_to_stop(text) if len(text) <= SHORT else _asks_to_stop.__wrapped__(text)
 
 
-def _stop_phrases() -> tuple[dict[str, list[tuple[str, ...]]], frozenset[tuple[str, ...]]]:
-    """The requests to stop by first word, and those that must be the whole message (without filler)."""
-    by_first: dict[str, list[tuple[str, ...]]] = {}
-    for phrase in builtin.STOP_PHRASES:
-        said = tuple(squeeze(phrase.split()))
-        by_first.setdefault(said[0], []).append(said)
-    alone = frozenset(
-        tuple(w for w in squeeze(p.split()) if w not in builtin.STOP_FILLER) for p in builtin.STOP_ALONE
-    )
-    return by_first, alone
+def _stop_cores(said: list[str]) -> set[tuple[str, ...]]:
+    """The ways to read a message as a request to stop: as it is, and without STOP_FILLER at either end or the
+    words that may trail a request ('mensajes', 'con esto', 'me')."""
+    cores = set()
+    for start in (0, next((i for i, w in enumerate(said) if w not in builtin.STOP_FILLER), len(said))):
+        end = len(said)
+        cores.add(tuple(said[start:end]))
+        while end > start and (said[end - 1] in builtin.STOP_FILLER or said[end - 1] in builtin.STOP_TAIL):
+            end -= 1
+            cores.add(tuple(said[start:end]))
+    return cores
 
 
-_STOP_BY_FIRST, _STOP_ALONE = _stop_phrases()
+_STOP_WHOLE = frozenset(tuple(squeeze(normalize(p).split())) for p in (*builtin.STOP_PHRASES, *builtin.STOP_ALONE))
+"""Every plain-language request to stop, as the whole message it must be (filler aside)."""
 
 
 @lru_cache(maxsize=8192)
 def _asks_to_stop(text: str) -> bool:
-    said = tuple(squeeze(normalize(text).split()))
-    if tuple(w for w in said if w not in builtin.STOP_FILLER) in _STOP_ALONE:
-        return True
-    return any(said[i : i + len(p)] == p for i, word in enumerate(said) for p in _STOP_BY_FIRST.get(word, ()))
+    """Only a whole message is a request to stop: never words inside a longer answer ('ya no aguanto', 'basta de
+    violencia en mi colonia', 'no quiero seguir viviendo así' are answers, and may be a cry for help)."""
+    return not _STOP_WHOLE.isdisjoint(_stop_cores(squeeze(normalize(text).split())))
 
 
 def _guess_language(definition: Definition, inbound: Inbound | None) -> str:
@@ -330,11 +371,17 @@ class _Turn:
             else:
                 self.event("ignored")
             return self.step
+        asked_region, self.state.keyword_region = self.state.keyword_region, False
         if found and found[0] != "opt_out" and self._names_choice():
             found = None  # a label or synonym of the question answers it, even when it is also a keyword
+        if found and found[0] == "opt_out" and not asked_region and self._regions_named():
+            self.on_keyword_region(self._regions_named())  # 'Baja' to "¿En qué estado vive?": which Baja?
+            return self.step
         if found:
             self.state.stop_asked = False
             self.on_keyword(*found)
+        elif self.inbound.kind in RESUMING_KINDS and self.state.status != NEW:
+            self.resume()
         elif self.on_stop_request():
             return self.step
         elif self.state.status == NEW:
@@ -373,7 +420,7 @@ class _Turn:
                 self.event("stop_asked", self.state.question)
                 self.say("opt_out_confirm")
             return True
-        said = polarity(squeeze(normalize(text).split())) if asked else None
+        said = yes_or_no(text) if asked else None
         if said == "yes":
             self.on_keyword("opt_out", None)
         elif said == "no":
@@ -400,6 +447,20 @@ class _Turn:
             self.repeat_current()
         elif kind == "language":
             self.switch_language(argument)
+
+    def on_keyword_region(self, regions: list[str]) -> None:
+        """An opt-out keyword that is also how people name a region ('Baja', for Baja California and Baja
+        California Sur) answers the region question: asked which; the keyword again opts out."""
+        question = self._current()
+        assert question is not None
+        self.state.keyword_region = True
+        self.event("keyword_region", question.id)
+        keyword = normalize(self.inbound.text).upper()
+        self.preamble.append(
+            self.d.message("keyword_region", self.state.language, regions=_either(regions, self.state.language),
+                           keyword=keyword)
+        )
+        self.ask(question)
 
     def on_erase(self, confirmed: bool) -> None:
         """BORRAR / DELETE MY DATA: asks once to confirm; the caller erases the respondent on 'erase_confirmed'
@@ -431,6 +492,9 @@ class _Turn:
             return
         if self.inbound.button is not None:
             self.on_button(question)
+            return
+        if refuses(self.inbound.text) and not self._names_choice():
+            self.on_refusal(question)  # also 'prefiero no decir', a skip word: a required question says how to stop
             return
         if self._is_skip_word():
             self.on_skip(question)
@@ -488,12 +552,21 @@ class _Turn:
         else:
             self.repeat_current()
 
+    def resume(self) -> None:
+        """A call began, or the caller asked to hear the question again: where they stand, with no mistake counted."""
+        if self.inbound.kind == "call" and self.state.status == IN_PROGRESS and self.state.answers:
+            self.preamble.append(self.d.message("welcome_back", self.state.language))
+        self.state.paused = False
+        self.repeat_current()
+
     def repeat_current(self) -> None:
         """Say what was prepared and ask the current question again, or say where the respondent stands."""
         status = self.state.status
         if status == IN_PROGRESS and self.state.question:
             question = self.d.question(self.state.question)
-            if self.state.pending is not None:
+            if self.state.pending is not None and self.state.pending.get("minor"):
+                self.ask_minor_confirmation(question, self.state.pending.get("age"))
+            elif self.state.pending is not None:
                 self.ask_confirmation(question, self.state.pending["label"])
             else:
                 self.ask(question)
@@ -514,6 +587,9 @@ class _Turn:
 
     def on_confirmation(self, question: Question) -> None:
         pending = self.state.pending or {}
+        if pending.get("minor"):
+            self.on_minor_confirmation(question, pending)
+            return
         if self.inbound.button is not None:
             target, _, answer = self.inbound.button.partition("=")
             if target != CONFIRM:
@@ -543,6 +619,23 @@ class _Turn:
             return
         self.accept(question, [value] if question.type == "multi" else value)
 
+    def on_refusal(self, question: Question) -> None:
+        """'Prefiero no contestar' is not an answer: an optional question is skipped (and the refusal counted), a
+        required one is asked again, saying how to stop; refused again and again, the survey pauses."""
+        self.event("refused", question.id)
+        if not question.required:
+            self.skip(question)
+            return
+        self.state.attempts += 1
+        if self.state.attempts > self.d.max_reprompts:
+            self.state.attempts = 0
+            self.state.paused = True
+            self.event("paused", question.id)
+            self.say("paused")
+            return
+        self.preamble.append(self.d.message("refused", self.state.language))
+        self.ask(question)
+
     def on_skip(self, question: Question) -> None:
         if question.required:
             self.preamble.append(self.d.message("required", self.state.language))
@@ -550,7 +643,12 @@ class _Turn:
             return
         self.skip(question)
 
-    def accept(self, question: Question, value: Any) -> None:
+    def accept(self, question: Question, value: Any, confirmed: bool = False) -> None:
+        rule = self.d.eligibility
+        screens_out = rule is not None and question.id == rule.question and not rule.admits(question, value)
+        if screens_out and not confirmed:
+            self.confirm_minor(question, value)
+            return
         self.state.answers[question.id] = value
         self.state.attempts = 0
         self.event("answered", question.id)
@@ -567,11 +665,67 @@ class _Turn:
                 self.state.incentive = False
                 self.preamble.append(self.d.message("no_credit", self.state.language))
         self.step.answers.append(Answer(question.id, value))
-        rule = self.d.eligibility
-        if rule is not None and question.id == rule.question and not rule.admits(question, value):
+        if screens_out:
             self.screen_out(question, value)
             return
         self.advance()
+
+    def confirm_minor(self, question: Question, value: Any) -> None:
+        """Before a minor is screened out, ask once to confirm the age ('¿Tiene 17 años? 1) Si 2) No, me
+        equivoqué'), so that a typo ('15' for '51') does not drop an adult; nothing is stored yet."""
+        said = normalize(self.inbound.text)
+        option = said.isdigit() and 1 <= int(said) <= len(question.choices)  # '1': the option, not an age
+        age = age_said(self.inbound.text) if self.inbound.button is None and not option else None
+        self.state.pending = {"value": value, "label": "", "minor": True, "age": age}
+        self.state.attempts = 0
+        self.event("confirm_minor", question.id)
+        self.ask_minor_confirmation(question, age)
+
+    def ask_minor_confirmation(self, question: Question, age: int | None = None) -> None:
+        language = self.state.language
+        if age is not None and self.d.eligibility and age < self.d.eligibility.min_age:
+            asked = self.d.message("confirm_age", language, age=age)
+        else:
+            asked = self.d.message("confirm_minor", language, min_age=self._min_age())
+        choices = tuple(
+            ReplyChoice(v, builtin.MINOR_LABELS[v].get(language, v), f"{CONFIRM}={v}") for v in ("yes", "no")
+        )
+        text = self._with_preamble(asked, True, choices) if self.preamble else asked
+        self.step.replies.append(Reply(text=text, question_id=question.id, choices=choices, numbered=True))
+
+    def on_minor_confirmation(self, question: Question, pending: dict[str, Any]) -> None:
+        """The answer to '¿Tiene 17 años?': 1 / sí (or the same age again) screens out; 2 / no asks the age again,
+        or takes the adult age the reply gives instead ('no, tengo 51'); another age is a new answer."""
+        self.state.pending = None
+        said = normalize(self.inbound.text)
+        if self.inbound.button is not None:
+            target, _, answer = self.inbound.button.partition("=")
+            answer = answer if target == CONFIRM else None
+        elif said in ("1", "2"):
+            answer = "yes" if said == "1" else "no"
+        else:
+            outcome = parse_answer(self.d.consent, self.inbound.text, self.state.language)
+            answer = outcome.value if isinstance(outcome, Accepted) else None
+        retyped = None
+        if self.inbound.button is None and said not in ("1", "2"):
+            outcome = parse_answer(question, self.inbound.text, self.state.language, self._today())
+            retyped = outcome.value if isinstance(outcome, Accepted) else None
+        if answer == "yes" or (answer is None and retyped == pending["value"]):
+            self.event("minor_confirmed", question.id)
+            self.accept(question, pending["value"], confirmed=True)
+        elif retyped is not None and retyped != pending["value"]:
+            self.accept(question, retyped)  # 'no, tengo 51', or '51'
+        elif answer == "no":
+            self.event("minor_withdrawn", question.id)
+            self.ask(question)
+        elif self.state.attempts < self.d.max_reprompts:
+            self.state.attempts += 1
+            self.state.pending = pending
+            self.event("invalid", question.id, {"reason": "not_understood", "attempt": self.state.attempts})
+            self.ask_minor_confirmation(question, pending.get("age"))
+        else:
+            self.state.attempts = 0
+            self.ask(question)  # the confirmation was never answered: the age is asked afresh, nothing stored
 
     def screen_out(self, question: Question, value: Any) -> None:
         """Someone the survey is not for (a minor): thanked and ended; only the screening answer is kept and
@@ -609,6 +763,9 @@ class _Turn:
     def advance(self) -> None:
         start = self.d.index(self.state.question) + 1 if self.state.question else 1
         for question in self.d.questions[start:]:
+            if not question.by_voice and self.inbound.channel == "voice":
+                self.event("not_asked", question.id, {"channel": "voice"})
+                continue
             if question.condition is None or question.condition.evaluate(self.state.answers):
                 self.ask(question)
                 return
@@ -742,6 +899,14 @@ class _Turn:
         question = self._current() if self.state.status == IN_PROGRESS else None
         return question is not None and names_choice(question, self.inbound.text)
 
+    def _regions_named(self) -> list[str]:
+        """The regions a reply to the region question begins to name ('Baja'), when it names more than one."""
+        question = self._current() if self.state.status == IN_PROGRESS and self.state.pending is None else None
+        if question is None or question.type != "region":
+            return []
+        outcome = parse_answer(question, self.inbound.text, self.state.language)
+        return list(outcome.detail.get("regions", [])) if isinstance(outcome, Rejected) else []
+
     def _declines_consent(self) -> bool:
         """A 'no quiero participar' to the consent question is a decline, not a request to stop writing."""
         if self.state.status != IN_PROGRESS or self.state.question != CONSENT_ID:
@@ -780,8 +945,19 @@ class _Turn:
             return question.hint.get(language) or self.d.message(_UNSURE_KEYS[question.type], language)
         if question.errors.get(language):
             return question.errors[language]
+        if outcome.detail.get("options"):
+            return self.d.message("error_means", language, options=_either([str(n) for n in outcome.detail["options"]],
+                                                                           language))
+        if outcome.detail.get("regions"):
+            return self.d.message("error_region_which", language, regions=_either(outcome.detail["regions"], language))
         key = _error_key(question, outcome)
         return self.d.message(key, language, **_format_detail(question, outcome))
+
+
+def _either(names: list[str], language: str) -> str:
+    """'Baja California o Baja California Sur'."""
+    word = " or " if language == "en" else " o "
+    return ", ".join(names[:-1]) + word + names[-1] if len(names) > 1 else "".join(names)
 
 
 def _packed(parts: list[str]) -> list[str]:

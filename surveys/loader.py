@@ -9,6 +9,7 @@ import difflib
 import hashlib
 import json
 import re
+import string
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,7 +37,7 @@ _INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
 CONSENT_PLACEHOLDERS = ("questions", "credit")
 """What a consent text may say in braces: the question count a respondent can get, and the credit."""
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_ADDED_LATER = ("contact", "eligibility", "hint", "means")
+_ADDED_LATER = ("contact", "eligibility", "hint", "means", "segment_budget", "audio", "voice")
 """Keys added after surveys were first published: left out of the digest while unset, so it does not change."""
 _KNOWN_KEYS = sorted(
     {
@@ -132,7 +133,19 @@ def _review(
     lines = {CONSENT_ID: line_of(data, ("consent",))}
     lines |= {q.id: line_of(data, ("questions", i)) for i, q in enumerate(spec.questions)}
     lines |= {f"messages.{key}": line_of(data, ("messages", key)) for key in spec.messages}
+    if spec.segment_budget is not None:
+        lines["segment_budget"] = line_of(data, ("segment_budget",))
     return _build(spec), [], sorted(set(checker.warnings())), lines
+
+
+_CREDIT_PARTS = frozenset({"amount", "currency"})
+"""Older overrides write the credit as {amount} {currency}: still filled wherever {credit} is."""
+
+
+def _message_placeholders(key: str) -> frozenset[str]:
+    """The placeholders a built-in message fills: those its own texts use ({credit} also as {amount} {currency})."""
+    found = {name for text in builtin.DEFAULT_MESSAGES[key].values() for name in _PLACEHOLDER.findall(text)}
+    return frozenset(found | (_CREDIT_PARTS if "credit" in found else set()))
 
 
 def _parse_yaml(text: str) -> tuple[Any, list[Problem]]:
@@ -272,9 +285,22 @@ class _Checker:
                 suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
                 yield Problem(self.at("messages", key), f"messages: unknown message '{key}'{suffix}")
                 continue
-            for lang in texts:
+            known = _message_placeholders(key)
+            for lang, text in texts.items():
                 if lang not in self.languages:
                     yield Problem(self.at("messages", key, lang), f"messages.{key}: '{lang}' is not one of languages")
+                    continue
+                try:
+                    names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+                except ValueError:
+                    yield Problem(self.at("messages", key, lang),
+                                  f"messages.{key}.{lang}: a lone {{ or }} (write {{{{ or }}}} for the character)")
+                    continue
+                for name in dict.fromkeys(names):
+                    if name not in known:
+                        allowed = ", ".join(f"{{{k}}}" for k in sorted(known)) or "none"
+                        yield Problem(self.at("messages", key, lang),
+                                      f"messages.{key}.{lang}: unknown {{{name}}} (this message can say {allowed})")
         for lang in self.languages:
             missing = [
                 key
@@ -403,12 +429,26 @@ class _QuestionChecker:
             yield from self.c._translated(self.q.error, (*self.path, "error"), f"{self.name} error")
         if self.q.hint:
             yield from self.c._translated(self.q.hint, (*self.path, "hint"), f"{self.name} hint")
+        yield from self._audio()
+        if self.q.voice is False and (self.q.type != "text" or self.q.required):
+            yield Problem(self.at("voice"), f"{self.name}: voice: false is for optional text questions (type: text, "
+                                            "required: false), which a call passes over")
         yield from self._choices()
         yield from self._meanings()
         yield from self._limits()
         yield from self._regions()
         yield from self._analytics()
         yield from self._when()
+
+    def _audio(self) -> Iterator[Problem]:
+        """Recordings are optional per language (a language without one is said by the voice); each is https."""
+        for lang, url in self.q.audio.items():
+            if lang not in self.c.languages:
+                yield Problem(self.at("audio", lang),
+                              f"{self.name} audio: '{lang}' is not one of languages {self.c.languages}")
+            elif not re.fullmatch(r"https://[^\s<>\"']+", url):
+                yield Problem(self.at("audio", lang), f"{self.name} audio: the '{lang}' recording must be an "
+                                                      "https:// URL that Twilio can fetch")
 
     def _choices(self) -> Iterator[Problem]:
         q = self.q
@@ -628,8 +668,10 @@ def _build(spec: SurveySpec) -> Definition:
         type="yes_no",
         text=dict(spec.consent.text),
         choices=(
-            Choice("yes", _labels(spec.consent.accept, builtin.CONSENT_LABELS["yes"], spec.languages), means="yes"),
-            Choice("no", _labels(spec.consent.decline, builtin.CONSENT_LABELS["no"], spec.languages), means="no"),
+            Choice("yes", _labels(spec.consent.accept, builtin.CONSENT_LABELS["yes"], spec.languages),
+                   synonyms=builtin.CONSENT_SYNONYMS["yes"], means="yes"),
+            Choice("no", _labels(spec.consent.decline, builtin.CONSENT_LABELS["no"], spec.languages),
+                   synonyms=builtin.CONSENT_SYNONYMS["no"], means="no"),
         ),
     )
     counts = question_range((consent, *questions), eligibility)
@@ -651,6 +693,7 @@ def _build(spec: SurveySpec) -> Definition:
         messages=messages,
         skip_words=skip_words,
         max_reprompts=spec.max_reprompts,
+        segment_budget=spec.segment_budget,
         resume_after_minutes=spec.resume_after_minutes,
         digest=hashlib.sha256(json.dumps(_dumped(spec), sort_keys=True).encode()).hexdigest(),
         contact=dict(spec.contact),
@@ -737,4 +780,6 @@ def _question(q: QuestionSpec, languages: list[str]) -> Question:
         errors=dict(q.error),
         hint=dict(q.hint),
         regions=_regions(q) if q.type == "region" else (),
+        audio=dict(q.audio),
+        by_voice=q.voice is not False,
     )

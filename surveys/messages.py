@@ -76,6 +76,14 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "Bien, seguimos.",
         "en": "OK, let's continue.",
     },
+    "confirm_age": {
+        "es": "¿Tiene {age} años?",
+        "en": "Are you {age} years old?",
+    },
+    "confirm_minor": {
+        "es": "¿Tiene menos de {min_age} años?",
+        "en": "Are you under {min_age}?",
+    },
     "ineligible": {
         "es": "Gracias por escribirnos. Esta encuesta es solo para personas de {min_age} años o mas, asi que no "
               "le haremos mas preguntas. ¡Le deseamos lo mejor!",
@@ -105,6 +113,10 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
     "required": {
         "es": "Esta pregunta no se puede saltar.",
         "en": "This question cannot be skipped.",
+    },
+    "refused": {
+        "es": "Esta pregunta es necesaria para la encuesta. Si prefiere no seguir, escriba BAJA.",
+        "en": "This question is needed for the survey. If you would rather stop, send STOP.",
     },
     "media": {
         "es": "Solo puedo leer texto. Responda con palabras o numeros.",
@@ -174,6 +186,10 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "Su respuesta coincide con varias opciones; elija un numero.",
         "en": "Your answer matches several options; please pick a number.",
     },
+    "error_means": {
+        "es": "¿Cual de ellas? Responda {options}.",
+        "en": "Which one? Reply {options}.",
+    },
     "error_exclusive": {
         "es": "Esa opcion no se combina con otras; elija de nuevo.",
         "en": "That option cannot be combined with others; please choose again.",
@@ -200,6 +216,14 @@ DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
         "es": "Escriba una fecha, p. ej. 15/03/2024.",
         "en": "Please write a date, e.g. 15/03/2024.",
     },
+    "error_region_which": {
+        "es": "¿{regions}? Escriba el nombre completo.",
+        "en": "{regions}? Please write the full name.",
+    },
+    "keyword_region": {
+        "es": "¿{regions}? Si quiere dejar de recibir mensajes, escriba {keyword} otra vez.",
+        "en": "{regions}? To stop getting messages, send {keyword} again.",
+    },
     "error_region": {
         "es": "No encontramos ese estado. Escriba su nombre, p. ej. Jalisco.",
         "en": "I did not recognise the state. Write its name, e.g. Jalisco.",
@@ -213,10 +237,26 @@ YES_NO_LABELS: dict[str, dict[str, str]] = {
     "no": {"es": "No", "en": "No"},
 }
 
+MINOR_LABELS: dict[str, dict[str, str]] = {
+    "yes": {"es": "Si", "en": "Yes"},
+    "no": {"es": "No, me equivoqué", "en": "No, my mistake"},
+}
+"""The options of the confirmation before a minor is screened out (GSM-7: 'Si' without its accent)."""
+
 CONSENT_LABELS: dict[str, dict[str, str]] = {
     "yes": {"es": "Sí, acepto", "en": "Yes, I agree"},
     "no": {"es": "No", "en": "No"},
 }
+
+CONSENT_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "yes": {"es": ("no hay problema", "sin problema", "no hay bronca"), "en": ("no problem", "no worries")},
+    "no": {
+        "es": ("no quiero", "no por ahora", "ahorita no", "ahora no", "no quiero participar", "no quiero contestar"),
+        "en": ("not now", "i don t want to", "i don t want to answer", "i dont want to answer"),
+    },
+}
+"""Whole replies that accept or decline taking part, though they would not be a yes or a no to another question
+('no hay problema' agrees to take part; to "¿Tiene vivienda?" it is asked again)."""
 
 # Whole-message keywords, matched after normalization (case, accents and punctuation ignored).
 OPT_OUT_KEYWORDS = frozenset(
@@ -281,7 +321,13 @@ STOP_PHRASES = (
     "i do not want to participate", "no more messages", "no more texts", "please stop",
 )  # fmt: skip
 STOP_ALONE = ("basta", "ya basta", "basta ya", "enough", "no mas mensajes", "ya estuvo")
-"""Requests to stop that count only as the whole message (with filler), since the words are common."""
+"""Requests to stop made of common words. Like STOP_PHRASES, they count only as the whole message: filler
+(STOP_FILLER) around them and a few trailing words (STOP_TAIL) aside, never inside a longer answer."""
+STOP_TAIL = frozenset(
+    "mas mensajes mensaje sms whatsapp con esto esta encuesta me a mi anymore more messages texts this survey".split()
+)
+"""Words that may end a request to stop ('ya no quiero recibir mensajes', 'no quiero seguir con esto', 'stop
+texting me')."""
 TAKING_PART = frozenset({"participar", "seguir", "continuar", "contestar", "participate", "continue"})
 """A request to stop that names taking part ('no quiero participar') answers the consent question: a decline."""
 STOP_FILLER = frozenset("ya por favor porfa porfavor please ok gracias thanks de verdad en serio seriously".split())

@@ -549,7 +549,10 @@ def _affirmed(hits: list[_Hit], negated: frozenset[int]) -> list[_Hit]:
 
 def _number_target(number: _Number, choices: Sequence[Choice], unit: bool) -> int | None | Rejected:
     """The option a number picks: its position 1..n or, failing that, the one `range` holding it."""
-    in_ranges = [i for i, c in enumerate(choices) if c.range and c.range[0] <= number.value <= c.range[1]]
+    value = number.value
+    if not value.is_integer() and all(c.range is None or all(float(b).is_integer() for b in c.range) for c in choices):
+        value = math.floor(value)  # whole ranges count whole years: '17 y medio' is 17
+    in_ranges = [i for i, c in enumerate(choices) if c.range and c.range[0] <= value <= c.range[1]]
     if number.ordinal:
         in_ranges = []
     is_index = number.value.is_integer() and 1 <= number.value <= len(choices)
@@ -755,21 +758,61 @@ def _doubtful(text: str) -> Rejected | None:
     return Rejected("unsure", {"doubt": kind}) if kind in ("dont_know", "confused") else None
 
 
+# ----- Refusals: "prefiero no contestar" ------------------------------------------------------------------
+
+REFUSALS = (
+    "prefiero no contestar", "prefiero no responder", "prefiero no decir", "prefiero no decirlo",
+    "prefiero no decirle", "mejor no contesto", "mejor no le digo", "no quiero decir", "no quiero decirlo",
+    "no quiero decirle", "no quiero contestar", "no quiero responder", "no le voy a decir", "no te voy a decir",
+    "no les voy a decir", "no voy a contestar", "no voy a responder", "no voy a decir", "no contesto eso",
+    "no le contesto", "eso no se lo digo", "es personal", "es privado", "no es de su incumbencia",
+    "rather not say", "i d rather not say", "id rather not say", "i would rather not say", "prefer not to say",
+    "i prefer not to say", "prefer not to answer", "i prefer not to answer", "rather not answer",
+    "i d rather not answer", "id rather not answer", "no comment", "none of your business", "that s private",
+    "thats private", "it s personal", "its personal", "i won t say", "i wont say", "i don t want to answer",
+    "i dont want to answer", "i do not want to answer", "not telling", "i m not telling", "im not telling",
+)  # fmt: skip
+"""Replies that decline to answer one question: a refusal is not an answer (not a "no"). An optional question is
+skipped; a required one is asked again, saying how to stop."""
+_REFUSAL_FILLER = frozenset(squeeze(
+    "pues mejor eso esa esto esta pregunta por favor porfa gracias la verdad ok perdon disculpe lo siento sorry "
+    "that this question please thanks well".split()
+))
+
+
+@lru_cache(maxsize=1)
+def _refusals() -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(squeeze(words(p))) for p in REFUSALS)
+
+
+def refuses(text: str) -> bool:
+    """Whether the whole reply (filler at either end aside) declines to answer: 'prefiero no contestar', 'no le voy
+    a decir', 'rather not say'."""
+    if len(text) > SHORT * 2:
+        return False
+    said = squeeze(words(_clean(text)))
+    start = next((i for i, w in enumerate(said) if w not in _REFUSAL_FILLER), len(said))
+    end = len(said)
+    while end > start and said[end - 1] in _REFUSAL_FILLER:
+        end -= 1
+    return tuple(said[start:end]) in _refusals() or tuple(said) in _refusals()
+
+
 # ----- Yes / no -------------------------------------------------------------------------------------------
 
 YES_WORDS = (
     "si", "sí", "s", "yes", "y", "yep", "yeah", "yup", "ya", "claro", "claro que si", "ok", "okay", "okey",
     "oki", "va", "vale", "sale", "simon", "sip", "sipi", "dale", "andale", "de acuerdo", "estoy de acuerdo",
     "acepto", "si acepto", "si quiero", "por supuesto", "por supuesto que si", "correcto", "afirmativo",
-    "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "no hay problema", "aja", "asi es",
-    "exacto", "efectivamente", "cierto", "sin problema", "esta bien", "sure", "of course", "i agree", "i accept", "agree",
+    "obvio", "como no", "desde luego", "con gusto", "adelante", "listo", "aja", "asi es",
+    "exacto", "efectivamente", "cierto", "esta bien", "sure", "of course", "i agree", "i accept", "agree",
     "accept", "yes please", "i do", "i did", "i have", "i am", "i will", "it does", "absolutely",
     "definitely", "yes i do", "correct", "that s right", "thats right",
 )  # fmt: skip
 NO_WORDS = (
     "no", "n", "nop", "nope", "nel", "nah", "nones", "nunca", "jamas", "para nada", "nada", "ya no", "no acepto", "negativo",
-    "no gracias", "no thanks", "no thank you", "claro que no", "por supuesto que no", "no quiero participar",
-    "no deseo participar", "no quiero contestar", "nadie", "nobody", "no one", "ninguno", "ninguna",
+    "no gracias", "no thanks", "no thank you", "claro que no", "por supuesto que no", "no deseo participar",
+    "nadie", "nobody", "no one", "ninguno", "ninguna",
     "no estoy de acuerdo", "no de acuerdo", "no me interesa", "not interested", "tampoco", "i do not agree",
     "i don t agree", "no way", "not really", "de ninguna manera", "incorrecto", "en absoluto", "never",
     "not at all", "i don t", "i dont", "i do not", "i didn t", "i didnt", "i did not", "i haven t",
@@ -828,15 +871,66 @@ def polarity(
     rest = [t for i, t in enumerate(tokens) if i not in covered]
     if any(t in _HEDGES for t in rest):
         return None
-    if targets == {0}:
-        return None if any(t in _NEGATORS for t in rest) else "yes"
     end = min((b for b in breaks if b >= first_end), default=len(tokens))
     clause = [t for i, t in enumerate(tokens[first_end:end], first_end) if i not in covered]
+    particle = tokens[first_end - 1] in _PARTICLES
+    if particle and not _goes_on(clause, echoes, "yes" if targets == {0} else "no"):
+        return None  # 'no problem', 'no hay problema', 'ya no aguanto', 'si tuviera': another sentence
+    if targets == {0}:
+        return None if any(t in _NEGATORS for t in rest) else "yes"
     if any(t in _WEAKENERS for t in clause):
         return None
     if tokens[first:first_end] == ["no"] and _a_statement(clause, echoes):
         return None
     return "no"
+
+
+_PARTICLES = frozenset({"si", "no", "yes", "ya", "s", "n", "y"})
+"""A yes or no that is this bare word may begin another sentence ('no problem', 'si tuviera'); 'nadie', 'nunca'
+or 'no one' carry a statement of their own ('nadie me ayudó')."""
+_TRAIL_FILLER = frozenset(squeeze(
+    "gracias thanks thank you please porfa favor por ok okay senor senora senorita joven amigo verdad dios "
+    "jaja jeje haha pues bueno claro obvio este mm eh ah oh ay".split()
+))
+"""Words that may follow a yes or no without changing it ('no gracias a dios', 'sí claro', 'no la verdad')."""
+_JOINERS = frozenset(squeeze(
+    "a al de del con en el la los las lo un una unos unas mi mis su sus tu nuestro nuestra por para "
+    "yo me le les nos se i we they he she it my our their the an with from in at of for by to".split()
+))
+"""Words a yes or no may go on with ('sí, del gobierno', 'sí con mi familia', 'no they didn't')."""
+_ANSWER_VERBS = frozenset(squeeze(
+    "tengo tenemos tiene tienen tuve tuvimos tenia soy somos estoy estamos estuve estuvimos fui fuimos vivi "
+    "vivimos uso usamos sirve "
+    "hay habia there have has had do does did am is are was were".split()
+))
+"""Verbs that answer any yes/no question on their own ('sí tengo', 'no tengo', 'yes I have')."""
+_MORE_YES = frozenset(squeeze(
+    "mucho muchos muchas poco poquito algo todos todas todo siempre ya bastante tambien participar participo "
+    "mande mandeme pregunte adelante empecemos little lot all always also too participate go ahead".split()
+))
+"""Words that may follow a yes and only say how much, or to go on ('sí mucho', 'sí, un poco', 'sí acepto
+participar')."""
+
+
+def _goes_on(clause: Sequence[str], echoes: frozenset[str], said: str) -> bool:
+    """Whether the words right after a yes or no (in its clause, filler aside) carry on the same answer: they
+    begin with a joiner, a verb that answers, the question's own words or, after a yes, how much. Anything
+    else makes the yes or no part of another sentence: 'no problem', 'no hay problema' (an idiom), 'ya no
+    aguanto' (I can't take it any more), 'si tuviera' ('if I had')."""
+    rest = [w for w in clause if w not in _TRAIL_FILLER]
+    if not rest:
+        return True
+    first = rest[0]
+    if first in _JOINERS or first in _ANSWER_VERBS or first in _NEGATORS or first[:4] in echoes:
+        return True
+    return said == "yes" and (first in _MORE_YES or first.isdigit())
+
+
+def yes_or_no(text: str) -> str | None:
+    """'yes' or 'no' when a whole reply says it, with its punctuation ('no, sigo' is a no); else None."""
+    raw, breaks = _tokens(_emoji_words(_clean(text)[:MAX_INPUT]))
+    said = polarity(squeeze(raw), breaks)
+    return said if isinstance(said, str) else None
 
 
 _PERFECT = frozenset("he ha han hemos has e fui fue fuimos fueron habia hay".split())
@@ -920,7 +1014,9 @@ def _pick(choices: Sequence[Choice], text: str, echoes: frozenset[str] = frozens
             return Rejected("ambiguous")
         return picked
     if meant:
-        return meant.pop() if len(meant) == 1 else Rejected("ambiguous", {"means": said})
+        if len(meant) == 1:
+            return meant.pop()
+        return Rejected("ambiguous", {"means": said, "options": [i + 1 for i in sorted(meant)]})
     inside = _within_one(tokens, phrases)
     if inside is not None:
         return inside
@@ -934,9 +1030,29 @@ def _pick(choices: Sequence[Choice], text: str, echoes: frozenset[str] = frozens
 
 def _sentence_numbers(raw: Sequence[str], choices: Sequence[Choice]) -> list[_Number]:
     """The numbers in a sentence that can name an option: not articles ('un'), and, when no choice has a range,
-    not quantities ('regresé hace 2 años' does not pick option 2)."""
+    not quantities ('regresé hace 2 años' does not pick option 2); 'casi 18' is under 18."""
     ranged = any(c.range for c in choices)
-    return [n for n in _numbers(raw) if not n.weak and (ranged or n.end >= len(raw) or raw[n.end] not in _UNITS)]
+    found = [n for n in _numbers(raw) if not n.weak and (ranged or n.end >= len(raw) or raw[n.end] not in _UNITS)]
+    return [_almost(raw, n) for n in found] if ranged else found
+
+
+_ALMOST = frozenset("casi almost nearly cumplo cumplire cumplir turning turn".split())
+"""Words that put the number after them just out of reach: 'casi 18', 'ya casi tengo 18', 'voy a cumplir 18',
+'almost 18' are under 18."""
+
+
+def age_said(text: str) -> int | None:
+    """The one age (whole years) a reply states, for a confirmation: '17 años', 'casi 18' and '17 y medio' are 17."""
+    tokens = words(_clean(text)[:MAX_INPUT])
+    values = {math.floor(_almost(tokens, n).value) for n in _numbers(tokens) if not n.weak and not n.ordinal}
+    return values.pop() if len(values) == 1 and 0 <= min(values) < 150 else None
+
+
+def _almost(raw: Sequence[str], number: _Number) -> _Number:
+    """The number a little below what is said when 'casi' / 'almost' comes shortly before it."""
+    if _ALMOST.isdisjoint(raw[max(0, number.start - 3) : number.start]) or number.ordinal:
+        return number
+    return replace(number, value=number.value - 0.5)
 
 
 def _elsewhere(
@@ -1251,6 +1367,15 @@ def _region_hits(tokens: list[str], regions: tuple[Region, ...]) -> list[_Hit]:
     return _hits(tokens, anywhere) + _hits(core, whole_only)
 
 
+def regions_beginning(regions: Sequence[Region], tokens: Sequence[str]) -> list[str]:
+    """The names of the regions whose name begins with the reply's words ('Baja': Baja California and Baja
+    California Sur)."""
+    said = tuple(tokens)
+    if not said:
+        return []
+    return [r.name for r in regions if tuple(words(r.name))[: len(said)] == said and len(words(r.name)) > len(said)]
+
+
 def parse_region(question: Question, text: str, language: str, today: date | None = None) -> Outcome:
     """A region code by code, name, abbreviation or synonym; typos and 'México' alone give Unsure."""
     cleaned, error = _prepare(text, "unknown_region")
@@ -1274,6 +1399,9 @@ def parse_region(question: Question, text: str, language: str, today: date | Non
             return picked
         region = regions[picked]
         return Accepted(region.code) if sure else Unsure(region.code, region.name)
+    named = regions_beginning(regions, [t for t in tokens if t not in _REGION_FILLER])
+    if len(named) > 1:
+        return Rejected("ambiguous", {"regions": named})
     guess = _fuzzy([t for t in tokens if t not in _REGION_FILLER] or tokens, phrases)
     if isinstance(guess, Rejected):
         return guess

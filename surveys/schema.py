@@ -58,6 +58,10 @@ class QuestionSpec(Spec):
     error: Translated = {}
     hint: Translated = {}
     regions: str | list[RegionSpec] | None = None
+    audio: Translated = {}
+    """A recording of the question per language (an https URL), played to callers instead of its text said."""
+    voice: bool | None = None
+    """`false`: not asked in a call (an optional text question); unset: asked on every channel."""
 
     _id_as_text = field_validator("id", mode="before")(_as_text)
 
@@ -101,6 +105,7 @@ class SurveySpec(Spec):
     release_interval: str | int = "1d"
     weights: dict[Literal["economic", "social", "psychosocial"], float] = {}
     max_reprompts: int = Field(default=3, ge=0, le=10)
+    segment_budget: int | None = Field(default=None, ge=1)
     resume_after_minutes: int = Field(default=360, ge=1)
     skip_words: dict[str, list[str]] = {}
     messages: dict[str, Translated] = {}

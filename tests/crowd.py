@@ -147,7 +147,8 @@ class Crowd:
                 self.errors.append(f"{respondent.address}: unexpected message {sent.text[:80]!r}")
             return
         if respondent.stop_at is not None and len(respondent.expected) >= respondent.stop_at:
-            self._say(respondent, self.rng.choice(["STOP", "baja", "Alto", "cancelar"]))
+            words = ["STOP", "Alto", "cancelar"] + ([] if question == "state" else ["baja"])  # "Baja" may be a state
+            self._say(respondent, self.rng.choice(words))
             return
         text, value = self.rng.choice(ANSWERS[question])
         with self.lock:

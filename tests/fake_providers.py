@@ -57,6 +57,8 @@ class FakeProviders:
         self.whatsapp_errors: dict[str, str] = {}
         self.reports: list[tuple[str, str, str, str | None]] = []
         self.on_status: Callable[[str, str, str, str | None], None] | None = None
+        self.calls: list[dict[str, str]] = []
+        """Calls placed through Twilio's Calls API: the request's form, and the call's `sid`."""
         self.lock = threading.Lock()
         self.counter = itertools.count(1)
         self.server = _Server(("127.0.0.1", 0), self._handler())
@@ -143,6 +145,8 @@ class FakeProviders:
                     fake.requests.append((self.path, raw.decode("utf-8", "replace")))
                 if "/Messages.json" in self.path:
                     self._twilio(dict(parse_qsl(raw.decode())))
+                elif "/Calls.json" in self.path:
+                    self._call(dict(parse_qsl(raw.decode())))
                 elif "/sendMessage" in self.path or "/answerCallbackQuery" in self.path:
                     self._telegram(json.loads(raw or b"{}"))
                 else:
@@ -172,6 +176,16 @@ class FakeProviders:
                     fake._report(sid, number, "undelivered" if failure != "63016" else "failed", failure)
                     return
                 fake._record(sent)
+
+            def _call(self, form: dict[str, str]) -> None:
+                failure = fake._take_failure("twilio")
+                if failure:
+                    self._reply(*failure)
+                    return
+                sid = f"CA{next(fake.counter):032x}"
+                with fake.lock:
+                    fake.calls.append({**form, "sid": sid})
+                self._reply(201, {"sid": sid, "status": "queued", "to": form.get("To", ""), "direction": "outbound-api"})
 
             def _telegram(self, data: dict[str, Any]) -> None:
                 failure = fake._take_failure("telegram")

@@ -1,4 +1,4 @@
-"""Real Retorno processes for integration tests: gunicorn web servers and `retorno worker`s on loopback."""
+"""Real Retorno processes for integration tests: granian web servers (the Procfile's) and `retorno worker`s on loopback."""
 
 from __future__ import annotations
 
@@ -49,14 +49,21 @@ def service_env(database_url: str, redis_url: str, providers_url: str, public_ur
     return env
 
 
+def web_command(port: int, workers: int = 2, threads: int = 8, server: str = "granian",
+                factory: str = "service.app:create_app") -> list[str]:
+    """The Procfile's web process (granian) on loopback, or the gunicorn it replaced (for comparisons)."""
+    if server == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                "--threads", str(threads), "--worker-class", "gthread", "--graceful-timeout", "5",
+                "--backlog", "2048", f"{factory}()"]
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads),
+            "--backlog", "2048", "--workers-kill-timeout", "5", "--access-log", factory]
+
+
 def start_web(env: dict[str, str], port: int, workers: int = 2, log: Path | None = None,
-              threads: int = 8) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--threads", str(threads), "--worker-class", "gthread", "--graceful-timeout", "5",
-        "--backlog", "2048", "service.app:create_app()",
-    ]
-    return _spawn(command, env, log)
+              threads: int = 8, server: str = "granian") -> subprocess.Popen:
+    return _spawn(web_command(port, workers, threads, server), env, log)
 
 
 def start_worker(env: dict[str, str], log: Path | None = None, queues: tuple[str, ...] = ()) -> subprocess.Popen:
@@ -88,7 +95,7 @@ def wait_healthy(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if requests.get(f"{url}/healthz/webhooks", timeout=1).status_code == 200:  # takes webhooks
                 return
         except requests.RequestException:
             pass

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 FALLBACK, RETRIED = "fallback", "retried"
 MAX_ATTEMPTS = 3
+CALL_AGAIN = ("busy", "no-answer")
+"""A call that was not picked up (bots.voice: the call's status is the failure's code) is placed again later."""
+CALL_AGAIN_AFTER = timedelta(hours=2)
 BATCH = 500
 
 
@@ -52,6 +55,10 @@ def settle(rt: Runtime, session: Session, campaign: Campaign, failure: Failure,
            now: datetime) -> tuple[dict[str, Any], bool] | None:
     """(the campaign message's new values, whether to undo what its claim prepared) when the code calls for
     something besides recording it; None when it does not (the caller records it as before)."""
+    if failure.channel == "voice":
+        if failure.code in CALL_AGAIN and failure.attempts < MAX_ATTEMPTS:
+            return {"status": "pending", "due_at": now + CALL_AGAIN_AFTER, "reason": None}, True
+        return None
     known = errors.lookup(failure.code) if failure.channel in ("sms", "whatsapp") else None
     if known is None:
         return None

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from bots import render
+from bots import SPOKEN, render
 from service import runtime as runtimes
 from service import whatsapp
 from service.db import UNAVAILABLE, among, cause, json_rows
@@ -277,6 +277,8 @@ class _Batch:
         self.incentive_ids: list[int] = []
         self.sealed: list[int] = []
         """Messages that held a number (sealed at the webhook): the batch drops it once they are processed."""
+        self.siblings: dict[int, list[int]] = {}
+        """The same person's contacts on the other kind of phone channel, by contact id (see `_siblings`)."""
         self.dropped: dict[int, set[str]] = {}
         """Sessions of respondents screened out (by id): only these answers of theirs are kept."""
 
@@ -300,7 +302,7 @@ class _Batch:
             result.deferred_ids = sorted(i for key in keys if key not in contacts for i in by_key[key])
             keys = {key: enc for key, enc in keys.items() if key in contacts}
         messages = self._pending(session, keys)
-        latest = self._latest_sessions(session, [c.id for c in contacts.values()])
+        latest = self._latest_sessions(session, [c.id for c in contacts.values()], self.siblings)
         with session.no_autoflush:
             for key, queue in messages.items():
                 contact = contacts[key]
@@ -353,11 +355,24 @@ class _Batch:
         if missing:
             self._create_contacts(session, missing, keys)
             ids = self._contact_ids(session, hashes, keys)
-        wanted = {"ids": sorted(ids.values())}
-        locked = [] if wait else session.scalars(_LOCK_CONTACTS_SKIPPING, wanted).all()
-        if not locked:
-            locked = session.scalars(_LOCK_CONTACTS, wanted).all()
-        return {(c.channel, c.address_hash): c for c in locked}
+        self.siblings = self._siblings(session, sorted(ids.values()))
+        wanted = {"ids": sorted({*ids.values(), *(s for found in self.siblings.values() for s in found)})}
+        locked = {} if wait else self._usable(session.scalars(_LOCK_CONTACTS_SKIPPING, wanted).all(), keys)
+        return locked or self._usable(session.scalars(_LOCK_CONTACTS, wanted).all(), keys)
+
+    def _usable(self, locked: Sequence[Contact], keys: dict) -> dict[tuple[str, str], Contact]:
+        """The batch's contacts among those locked whose siblings are locked too."""
+        held = {c.id for c in locked}
+        return {(c.channel, c.address_hash): c for c in locked if (c.channel, c.address_hash) in keys
+                and all(s in held for s in self.siblings.get(c.id, ()))}
+
+    def _siblings(self, session: Session, contact_ids: list[int]) -> dict[int, list[int]]:
+        """The same person's contacts on the other kind of phone channel (a caller's SMS or WhatsApp contact, an
+        SMS or WhatsApp contact's voice contact): they share one session, so the batch locks them too."""
+        found: dict[int, list[int]] = defaultdict(list)
+        for contact_id, sibling_id in session.connection().execute(_READ_SIBLINGS, {"ids": contact_ids}):
+            found[contact_id].append(sibling_id)
+        return found
 
     def _contact_ids(self, session: Session, hashes: list[str], keys: Iterable[tuple[str, str]]):
         wanted = set(keys)
@@ -406,13 +421,23 @@ class _Batch:
                 queue.sort(key=_telegram_order)
         return grouped
 
-    def _latest_sessions(self, session: Session, contact_ids: list[int]) -> dict[int, SessionRow]:
-        rows = session.connection().execute(_READ_LATEST_SESSIONS, {"contacts": contact_ids}).all()
+    def _latest_sessions(
+        self, session: Session, contact_ids: list[int], siblings: dict[int, list[int]] | None = None
+    ) -> dict[int, SessionRow]:
+        """Each contact's latest session; where the person has a sibling contact (see `_siblings`), the one of
+        theirs that is under way (else the newest), so a call goes on where the SMS stopped and back."""
+        siblings = siblings or {}
+        wanted = sorted({*contact_ids, *(s for found in siblings.values() for s in found)})
+        rows = session.connection().execute(_READ_LATEST_SESSIONS, {"contacts": wanted}).all()
         latest: dict[int, SessionRow] = {}
         for row in rows:
             if row.contact_id not in latest:
                 latest[row.contact_id] = SessionRow(*row)
-        return latest
+        for contact_id in contact_ids:
+            candidates = [latest[c] for c in (contact_id, *siblings.get(contact_id, ())) if c in latest]
+            if candidates:
+                latest[contact_id] = max(candidates, key=lambda r: (r.status in _UNDER_WAY, r.id))
+        return {c: latest[c] for c in contact_ids if c in latest}
 
     # -- one message ----------------------------------------------------------------------------------------
 
@@ -434,6 +459,7 @@ class _Batch:
             at=_aware(message.received_at),
             language_hint=payload.get("language_hint"),
             contact=shared,
+            channel=contact.channel,
         )
         answers_template = False
         if contact.channel == "whatsapp":
@@ -598,15 +624,28 @@ class _Batch:
                 for message in self.outbound:
                     if message["contact_id"] == contact.id and message["kind"] != "ack":
                         message["status"], message["error"] = "cancelled", "opted out"
+                self._siblings_follow(session, contact, opted_out=True, opted_out_at=self.now)
             elif event.kind == "opted_in":
                 contact.opted_out = False
                 contact.opted_out_at = None
+                self._siblings_follow(session, contact, opted_out=False, opted_out_at=None)
             elif event.kind == "language_changed":
                 contact.language = event.detail.get("language")
             elif event.kind == "erase_confirmed":
                 self._erase_later(session, contact)
         if contact.language is None:
             contact.language = step.state.language
+
+    def _siblings_follow(self, session: Session, contact: Contact, **values: Any) -> None:
+        """A STOP (or a START) said on a call holds for the same number's SMS and WhatsApp, and the other way round:
+        they share the session it stopped."""
+        siblings = self.siblings.get(contact.id)
+        if siblings:
+            session.execute(update(Contact).where(Contact.id.in_(siblings)).values(**values))
+            if values.get("opted_out"):
+                session.execute(update(OutboundMessage).where(
+                    OutboundMessage.contact_id.in_(siblings), OutboundMessage.status == "queued",
+                ).values(status="cancelled", error="opted out"))
 
     def _erase_later(self, session: Session, contact: Contact) -> None:
         """The respondent confirmed BORRAR: nothing but the confirmation goes out, and the privacy job erases them
@@ -637,7 +676,7 @@ class _Batch:
             "kind": kind,
             "body": body,
             "payload": payload,
-            "status": "queued",
+            "status": "sent" if contact.channel in SPOKEN else "queued",
             "error": None,
             "attempts": 0,
             "created_at": self.now,
@@ -797,6 +836,21 @@ _READ_LATEST_SESSIONS = (
     .where(among(SurveySession.contact_id, "contacts"))
     .order_by(SurveySession.contact_id, SurveySession.id.desc())
 )
+
+_UNDER_WAY = (engine.NEW, engine.IN_PROGRESS)
+_SIBLING_CHANNELS = ("sms", "whatsapp", "voice")
+_c, _s = Contact.__table__.alias("c"), Contact.__table__.alias("s")
+_READ_SIBLINGS = (
+    select(_c.c.id, _s.c.id)
+    .join(_s, (_s.c.phone_hash == _c.c.phone_hash) & (_s.c.id != _c.c.id))
+    .where(
+        among(_c.c.id, "ids"),
+        _c.c.channel.in_(_SIBLING_CHANNELS),
+        _s.c.channel.in_(_SIBLING_CHANNELS),
+        (_c.c.channel == "voice") != (_s.c.channel == "voice"),
+    )
+)
+"""The voice contacts of the batch's SMS/WhatsApp contacts and the other way round (same phone number hash)."""
 
 SESSION_IDS_AT_ONCE = 100
 _SESSION_IDS = text("SELECT nextval(pg_get_serial_sequence('survey_sessions', 'id')) FROM generate_series(1, :n)")

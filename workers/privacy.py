@@ -3,7 +3,8 @@
     purge()   every minute: message bodies and provider payloads older than RETORNO_RETENTION_DAYS after their
               processing are emptied (inbound and outbound); paid (or duplicate) incentive records drop their
               number the same time after payment, keeping its keyed hash; ended dashboard sessions go; contacts
-              who confirmed BORRAR are erased once their last reply went out.
+              who confirmed BORRAR are erased once their last reply went out; spooled records the database
+              refused (the spool's rejected/ folder on this machine) are deleted after the same period.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from service import rights
 from service import runtime as runtimes
+from service import spool as spools
 from service.audit import aware
 from service.incentives import DUPLICATE, SUCCEEDED
 from service.models import (
@@ -50,6 +52,7 @@ def purge() -> dict[str, int]:
         "outbound": _purge_messages(rt, OutboundMessage, "outbound", cutoff, deadline),
         "payout_numbers": _drop_paid_numbers(rt, cutoff),
         "dashboard_sessions": _drop_sessions(rt, now),
+        "spool_rejected": spools.of(rt).purge_rejected(now.timestamp()),
     }
     if any(counts.values()):
         log.info("privacy: %s", ", ".join(f"{n} {what}" for what, n in counts.items() if n))

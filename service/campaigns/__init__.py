@@ -26,7 +26,7 @@ DEFAULT_MAX_REMINDERS = 1
 DEFAULT_EXPIRE_AFTER = 7 * 86400
 TAG = re.compile(r"^[\w.-]{1,64}$")
 DRAFT, RUNNING, PAUSED, FINISHED = "draft", "running", "paused", "finished"
-CHANNELS = ("sms", "whatsapp", "telegram")
+CHANNELS = ("sms", "whatsapp", "telegram", "voice")
 """The channels a campaign can be limited to (--channel)."""
 FALLBACKS = ("sms",)
 TEMPLATE_OPTIONS = {"invite": "--whatsapp-template", "reminder": "--whatsapp-reminder-template",
@@ -69,10 +69,8 @@ class Plan:
     opt_in_required: bool = True
 
     def __post_init__(self) -> None:
-        if self.channel == "voice":
-            raise CampaignError("--channel voice: Retorno has no voice channel yet; use sms, whatsapp or telegram")
         if self.channel is not None and self.channel not in CHANNELS:
-            raise CampaignError(f"--channel {self.channel}: not a channel; use sms, whatsapp or telegram")
+            raise CampaignError(f"--channel {self.channel}: not a channel; use sms, whatsapp, telegram or voice")
         if self.fallback is not None and self.fallback not in FALLBACKS:
             raise CampaignError(f"--fallback {self.fallback}: the only fallback is sms")
         if self.fallback and self.channel not in (None, "whatsapp"):

@@ -9,7 +9,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_DURATION = re.compile(r"([0-9]{1,9})\s*([smhdw])", re.ASCII)
+LONGEST = 366 * 86400
+"""A campaign's durations (reminders, expiry) are at most a year: a longer one is a typo, not a plan."""
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 OFF = ("none", "off", "no")
 
@@ -26,6 +28,8 @@ def parse_duration(text: str) -> int:
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
     if seconds <= 0:
         raise TimingError(f"{text!r} is not a duration longer than zero")
+    if seconds > LONGEST:
+        raise TimingError(f"{text!r} is longer than a year (366d), the most a campaign's durations may be")
     return seconds
 
 

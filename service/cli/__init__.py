@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from service.config import ConfigError, Settings, check_reachable, embedded_database
+from service.config import ConfigError, Settings, check_reachable, embedded_database, sqlite_file
+from service.privacy import UnknownKey
 from service.queue import QUEUE_NAMES
 from surveys.definition import Definition
 from surveys.loader import review_text
@@ -37,6 +38,12 @@ def _settings(port: int = 8000, existing: bool = False, **overrides) -> Settings
     that does not exist yet (it would only find it empty), and any other command says that it creates one.
     """
     embedded = embedded_database()
+    named = sqlite_file(os.environ.get("DATABASE_URL", ""))
+    if existing and named is not None and not named.exists():
+        raise click.ClickException(
+            f"no Retorno database at {named} (DATABASE_URL): point DATABASE_URL at the database `retorno run` uses, "
+            "or unset it and run this command in the folder with retorno-data/"
+        )
     if embedded is not None and not embedded.exists():
         if existing:
             where = "RETORNO_DATA_DIR" if os.environ.get("RETORNO_DATA_DIR", "").strip() else "this folder"
@@ -56,17 +63,15 @@ def _settings(port: int = 8000, existing: bool = False, **overrides) -> Settings
 
 
 def _check_surveys(rt) -> None:
-    """Publish the surveys; refuse to run on a survey file that is invalid or edited without a new version, or on
-    an unknown default survey."""
+    """Publish the surveys; refuse to run on a survey file that is invalid or edited without a new version, on
+    an unknown default survey, or with a secret key that cannot open the stored data."""
+    from service import startup
+
     rt.catalog.publish()
     if rt.catalog.refused:
         raise click.ClickException("\n".join(rt.catalog.refused))
-    known = rt.catalog.known()
-    if rt.settings.default_survey not in known:
-        raise click.ClickException(
-            f"RETORNO_DEFAULT_SURVEY={rt.settings.default_survey} is not a known survey; known: "
-            f"{', '.join(known) or 'none'} (set it to one of them, or add its file to RETORNO_SURVEYS_DIR)"
-        )
+    startup.check_default_survey(rt)
+    startup.check_keys(rt)
 
 
 def _runtime(settings: Settings):
@@ -80,6 +85,16 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
+class WrongValue(click.UsageError):
+    """A wrong option value: exit 2 with one line naming the option and the fix (no usage block around it)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+
+    def show(self, file=None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
 class _Commands(click.Group):
     """`retorno`: a misconfiguration or an outage met while a command runs is told in one line, not a traceback."""
 
@@ -90,6 +105,10 @@ class _Commands(click.Group):
             raise click.ClickException(str(error)) from None
         except click.ClickException:
             raise
+        except UnknownKey as error:
+            from service.startup import KEY_FIX
+
+            raise click.ClickException(f"{error}: {KEY_FIX}") from None
         except Exception as error:
             line = _outage(error)
             if line is None:
@@ -101,11 +120,14 @@ def _outage(error: Exception) -> str | None:
     """One line for a database or Redis that went away (or never answered); None for any other error."""
     module = type(error).__module__
     if module.startswith("sqlalchemy"):
-        from service.db import UNAVAILABLE, cause
+        from service.db import INVALID, UNAVAILABLE, cause
 
-        if cause(error) == UNAVAILABLE:
-            reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+        why = cause(error)
+        reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+        if why == UNAVAILABLE:
             return f"the database cannot be reached ({reason}); check DATABASE_URL and that the database is running"
+        if why == INVALID:
+            return f"the database refused a value given to this command ({reason}); check the command's arguments"
     if module.startswith("redis"):
         from redis.exceptions import ConnectionError as RedisDown
         from redis.exceptions import TimeoutError as RedisSlow
@@ -210,14 +232,28 @@ def _announce(settings: Settings, host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
-def web(host: str, port: int, workers: int) -> None:
-    """The web app only, under gunicorn (webhooks, API, dashboard)."""
-    _settings(port=port)
-    from gunicorn.app.wsgiapp import WSGIApplication
+@click.option("--server", type=click.Choice(["granian", "gunicorn"]), default="granian", show_default=True,
+              help="granian (a Rust HTTP server, the Procfile's) or gunicorn (the earlier one).")
+def web(host: str, port: int, workers: int, server: str) -> None:
+    """The web app only (webhooks, API, dashboard), as the Procfile runs it."""
+    from service import startup
 
-    sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "8",
-                "--worker-class", "gthread", "--access-logfile", "-", "service.app:create_app()"]
-    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
+    _setup_logging()
+    rt = _runtime(_settings(port=port))
+    startup.check(rt)  # each web process checks again (service.app)
+    rt.engine.dispose()
+    if server == "gunicorn":
+        from gunicorn.app.wsgiapp import WSGIApplication
+
+        sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "8",
+                    "--worker-class", "gthread", "--access-logfile", "-", "service.app:create_app()"]
+        WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
+        return
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian("service.app:create_app", address=host, port=port, interface=Interfaces.WSGI, factory=True,
+            workers=workers, blocking_threads=8, backlog=2048, workers_kill_timeout=30, log_access=True).serve()
 
 
 @main.command()
@@ -310,9 +346,11 @@ def tokens_create(role: str, name: str, expires: str | None) -> None:
     from service.auth import TokenError, create_token, duration
 
     try:
-        lifetime = duration(expires) if expires else None
+        lifetime = duration(expires) if expires is not None else None  # "" (an unset variable) is no "never"
     except TokenError as error:
-        raise click.BadParameter(str(error), param_hint="--expires") from None
+        raise WrongValue("--expires", str(error)) from None
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        raise WrongValue("--name", "a token name cannot hold control characters")
     settings = _settings()
     from service.db import upgrade
 
@@ -360,7 +398,8 @@ def surveys_check(paths: tuple[Path, ...], max_segments: int | None, as_json: bo
             continue
         cost = report.costs(review) if review.definition is not None else None
         long = report.too_long(path, cost, max_segments or 1, max_segments is not None) if cost else []
-        failed = failed or bool(review.problems) or (max_segments is not None and bool(long))
+        long += report.over_budget(path, review, cost) if cost else []
+        failed = failed or bool(review.problems) or (max_segments is not None and bool(cost and cost.over(max_segments)))
         if as_json:
             found.append(report.as_json(path, review, cost, max_segments))
             continue

@@ -66,7 +66,18 @@ def table(path: Path, review: Review, cost: SurveyCost) -> list[str]:
     paths = "; ".join(f"{p.language} {p.questions} questions, {p.messages} messages, {p.segments} SMS"
                       for p in cost.longest)
     lines.append(f"  longest path (consent to thanks): {paths}")
+    worst = "; ".join(f"{p.language} {p.messages} messages, {p.segments} SMS" for p in cost.worst)
+    budget = f" (budget {cost.budget})" if cost.budget is not None else ""
+    lines.append(f"  worst path (each question asked again {definition.max_reprompts} times, HELP once): "
+                 f"{worst}{budget}")
     return lines
+
+
+def over_budget(path: Path, review: Review, cost: SurveyCost) -> list[str]:
+    """`FILE:LINE: warning:` lines for the languages whose worst path sends more than `segment_budget`."""
+    line = review.lines.get("segment_budget", 1)
+    return [f"{path}:{line}: warning: segment_budget: the worst path in {p.language} sends {p.segments} SMS, more "
+            f"than the budget of {cost.budget} (shorten the texts or raise segment_budget)" for p in cost.over_budget()]
 
 
 def as_json(path: Path, review: Review, cost: SurveyCost | None, limit: int | None) -> dict[str, Any]:
@@ -90,6 +101,9 @@ def as_json(path: Path, review: Review, cost: SurveyCost | None, limit: int | No
         "messages": [_json_cost(c) for c in cost.questions],
         "other_messages": [_json_cost(c) for c in cost.other],
         "longest_path": {p.language: p.as_dict() for p in cost.longest},
+        "worst_path": {p.language: p.as_dict() for p in cost.worst},
+        "segment_budget": cost.budget,
+        "over_budget": [p.language for p in cost.over_budget()],
         "over_limit": [_json_cost(c) for c in over],
     })
     return found

@@ -95,6 +95,9 @@ def _summary(file: Path, report: Report, dry_run: bool) -> None:
     if report.kept_opted_out:
         stays = "stays" if report.kept_opted_out == 1 else "stay"
         click.echo(f"  {report.kept_opted_out:,} opted out earlier and {stays} opted out (no messages)")
+    if report.skipped_erased:
+        click.echo(f"  {report.skipped_erased:,} skipped: erased (they asked for their data to be deleted; "
+                   "they are not stored or invited again)")
     if report.ignored_columns:
         click.echo(f"  ignored columns (not stored): {', '.join(report.ignored_columns)}")
     if report.warnings:

@@ -12,7 +12,7 @@ from service.cli.contacts import contacts
 
 
 def _open_runtime():
-    settings = _settings()
+    settings = _settings(existing=True)
     from service.db import upgrade
 
     upgrade(settings.database_url)
@@ -151,7 +151,8 @@ def keys_rotate() -> None:
     rt = _open_runtime()
     try:
         total = sum(rotation.stale(rt).values())
-        with click.progressbar(length=total, label="re-sealing", file=sys.stderr) as bar:
+        with click.progressbar(length=total, label="re-sealing", file=sys.stderr,
+                               hidden=not sys.stderr.isatty()) as bar:
             done = rotation.rotate(rt, audit.cli_actor(), progress=bar.update)
     except UnknownKey as error:
         raise click.ClickException(f"{error}. Put the key it was sealed with in RETORNO_OLD_SECRET_KEYS and run "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +19,7 @@ def spool() -> None:
 def _spool(directory: Path | None):
     from service import spool as spools
 
-    settings = _settings()
+    settings = _settings(existing=True)
     if directory is not None:
         settings = replace(settings, spool_dir=directory.resolve())
     return spools.Spool(_runtime(settings))
@@ -33,16 +32,20 @@ def _spool(directory: Path | None):
 def status(directory: Path | None, as_json: bool) -> None:
     """Files and bytes waiting for the database, the oldest record's age, records set aside."""
     kept = _spool(directory)
+    kept.purge_rejected()
     stats = kept.stats()
-    rejected = sorted((kept.directory / "rejected").glob("*.jsonl"))
-    stats["rejected_files"] = len(rejected)
     if as_json:
         click.echo(json.dumps({"folder": str(kept.directory), **stats}))
         return
     click.echo(f"{kept.directory}: {stats['files']} files, {stats['bytes']} bytes waiting for the database"
                + (f", the oldest record {stats['oldest_seconds']:.0f} s old" if stats["files"] else ""))
-    if rejected:
-        click.echo(f"{len(rejected)} files of records the database refused, in {kept.directory / 'rejected'}")
+    if stats["rejected_files"]:
+        days = stats["rejected_oldest_seconds"] / 86400
+        click.echo(f"{stats['rejected_records']} records the database refused, in {stats['rejected_files']} files in "
+                   f"{kept.rejected_folder} (the oldest {days:.1f} days old; each is deleted "
+                   f"{stats['rejected_purged_after_days']:g} days after it was set aside, RETORNO_RETENTION_DAYS)")
+    else:
+        click.echo("no records set aside (the database took every spooled record)")
 
 
 @spool.command()
@@ -53,10 +56,7 @@ def replay(directory: Path | None) -> None:
     kept = _spool(directory)
     kept.probe()  # a database that cannot be reached is one line (service.cli._Commands)
     files = kept.segments()
-    moved = 0
-    with click.progressbar(files, label="replaying", file=sys.stderr, hidden=len(files) < 5) as bar:
-        for path in bar:
-            moved += kept.replay_segment(path)
+    moved = kept.replay_all()  # every file at once, merged in arrival order across the processes that wrote them
     left = kept.segments()
     click.echo(f"{moved} records moved into the database from {len(files) - len(left)} files")
     if left:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from service.gaps import aggregate
@@ -103,7 +104,7 @@ def to_csv(payload: dict[str, Any], selection: Selection) -> str:
     ungrouped = selection.grouping is None
     head = ["level", "measure", *CELL_FIELDS, *(DIFFERENCE_FIELDS if ungrouped else ())]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer)  # RFC 4180 CRLF: a carriage return inside a text cell is quoted, never a new row
     writer.writerow(head)
     rows = [("region", c) for c in data["cells"] + data["overall"]] + [("national", c) for c in data["national"]]
     for level, cell in rows:
@@ -119,7 +120,7 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return Decimal(f"{value:.4f}")  # a number, written -0.1250: never taken for a formula (service.spreadsheet)
     return value
 
 

@@ -15,7 +15,7 @@ REPLY = Reply("¿Trabaja?", "q", (ReplyChoice("yes", "Sí", "q=yes"), ReplyChoic
 
 
 def test_channels():
-    assert bots.CHANNELS == ("sms", "whatsapp", "telegram", "console")
+    assert bots.CHANNELS == ("sms", "whatsapp", "telegram", "console", "voice")
 
 
 @pytest.mark.parametrize("channel", ["sms", "whatsapp", "console"])

@@ -1,4 +1,4 @@
-"""A 10,000-contact campaign through real processes: gunicorn, 2 then 3 `retorno worker`s, PostgreSQL, Redis and a
+"""A 10,000-contact campaign through real processes: granian, 2 then 3 `retorno worker`s, PostgreSQL, Redis and a
 fake Twilio on loopback, with the time of every process driven by the test (RETORNO_TEST_CLOCK, a Redis key).
 
 The evening: invitations at 10 messages per second from 20:50 in Mexico City, the sender's worker killed with

@@ -442,6 +442,9 @@ def test_a_minor_is_screened_out_nothing_paid_nothing_else_stored(harness):
         assert harness.count("SELECT coalesce(sum(committed_cents), 0) FROM incentive_budgets") > 0
         harness.sms(phone, age)
         harness.settle()
+    assert harness.texts_to(minor)[-1] == "¿Tiene 15 años?\n1) Si\n2) No, me equivoqué"  # a typo must not drop an adult
+    harness.sms(minor, "1")
+    harness.settle()
     assert harness.texts_to(minor)[-1].startswith("Gracias por escribirnos. Esta encuesta es solo para personas de 18")
     records = {r["address"]: r for r in harness.responses()}
     assert records[minor]["status"] == "ineligible" and records[minor]["answers"] == {"age_band": "under_18"}

@@ -171,7 +171,7 @@ def test_spanish_headers_each_bad_row_kind_and_a_foreign_number(sqlite_url, tmp_
         "    line 10: language 'francés' is not es or en",
         "    line 11: 'palabras!' is not a tag: use letters, digits, _ - or . (no spaces), at most 64",
         "    line 12: 'Marte/Olimpo' is not a time zone; use a name like America/Mexico_City",
-        "    line 13: channel 'paloma' is not sms or whatsapp",
+        "    line 13: channel 'paloma' is not sms, whatsapp or voice",
         "    line 14: no phone or telegram_chat_id",
     ]
     assert "(1)" not in result.stdout and "supplied" not in result.stdout, "no library text in a reason"

@@ -113,6 +113,26 @@ def test_outside_the_window_invitations_are_templates_and_the_reply_is_asked_for
     assert (counts["invited"], counts["started"], counts["consented"], counts["opted_out"]) == (4, 3, 1, 1)
 
 
+def test_a_typed_request_to_stop_after_a_template_asks_to_confirm_and_opts_out_as_on_sms(harness):
+    ana, beto = _phones(2)
+    _whatsapp(harness, [ana, beto])
+    campaign_id = _campaign(harness, remind_after=24 * 3600, max_reminders=2)
+    _run(harness)
+    harness.clock.advance(minutes=5)
+    _say(harness, ana, "ya no me escriban")  # typed after the invitation template, not a button
+    assert _to(harness, ana)[-1].text == "¿Quiere dejar de recibir mensajes? Responda BAJA."
+    _button(harness, beto, "later", "Ya no me escriban")  # a button whose label asks to stop
+    assert _to(harness, beto)[-1].text == "¿Quiere dejar de recibir mensajes? Responda BAJA."
+    _run(harness, hours=25)
+    assert [len(_to(harness, p)) for p in (ana, beto)] == [2, 2], "no reminder after a request to stop"
+    _say(harness, ana, "ya no me escriban")
+    assert _to(harness, ana)[-1].text == OPTED_OUT
+    _say(harness, beto, "BAJA")
+    assert _to(harness, beto)[-1].text == OPTED_OUT
+    assert _report(harness, campaign_id)["counts"]["opted_out"] == 2
+    assert harness.providers.refused == []
+
+
 def test_inside_the_window_the_invitation_is_free_text(harness):
     ana, beto = _phones(2)
     _whatsapp(harness, [ana, beto])
@@ -358,8 +378,6 @@ def test_a_whatsapp_campaign_without_a_template_is_refused_in_one_line(harness, 
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--channel", "voice"], "Error: --channel voice: Retorno has no voice channel yet; use sms, whatsapp or "
-                             "telegram\n"),
     (["--whatsapp-template", "es=HX123"], "Error: --whatsapp-template: 'HX123' is not a Content SID (HX and 32 hex "
                                           "digits, from Twilio's Content Template Builder)\n"),
     (["--whatsapp-template", f"fr={INVITE_ES}"], "Error: --whatsapp-template: the survey has no language 'fr' "

@@ -1,4 +1,4 @@
-"""A WhatsApp campaign for 1,000 contacts through real processes: gunicorn, two `retorno worker`s, PostgreSQL,
+"""A WhatsApp campaign for 1,000 contacts through real processes: granian, two `retorno worker`s, PostgreSQL,
 Redis, and a fake Twilio that holds Retorno to WhatsApp's 24-hour rule (free text outside the window is refused
 with 63016 and never reaches the person), with the time of every process driven by the test (RETORNO_TEST_CLOCK).
 

@@ -107,7 +107,7 @@ def test_web_killed_while_spooling_then_every_acknowledged_message_is_stored_onc
             postgres.stop("fast")
             down_from = len(flood.deliveries)
             time.sleep(2)
-            stop(web, sig=signal.SIGKILL)  # gunicorn and its workers, in the middle of spooling
+            stop(web, sig=signal.SIGKILL)  # the web server and its workers, in the middle of spooling
             killed_at = len(flood.deliveries)
             left_behind = _spooled(env["RETORNO_DATA_DIR"])
             web = start_web(env, port, log=log)  # the next web process on this machine, the database still down

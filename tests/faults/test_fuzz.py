@@ -4,7 +4,7 @@ second; stored input never crashes a worker.
 Random forms, JSON, bytes, huge bodies, invalid UTF-8, wrong content types, missing and repeated fields, with and
 without valid signatures (a valid signature lets random content reach storage and the workers); random and hostile
 paths, query strings and headers on every route the app has (tests/faults/test_hostile.py sends the same over the
-wire to gunicorn).
+wire to granian, the Procfile's web server).
 """
 
 from __future__ import annotations

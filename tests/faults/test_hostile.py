@@ -1,4 +1,4 @@
-"""Hostile requests over the wire to the Procfile's web process (gunicorn) on PostgreSQL and Redis.
+"""Hostile requests over the wire to the Procfile's web process (granian) on PostgreSQL and Redis.
 
 Raw bytes on a socket, so nothing is cleaned up on the way: NUL bytes and control characters in the request line,
 paths, queries, headers and bodies; 64-bit edges and far beyond; deep JSON. No answer is a 5xx or slower than a
@@ -51,7 +51,7 @@ class Web:
 
 @pytest.fixture(scope="module")
 def web(postgres_url, redis_database, tmp_path_factory) -> Iterator[Web]:
-    """gunicorn as the Procfile starts it (one process, 16 threads: requests meet in the group committer)."""
+    """The web server as the Procfile starts it (granian; one process, 16 threads: requests meet in the group committer)."""
     from service import runtime as runtimes
     from service.auth import create_token
     from tests.support import truncate_all

@@ -90,17 +90,18 @@ def test_erase_by_command_leaves_nothing_linked_and_only_a_first_message_starts_
     assert find_numbers(json.dumps(entries)) == {}
     assert cli(h, "contacts", "erase", "--phone", ANA, "--yes").exit_code == 1  # nobody left
 
-    # no campaign reaches her: imported again and invited, she is skipped
+    # no campaign reaches her: a list that holds her again does not store her, so no invitation can go
     from service import campaigns
     from service.contacts import Report, load, read
 
     report = Report()
     load(h.rt, read(["phone,tags", f"{ANA},wave2", f"{CARLA},wave2"], "MX", report=report), report)
+    assert report.skipped_erased == 1 and report.created == 1
     campaign = campaigns.create(h.rt, campaigns.Plan(survey_id="reintegracion-mx", tag="wave2", wave=2,
                                                      quiet_hours=None))
-    started = campaigns.start(h.rt, campaign.id, actor="tests")
-    assert started.skipped == 1
-    assert h.count("SELECT count(*) FROM campaign_messages WHERE reason = 'erased'") == 1
+    campaigns.start(h.rt, campaign.id, actor="tests")
+    assert h.count("SELECT count(*) FROM campaign_messages") == 1, "Carla only"
+    assert h.count("SELECT count(*) FROM contacts") == 2, "Beto and Carla"
 
     # unless she writes first: a new, unknown contact
     before = len(h.texts_to(ANA))
@@ -167,3 +168,27 @@ def test_an_opted_out_respondent_can_still_ask_to_be_erased(pg):
     purge()
     assert h.count("SELECT count(*) FROM contacts") == 0
     assert h.count("SELECT count(*) FROM opt_out_markers") == 2  # the sms address and the phone number
+
+
+def test_a_list_that_holds_an_erased_person_in_any_spelling_skips_them(pg, tmp_path):
+    """Re-importing the old contact list after an erasure: every spelling of her number, on SMS and WhatsApp, is
+    skipped and reported ("n skipped: erased"); nothing of her is stored again, not even encrypted."""
+    h = pg
+    complete(h, ANA)
+    assert cli(h, "contacts", "erase", "--phone", ANA, "--yes").exit_code == 0
+    spellings = ["+52 55 1111 2222", "55-1111-2222", "5511112222", "+5215511112222", "044 55 1111 2222",
+                 "(55) 1111 2222", "52 55 1111 2222", "+52.55.1111.2222"]
+    lines = ["phone,channel,tags"]
+    lines += [f'"{spelling}",sms,wave2' for spelling in spellings]
+    lines += [f'"{ANA}",whatsapp,wave2', f'"{CARLA}",sms,wave2']
+    listed = tmp_path / "old-list.csv"
+    listed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    imported = cli(h, "contacts", "import", str(listed))
+    assert imported.exit_code == 0, imported.output
+    assert "2 skipped: erased" in imported.output, imported.output  # her SMS and her WhatsApp contact
+    assert "1 new contact" in imported.output
+    assert h.count("SELECT count(*) FROM contacts") == 1, "Carla only"
+    dump = pg_dump(h.database_url)
+    assert "5511112222" not in json.dumps(find_numbers(dump))
+    again = cli(h, "contacts", "import", str(listed))
+    assert "2 skipped: erased" in again.output and h.count("SELECT count(*) FROM contacts") == 1

@@ -92,6 +92,35 @@ def test_the_incentives_export_and_the_gaps_csv_are_inert(h, tmp_path):
     assert "'=cmd" in written and ",=cmd" not in written
 
 
+def test_negative_figures_in_the_gaps_csv_stay_numbers_and_only_text_is_neutralized():
+    """A spreadsheet must read -0.1250 as a number (a gap difference below zero); the quote is only for text that a
+    spreadsheet would take for a formula, whatever the figure's sign or size."""
+    from service.gaps import views
+    from service.gaps.snapshot import COLUMNS
+
+    figures = {"gap_difference": -0.125, "difference_ci_low": -0.98765, "difference_ci_high": -0.00001,
+               "returnee_gap_rate": 0.5, "community_gap_rate": 0.625, "gap_rate": 1 / 9, "ci_low": -0.0,
+               "ci_high": 1e-9}
+    payload = {"survey_id": "x", "version": 1, "wave": None, "generated_at": "2026-03-02T00:00:00+00:00",
+               "min_cell": 5, "respondents": 9, "comparison": None, "columns": list(COLUMNS), "rows": []}
+    names = ["-Norte", "+Sur", "@Centro", "=1+1", "\tTab", "\r=1", "Jalisco", "-1+2", "-", "- 3"]
+    for number, name in enumerate(names):
+        cell = dict.fromkeys(COLUMNS)
+        cell.update(region=f"{number + 1:02d}", region_name=name, overall=True, n=9, gap_n=1, suppressed=False,
+                    **figures)
+        payload["rows"].append([cell[c] for c in COLUMNS])
+    rows = list(csv.DictReader(io.StringIO(views.to_csv(payload, views.Selection()), newline="")))
+    assert len(rows) == len(names)
+    for row, name in zip(rows, names, strict=True):
+        assert row["gap_difference"] == "-0.1250" and row["difference_ci_low"] == "-0.9877"
+        assert row["difference_ci_high"] == "-0.0000" and row["ci_low"] == "-0.0000"
+        assert row["returnee_gap_rate"] == "0.5000" and row["n"] == "9"
+        for field in ("gap_difference", "difference_ci_low", "difference_ci_high", "ci_low"):
+            assert float(row[field]) <= 0, "a spreadsheet reads it as a number"
+        expected = "'" + name if name[0] in "=+-@\t\r" else name
+        assert row["region_name"] == expected, (name, row["region_name"])
+
+
 def test_bodies_payloads_and_paid_numbers_are_purged_after_retention(h):
     from workers.privacy import purge
 
@@ -109,7 +138,8 @@ def test_bodies_payloads_and_paid_numbers_are_purged_after_retention(h):
     h.clock.advance(days=29)
     h.telegram_text(555, "si")  # a young message: kept
     h.settle()
-    assert purge() == {"erased": 0, "inbound": 0, "outbound": 0, "payout_numbers": 0, "dashboard_sessions": 0}
+    assert purge() == {"erased": 0, "inbound": 0, "outbound": 0, "payout_numbers": 0, "dashboard_sessions": 0,
+                       "spool_rejected": 0}
     h.clock.advance(days=1, seconds=1)
     counts = purge()
     assert counts["inbound"] == 5 and counts["outbound"] >= 5 and counts["payout_numbers"] == 1
@@ -139,7 +169,7 @@ def test_retention_is_configurable(monkeypatch, tmp_path):
     ("whatsapp:+5215512345678", "whatsapp:[number]"),
     ("GET /operators/auto-detect/phone/525512345678/countries/MX", "GET /operators/auto-detect/phone/[number]"
                                                                     "/countries/MX"),
-    ("From=%2B525512345678&Body=hola", "From=%2B[number]&Body=hola"),
+    ("From=%2B525512345678&Body=hola", "From=[number]&Body=hola"),
     ("(55) 1234-5678", "([number]"),
     ("POST https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage",
      "POST https://api.telegram.org/bot[secret]/sendMessage"),

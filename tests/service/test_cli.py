@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -206,13 +205,16 @@ def test_commands_that_create_data_say_which_embedded_database_they_start(tmp_pa
     assert again.exit_code == 0 and "creating" not in again.stderr
 
 
-def test_the_procfile_web_process_stops_on_a_wrong_setting_in_one_line(tmp_path):
-    """gunicorn on create_app(): one line of ours, then gunicorn's own 'App failed to load', no traceback."""
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_the_procfile_web_process_stops_on_a_wrong_setting_in_one_line(tmp_path, server):
+    """The web server on create_app(): one line of ours, then the server's own exit, no traceback."""
+    from tests.processes import web_command
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RETORNO_", "DATABASE_URL", "REDIS_URL"))}
     env.update(DATABASE_URL="postgres//oops", RETORNO_SECRET_KEY=SECRET)
-    process = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1",
-         "service.app:create_app()"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    process = subprocess.run(web_command(free_port(), workers=1, server=server), cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
     assert process.returncode != 0
-    assert "retorno: DATABASE_URL is not a database URL; write it as postgresql://" in process.stderr
-    assert "Traceback" not in process.stderr
+    output = process.stdout + process.stderr
+    assert "retorno: DATABASE_URL is not a database URL; write it as postgresql://" in output
+    assert "Traceback" not in output

@@ -142,7 +142,7 @@ def test_the_budget_is_never_promised_twice(h):
     assert h.texts_to(THIRD)[-1] == "¡Gracias por completar la encuesta!"
     h.sms(PHONE, "jalisco")
     h.settle()
-    h.sms(OTHER, "baja")
+    h.sms(OTHER, "STOP")  # "baja" on the region question asks which Baja
     h.settle()
     fourth = "+528112345678"
     h.sms(fourth, "hola")

@@ -83,14 +83,17 @@ def test_database_down_spools_webhooks_answers_200_and_replays_them_when_it_retu
         telegram = _telegram(client, 5, "hola", 5)
         again = _sms(client, PHONE, "hola", "SM" + "9" * 32)  # Twilio delivering it twice
         health = client.get("/healthz")
+        webhooks_health = client.get("/healthz/webhooks")
         metrics = client.get("/metrics").get_data(as_text=True)
     finally:
         spools.of(runtime).stop()
         runtime.engine.dispose()
     assert (sms.status_code, telegram.status_code, again.status_code) == (200, 200, 200)
-    assert health.status_code == 200, "degraded, not down: the load balancer must keep sending webhooks here"
+    assert health.status_code == 503, "CONTRACT.md: 503 unless the database and the queue answer"
+    assert webhooks_health.status_code == 200, "degraded, not down: the load balancer must keep sending webhooks here"
+    assert webhooks_health.get_json()["status"] == "degraded"
     body = health.get_json()
-    assert (body["status"], body["database"]) == ("degraded", "unavailable")
+    assert (body["status"], body["database"]) == ("degraded", "unavailable"), "webhooks are still kept"
     assert body["spool"]["files"] == 1 and body["spool"]["appended"] == 3 and body["spool"]["bytes"] > 0
     assert "retorno_spool_appended_total 3" in metrics and "retorno_database_up 0" in metrics
     folder = tmp_path / "spool"
@@ -173,6 +176,7 @@ def test_a_spool_over_its_limit_or_a_full_disk_answers_503_and_leaves_no_half_re
         statuses = [a.status_code for a in answers]
         refused = answers[-1]
         health = client.get("/healthz")
+        webhooks_health = client.get("/healthz/webhooks")
         spool.max_bytes = 10 * 1024 * 1024
         sizes = sorted(f.stat().st_size for f in (tmp_path / "spool").glob("*.spool"))
         monkeypatch.setattr(spools, "os", _DiskFull(os))
@@ -187,6 +191,7 @@ def test_a_spool_over_its_limit_or_a_full_disk_answers_503_and_leaves_no_half_re
     assert statuses == sorted(statuses), "once full, refused until replayed"
     assert refused.headers["Retry-After"] and refused.get_json()["error"]["code"] == "database_unavailable"
     assert health.status_code == 503 and health.get_json()["status"] == "unavailable"
+    assert webhooks_health.status_code == 503 and webhooks_health.get_json()["status"] == "unavailable"
     assert full_disk.status_code == 503
     assert after == sizes, "the part of the record written before the disk filled up is cut off again"
     assert recovered.status_code == 200

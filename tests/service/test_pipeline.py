@@ -283,6 +283,8 @@ def test_health_and_metrics(harness):
     response = harness.client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
+    webhooks = harness.client.get("/healthz/webhooks")
+    assert webhooks.status_code == 200 and webhooks.get_json()["status"] == "ok"
     harness.sms(PHONE, "Hola")
     metrics = harness.client.get("/metrics").get_data(as_text=True)
     assert 'retorno_inbound_messages{status="pending"} 1' in metrics

@@ -111,3 +111,24 @@ def test_chat_with_a_secret_of_an_earlier_database_starts_anew(running, tmp_path
     )
     assert result.returncode == 0 and "¿Acepta? (SI/NO)" in result.stdout, result.stderr
     assert "a-secret-of-an-earlier-database" not in state.read_text()
+
+
+def test_chat_confirms_a_minors_age_and_asks_which_baja(running, tmp_path):
+    url, env, _ = running
+
+    def chat(name: str, lines: list[str]) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "service.cli", "chat", "--url", url, "--as", name],
+            input="\n".join(lines) + "\n", capture_output=True, text=True, env=env, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    typo = chat("beto", ["Hola", "si", "15", "2", "51"])
+    assert "¿Tiene 15 años?\n1) Si\n2) No, me equivoqué" in typo
+    assert "¿Ha vivido fuera de México?" in typo and "solo para personas de 18" not in typo
+    minor = chat("carla", ["Hola", "si", "casi 18", "1"])
+    assert "¿Tiene 17 años?" in minor and "Esta encuesta es solo para personas de 18 años o mas" in minor
+    baja = chat("dora", ["Hola", "si", "30", "2", "1", "Baja", "Baja California Sur"])
+    assert "¿Baja California o Baja California Sur? Si quiere dejar de recibir mensajes, escriba BAJA otra vez." in baja
+    assert "¿Le alcanza su ingreso" in baja and "ya no le escribiremos" not in baja

@@ -191,3 +191,102 @@ def test_retorno_spool_replay_with_the_database_down_says_so(tmp_path, monkeypat
     result = CliRunner().invoke(main, ["spool", "replay"])
     assert result.exit_code == 1
     assert "cannot be reached" in result.output and "DATABASE_URL" in result.output
+
+
+def test_records_set_aside_are_shown_and_purged_after_the_retention_period(sqlite_url, providers, tmp_path):
+    """rejected/ holds message bodies like the messages table did: `retorno spool status` shows it, and it goes after
+    RETORNO_RETENTION_DAYS like the bodies (the privacy job, a web process's start and replays)."""
+    import time
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+
+    from service import runtime as runtimes
+    from service.cli import main
+    from workers.privacy import purge
+
+    harness = Harness(sqlite_url, providers, tmp_path, retention_days=30)
+    spool = spools.of(harness.rt)
+    spool.stopping = True
+    env = {"DATABASE_URL": sqlite_url, "RETORNO_SECRET_KEY": harness.settings.secret_key, "REDIS_URL": "",
+           "RETORNO_DATA_DIR": str(tmp_path)}
+    try:
+        empty = CliRunner().invoke(main, ["spool", "status"], env=env)
+        assert empty.exit_code == 0 and "no records set aside" in empty.stdout
+        spool._reject([{"nonsense": 1}, {"nonsense": 2}], ValueError("bad"))
+        old = spool.rejected_files()[0]
+        born = time.time_ns() - 31 * 86400 * 10**9
+        old.rename(old.with_name(f"{born:020d}-1.jsonl"))
+        spool._reject([{"nonsense": 3}], ValueError("bad"))
+        stats = spool.stats()
+        assert stats["rejected_files"] == 2 and stats["rejected_records"] == 3
+        assert 31 * 86400 - 60 < stats["rejected_oldest_seconds"] < 31 * 86400 + 60
+        shown = CliRunner().invoke(main, ["spool", "status", "--json"], env={**env, "RETORNO_RETENTION_DAYS": "40"})
+        assert orjson.loads(shown.stdout)["rejected_records"] == 3, "younger than 40 days: kept"
+        text_shown = CliRunner().invoke(main, ["spool", "status"], env=env)
+        assert "1 records the database refused, in 1 files" in text_shown.stdout, text_shown.stdout
+        assert "deleted 30 days after" in text_shown.stdout
+        spool._reject([{"nonsense": 4}], ValueError("bad"))
+        young = spool.rejected_files()
+        runtimes.install(harness.rt)  # the commands installed their own runtime
+        harness.clock.now = datetime.now(UTC)
+        harness.clock.advance(days=29)  # the privacy job reads the service's clock
+        assert purge()["spool_rejected"] == 0
+        harness.clock.advance(days=2)
+        assert purge()["spool_rejected"] >= 1
+        assert not any(path.exists() for path in young)
+        metrics = harness.client.get("/metrics").get_data(as_text=True)
+        assert "retorno_spool_rejected_records 0" in metrics
+    finally:
+        harness.close()
+
+
+def test_healthz_keeps_the_contract_while_spooled_records_wait(manual):
+    """CONTRACT.md: /healthz is `200 {"status": "ok"}` whenever the database and the queue answer, spooled records
+    waiting or not; /healthz/webhooks (for the load balancer) says `degraded` until they are replayed."""
+    harness, spool = manual
+    spool.append([{"inbound": row} for row in _rows(harness, "uno")])
+    health, webhooks = harness.client.get("/healthz"), harness.client.get("/healthz/webhooks")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok"
+    assert health.get_json()["spool"]["files"] == 1
+    assert webhooks.status_code == 200 and webhooks.get_json()["status"] == "degraded"
+    assert spool.replay() == 1
+    assert harness.client.get("/healthz/webhooks").get_json()["status"] == "ok"
+
+
+def test_two_workers_spooling_into_one_folder_replay_in_arrival_order(manual):
+    """Two gunicorn workers on one machine spool into the same folder, each into its own file, while one respondent's
+    messages alternate between them; a third worker that never spooled gets a message meanwhile. Whichever replays,
+    and whenever (even while the other still appends), the database gets them in the order they arrived."""
+    harness, third = manual
+    first, second = spools.Spool(harness.rt), spools.Spool(harness.rt)  # each as a worker process has its own
+    first.stopping = second.stopping = True
+    rows = _rows(harness, *(f"mensaje {n}" for n in range(1, 9)))
+    for n, row in enumerate(rows[:6]):
+        (first if n % 2 == 0 else second).append([{"inbound": row}])
+    assert len(first.segments()) == 2, "one file per worker, both still being appended to"
+    assert third.others_waiting(), "the third worker sees records waiting"
+    assert harness.sms(PHONE, "mensaje 7", sid=rows[6]["provider_id"]).status_code == 200
+    assert _stored(harness) == [], "it queued behind them instead of overtaking them"
+
+    assert first.replay() == 1, "only what came before the other worker's first record"
+    assert [body for _, body in _stored(harness)] == ["mensaje 1"]
+    second.append([{"inbound": rows[7]}])  # the second worker still appends while the first one replays
+    assert first.replay() == 0, "the second worker's file is still open: nothing after its start goes in"
+    assert second.replay() == 5, "up to the third worker's open file"
+    assert [body for _, body in _stored(harness)] == [f"mensaje {n}" for n in range(1, 7)]
+    assert third.replay() == 2
+    assert [body for _, body in _stored(harness)] == [f"mensaje {n}" for n in range(1, 9)]
+    assert first.segments() == [] and not third.others_waiting()
+    assert first.replay() == 0 and second.replay() == 0
+
+
+def test_records_spooled_before_sequence_keys_are_replayed_by_file_and_line(manual):
+    harness, spool = manual
+    spool.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    rows = _rows(harness, "viejo 1", "viejo 2", "nuevo")
+    old = b"".join(orjson.dumps({"inbound": row}, option=orjson.OPT_NAIVE_UTC) + b"\n" for row in rows[:2])
+    (spool.directory / f"{1:020d}-7-1.spool").write_bytes(old)
+    spool.append([{"inbound": rows[2]}])
+    assert spool.replay() == 3
+    assert [body for _, body in _stored(harness)] == ["viejo 1", "viejo 2", "nuevo"]

@@ -222,3 +222,39 @@ def test_check_as_json(tmp_path):
     assert short["longest_path"]["en"]["segments"] >= 4
     assert any("keyword 'AYUDA'" in w["message"] for w in short["warnings"])
     assert not bad["valid"] and bad["problems"] and "messages" not in bad
+
+
+def test_the_worst_path_counts_reprompts_and_help_and_warns_above_the_segment_budget(tmp_path):
+    path = _short(tmp_path)
+    result = CliRunner().invoke(main, ["surveys", "check", "--json", str(path)])
+    [short] = json.loads(result.output)["files"]
+    longest, worst = short["longest_path"]["es"], short["worst_path"]["es"]
+    # consent + 3 questions, each asked again 3 times (max_reprompts), HELP once, the thanks
+    assert worst["messages"] >= longest["messages"] + 4 * 3 + 1 and worst["segments"] > longest["segments"]
+    assert short["segment_budget"] is None and short["over_budget"] == []
+    result = CliRunner().invoke(main, ["surveys", "check", str(path)])
+    assert "worst path (each question asked again 3 times, HELP once): es " in result.output
+    assert "segment_budget" not in result.output
+
+    path.write_text(path.read_text().replace("version: 1\n", "version: 1\nsegment_budget: 10\n"))
+    result = CliRunner().invoke(main, ["surveys", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    [warning, _] = [line for line in result.output.splitlines() if "segment_budget" in line]
+    assert warning.startswith(f"{path}:3: warning: segment_budget: the worst path in es sends {worst['segments']} "
+                              "SMS, more than the budget of 10")
+    result = CliRunner().invoke(main, ["surveys", "check", "--json", str(path)])
+    assert json.loads(result.output)["files"][0]["over_budget"] == ["es", "en"]
+
+
+def test_the_reprompts_measured_include_refusals_minors_and_which_region(tmp_path):
+    survey = load_file(bundled_files()[0])
+    from surveys import engine
+
+    for language in survey.languages:
+        sent = engine.rehearse(survey, "age_band", language)
+        texts = "\n".join(r.plain() for replies in sent["reprompt"] for r in replies)
+        assert survey.message("confirm_age", language, age=17) in texts
+        assert survey.message("refused", language) in texts
+        sent = engine.rehearse(survey, "state", language)
+        texts = "\n".join(r.plain() for replies in sent["reprompt"] for r in replies)
+        assert "Baja California" in texts and "BAJA" in texts

@@ -156,13 +156,16 @@ def test_the_loader_infers_means_for_two_choices_that_start_with_si_and_no(bundl
     assert [c.means for c in bundled.question("sex").choices] == [None, None, None]
 
 
-@pytest.mark.parametrize(("language", "text"), [("es", "sí"), ("en", "yes")])
-def test_a_yes_that_means_several_choices_asks_which(bundled, language, text):
+@pytest.mark.parametrize(("language", "text", "options"), [
+    ("es", "sí", "1 o 2"), ("es", "si", "1 o 2"), ("es", "no", "3 o 4"), ("es", "nop", "3 o 4"),
+    ("en", "yes", "1 or 2"), ("en", "no", "3 or 4"), ("en", "nope", "3 or 4"),
+])
+def test_a_yes_that_means_several_choices_asks_which(bundled, language, text, options):
     talk = _at(bundled, "returned", language)
     talk.state = State(bundled.id, bundled.version, language, status="in_progress", question="work")
     replies = talk.send(text)
-    assert "work" not in talk.stored
-    assert replies[0].startswith(bundled.message("error_ambiguous", language))
+    assert "work" not in talk.stored  # never 'no' -> the first label with 'no' in it ('No busco trabajo')
+    assert replies[0].startswith(bundled.message("error_means", language, options=options))
     talk.send("no, busco trabajo" if language == "es" else "no, I am looking for work")
     assert talk.stored["work"] == "looking"
 
@@ -264,7 +267,10 @@ def test_a_minor_is_thanked_and_ended_keeping_only_the_screening_answer(bundled,
     talk = Conversation(bundled)
     talk.send("hola" if language == "es" else "hello")
     talk.send("si" if language == "es" else "yes")
-    replies = talk.send(text)
+    [asked] = talk.send(text)
+    assert talk.state.status == "in_progress" and talk.state.answers == {"consent": "yes"}  # asked to confirm
+    assert asked.endswith("\n1) Si\n2) No, me equivoqué" if language == "es" else "\n1) Yes\n2) No, my mistake")
+    replies = talk.send("1")
     assert talk.state.status == "ineligible"
     assert replies == [bundled.message("ineligible", language, min_age=18)]
     assert [(a.question_id, a.value) for a in talk.last.answers] == [("age_band", "under_18")]
@@ -293,7 +299,8 @@ def test_the_minors_message_is_fit_for_a_minor(bundled):
 
 
 VALUES = {"credit": "30 MXN", "amount": "30", "currency": "MXN", "keyword": "ENCUESTA", "min_age": "18",
-          "ending": "5678", "label": "Baja California Sur", "min": "0", "max": "1000000", "max_length": "1000",
+          "ending": "5678", "label": "Baja California Sur", "regions": "Baja California o Baja California Sur",
+          "age": "17", "options": "1, 2, 3 o 4", "min": "0", "max": "1000000", "max_length": "1000",
           "contact": "Programa Retorno: 55 1234 5678 (lun a vie, 9 a 18 h)", "title": "Reintegracion en Mexico"}
 
 

@@ -1,0 +1,285 @@
+"""The moonshot: whole conversations at a fixed rate through the production processes, for minutes, per rate.
+
+    python -m bench.moonshot [--rates 400,650,800] [--seconds 600] [--workers 2] [--web-workers 2]
+                             [--telegram 0.3] [--duplicates 0.1] [--server granian]
+
+Respondents answer the bundled survey in their own words (`bench.conversations`), 70% by SMS (signed Twilio
+webhooks) and 30% by Telegram (secret-token updates), each writing their next line every 3 s; a respondent who
+finishes is replaced by a new one, so a 10-minute run at 650 messages/s carries about 17,000 whole surveys. 10% of
+deliveries are sent twice (a provider's retry), a few requests later. The load is open-loop: it does not slow down
+when the service does. The production processes run on loopback: the web server (granian, as the Procfile), `retorno
+worker`s, PostgreSQL (synchronous_commit on), Redis, and fake Twilio and Telegram APIs that timestamp each reply.
+
+Per rate it prints: messages/s stored (2xx), processed and replied; lag from the webhook's 2xx to the reply handed to
+the provider (p50, p99); the backlog (messages not yet processed plus replies not yet sent) every 30 s and at the
+end, and whether it grew over the run's second half; CPU milliseconds per message by program; peak RSS per process.
+A rate is sustainable when its backlog does not grow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import time
+from collections import defaultdict
+from urllib.parse import parse_qs, quote, urlsplit
+
+import psycopg
+
+from bench.common import (
+    cpu_by_program,
+    describe,
+    fresh_database,
+    machine,
+    print_json,
+    process_tree_peaks,
+    start_stack,
+)
+from bench.conversations import conversation
+from bench.loopback import Loop, _read_message
+from tests.support import TELEGRAM_SECRET, drop_database, telegram_message, twilio_form, twilio_signature
+
+TWILIO_PATH = "/webhooks/twilio/sms"
+TELEGRAM_PATH = "/webhooks/telegram"
+GAP = 3.0
+"""Seconds between one respondent's lines."""
+
+
+class Message:
+    __slots__ = ("key", "respondent", "request")
+
+    def __init__(self, key: str, respondent: str, request: bytes):
+        self.key, self.respondent, self.request = key, respondent, request
+
+
+def load(url: str, rate: float, seconds: float, telegram: float, duplicates: float, seed: int = 7) -> list[Message]:
+    """The deliveries offered, in order: `rate * GAP` respondents write at once; finished ones are replaced."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port}"
+    slots = int(rate * GAP) + 1
+    choose = random.Random(seed)
+    current: list[tuple[int, int, list[str]] | None] = [None] * slots
+    messages: list[Message] = []
+    later: dict[int, list[Message]] = defaultdict(list)
+    generation = [0] * slots
+    for index in range(int(rate * seconds)):
+        slot = index % slots
+        state = current[slot]
+        if state is None or state[1] >= len(state[2]):
+            state = (generation[slot] * slots + slot, 0, conversation(generation[slot] * slots + slot))
+            generation[slot] += 1
+        respondent, step, lines = state
+        current[slot] = (respondent, step + 1, lines)
+        text = lines[step]
+        is_telegram = respondent % 100 < telegram * 100
+        message = _telegram(host, respondent, step, text) if is_telegram else _twilio(url, host, respondent, step, text)
+        messages.append(message)
+        messages.extend(later.pop(index, []))
+        if choose.random() < duplicates:
+            later[index + choose.randint(1, 20)].append(message)
+    for pending in later.values():
+        messages.extend(pending)
+    return messages
+
+
+def _twilio(url: str, host: str, respondent: int, step: int, text: str) -> Message:
+    sid = f"SM{respondent:016d}{step:016d}"
+    sender = f"+5255{10000000 + respondent:08d}"
+    form = twilio_form(sender, text, sid)
+    body = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in form.items()).encode()
+    head = (f"POST {TWILIO_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"X-Twilio-Signature: {twilio_signature(url + TWILIO_PATH, form)}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return Message(sid, sender, head.encode() + body)
+
+
+def _telegram(host: str, respondent: int, step: int, text: str) -> Message:
+    chat = 700_000_000 + respondent
+    update = respondent * 100 + step + 1
+    body = json.dumps(telegram_message(update, chat, text)).encode()
+    head = (f"POST {TELEGRAM_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"X-Telegram-Bot-Api-Secret-Token: {TELEGRAM_SECRET}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return Message(f"tg{update}", f"tg:{chat}", head.encode() + body)
+
+
+class Providers:
+    """Twilio's Messages API and Telegram's Bot API on loopback: each reply's arrival time, by recipient."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, list[float]] = defaultdict(list)
+        self.counter = itertools.count(1)
+        self.server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                start, _, body = await _read_message(reader)
+                number = next(self.counter)
+                if b"/bot" in start:
+                    chat = json.loads(body or b"{}").get("chat_id", 0)
+                    self.arrivals[f"tg:{chat}"].append(time.time())
+                    payload = json.dumps({"ok": True, "result": {
+                        "message_id": number, "date": int(time.time()), "text": "",
+                        "chat": {"id": chat, "type": "private"}}}).encode()
+                    status = b"200 OK"
+                else:
+                    to = parse_qs(body.decode("utf-8", "replace")).get("To", [""])[0]
+                    self.arrivals[to].append(time.time())
+                    payload = b'{"sid": "SM%032d", "status": "queued"}' % number
+                    status = b"201 Created"
+                writer.write(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (status, len(payload), payload))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+class Offer:
+    """The open-loop generator: each delivery at its due time on one of `connections` kept-alive connections."""
+
+    def __init__(self, url: str, messages: list[Message], rate: float, connections: int = 96):
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port
+        self.messages, self.rate, self.connections = messages, rate, connections
+        self.accepted: dict[str, float] = {}
+        self.first_by_respondent: dict[str, list[str]] = defaultdict(list)
+        self.failed = self.late = self.sent = 0
+
+    async def run(self) -> None:
+        queue: asyncio.Queue = asyncio.Queue()
+        senders = [asyncio.create_task(self._connection(queue)) for _ in range(self.connections)]
+        start = time.monotonic() + 0.2
+        for index, message in enumerate(self.messages):
+            due = start + index / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            queue.put_nowait((due, message))
+        for _ in senders:
+            queue.put_nowait(None)
+        await asyncio.gather(*senders)
+
+    async def _connection(self, queue: asyncio.Queue) -> None:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            while (item := await queue.get()) is not None:
+                due, message = item
+                if time.monotonic() - due > 0.25:
+                    self.late += 1
+                writer.write(message.request)
+                status, _, _ = await _read_message(reader)
+                self.sent += 1
+                if status.split(b" ")[1] != b"200":
+                    self.failed += 1
+                elif message.key not in self.accepted:
+                    self.accepted[message.key] = time.time()
+                    self.first_by_respondent[message.respondent].append(message.key)
+        finally:
+            writer.close()
+
+
+def backlog(dsn: str) -> int:
+    """Messages not yet processed plus replies not yet handed to a provider."""
+    with psycopg.connect(dsn) as connection:
+        pending = connection.execute("SELECT count(*) FROM inbound_messages WHERE status = 'pending'").fetchone()[0]
+        unsent = connection.execute("SELECT count(*) FROM outbound_messages WHERE status = 'queued'").fetchone()[0]
+    return pending + unsent
+
+
+def run_rate(rate: float, options: argparse.Namespace) -> dict:
+    database = fresh_database()
+    dsn = database.replace("postgresql+psycopg", "postgresql")
+    loop = Loop()
+    providers = Providers()
+    providers_url = loop.run(providers.start())
+    stack = start_stack(database, providers_url=providers_url, web_workers=options.web_workers, threads=8,
+                        workers=options.workers, server=options.server)
+    samples: list[tuple[float, int]] = []
+    try:
+        messages = load(stack.url, rate, options.seconds, options.telegram, options.duplicates)
+        offer = Offer(stack.url, messages, rate)
+        time.sleep(2)
+        cpu_before, started = cpu_by_program(), time.time()
+        future = asyncio.run_coroutine_threadsafe(offer.run(), loop.loop)
+        while not future.done():
+            time.sleep(min(30.0, max(1.0, options.seconds / 20)))
+            samples.append((round(time.time() - started, 1), backlog(dsn)))
+        future.result()
+        offered_for = time.time() - started
+        cpu_after = cpu_by_program()
+        end_backlog = backlog(dsn)
+        drain_started = time.time()
+        while backlog(dsn) and time.time() - drain_started < 120:
+            time.sleep(1)
+        drained_in = time.time() - drain_started
+        peaks = {f"web {i}": round(max(process_tree_peaks(p).values()), 1) for i, p in enumerate(stack.web)}
+        peaks |= {f"worker {i}": round(max(process_tree_peaks(p).values()), 1) for i, p in enumerate(stack.workers)}
+    finally:
+        stack.stop()
+        loop.run(providers.close())
+        loop.stop()
+    with psycopg.connect(dsn) as connection:
+        processed = connection.execute(
+            "SELECT count(*) FROM inbound_messages WHERE status = 'done' AND processed_at <= to_timestamp(%s)",
+            (started + offered_for,)).fetchone()[0]
+    drop_database("retorno_bench")
+    lags, replied = [], 0
+    window_end = started + offered_for
+    for respondent, keys in offer.first_by_respondent.items():
+        arrivals = providers.arrivals.get(respondent, [])
+        replied += sum(1 for t in arrivals if t <= window_end)
+        for key, arrival in zip(keys, arrivals, strict=False):
+            lags.append(arrival - offer.accepted[key])
+    half = [count for at, count in samples if at >= offered_for / 2]
+    grew = bool(half) and half[-1] > half[0] + rate * 2
+    handled = max(1, len(offer.accepted))
+    cpu_ms = {name: round((cpu_after.get(name, 0.0) - used) * 1000 / handled, 3)
+              for name, used in cpu_before.items() if cpu_after.get(name, 0.0) - used > 0.5}
+    return {
+        "rate": rate, "seconds": round(offered_for, 1), "deliveries": offer.sent, "unique": len(offer.accepted),
+        "non_2xx": offer.failed, "sent_late": offer.late,
+        "stored_per_s": round(len(offer.accepted) / offered_for, 1),
+        "processed_per_s": round(processed / offered_for, 1),
+        "replied_per_s": round(replied / offered_for, 1),
+        "lag_s": {k: round(v, 3) for k, v in describe(lags).items()},
+        "backlog_samples": samples, "backlog_end": end_backlog, "drained_in_s": round(drained_in, 1),
+        "backlog_grew": grew, "cpu_ms_per_message": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
+        "peak_rss_mb": peaks,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="400,650,800")
+    parser.add_argument("--seconds", type=float, default=600)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--telegram", type=float, default=0.3)
+    parser.add_argument("--duplicates", type=float, default=0.1)
+    parser.add_argument("--server", default="granian")
+    options = parser.parse_args()
+    print_json("machine", machine())
+    sustainable = None
+    for rate in (float(r) for r in options.rates.split(",")):
+        result = run_rate(rate, options)
+        print_json(f"moonshot {rate:g}/s", result)
+        if not result["backlog_grew"] and not result["non_2xx"]:
+            sustainable = rate
+    print_json("highest sustainable rate offered (messages/s)", sustainable)
+
+
+if __name__ == "__main__":
+    main()
