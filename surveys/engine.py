@@ -945,9 +945,8 @@ class _Turn:
             return question.hint.get(language) or self.d.message(_UNSURE_KEYS[question.type], language)
         if question.errors.get(language):
             return question.errors[language]
-        if outcome.detail.get("options"):
-            return self.d.message("error_means", language, options=_either([str(n) for n in outcome.detail["options"]],
-                                                                           language))
+        if isinstance(options := outcome.detail.get("options"), list) and options:  # the choices a reply may mean
+            return self.d.message("error_means", language, options=_either([str(n) for n in options], language))
         if outcome.detail.get("regions"):
             return self.d.message("error_region_which", language, regions=_either(outcome.detail["regions"], language))
         key = _error_key(question, outcome)

@@ -285,3 +285,19 @@ def test_a_confirmation_never_answered_asks_the_age_afresh(bundled):
         assert talk.send("asdf")[0].startswith("¿Tiene 15 años?")
     replies = talk.send("asdf")
     assert replies[0].startswith("¿Qué edad tiene?") and talk.state.pending is None and talk.stored == {}
+
+
+# -- no reply crashes the engine ------------------------------------------------------------------------------
+
+WORDS = ["hola", "1", "2", "si", "no", "Jalisco", "AYUDA", "SALTAR", "STOP", "ALTA", "BORRAR", "EN", "ES", "99", "",
+         "0", "7", "1 y 9", "baja", "casi 18", "prefiero no decir", "tal vez", "15"]
+
+
+@pytest.mark.parametrize("question", ["community_need", "work", "health_care", "children_school", "sex", "state",
+                                      "age_band", "returned", "migrate_again"])
+def test_every_reply_to_every_question_gets_an_answer_not_a_crash(bundled, question):
+    """A number out of range on a choice question once crashed the error text (`options` was a count there)."""
+    for language in ("es", "en"):
+        for text in WORDS:
+            talk = _at(bundled, question, language)
+            talk.send(text)
