@@ -37,12 +37,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from service.api import api
     from service.dashboard import dashboard
     from service.health import health
+    from service.staff import staff
     from service.webhooks import webhooks
 
     app.register_blueprint(webhooks)
     app.register_blueprint(api)
     app.register_blueprint(health)
     app.register_blueprint(dashboard)
+    app.register_blueprint(staff)
     _register_errors(app)
     from service.fastpath import FastWebhooks
 

@@ -1,7 +1,9 @@
 """The audit log: who did what with people's data, and when. Append-only; never a phone number.
 
 Actions: responses.exported (detail: with_contacts), incentives.exported, contact.erased, contact.shown,
-token.created, token.revoked, survey.published, campaign.started, dashboard.login, dashboard.logout, keys.rotated.
+token.created, token.revoked, survey.published, campaign.started, dashboard.login, dashboard.logout, keys.rotated;
+from the staff console also survey.checked, survey.simulated, contacts.imported, contact.looked_up, campaign.created,
+campaign.paused, campaign.cancelled, incentives.retried, incentives.marked_paid.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from service.models import AuditEntry
 ACTIONS = (
     "responses.exported", "incentives.exported", "contact.erased", "contact.shown", "token.created", "token.revoked",
     "survey.published", "campaign.started", "dashboard.login", "dashboard.logout", "keys.rotated",
+    "survey.checked", "survey.simulated", "contacts.imported", "contact.looked_up", "campaign.created",
+    "campaign.paused", "campaign.cancelled", "incentives.retried", "incentives.marked_paid",
 )
 
 

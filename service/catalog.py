@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ruamel.yaml import YAML
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,8 @@ class UnknownSurvey(LookupError):
 
 _SURVEY_ID = re.compile(SURVEY_ID_PATTERN, re.ASCII)
 MAX_VERSION = 2**31 - 1
+REFRESH_SECONDS = 10.0
+"""How often a process looks for versions published by another (the staff console publishes without a restart)."""
 
 
 def is_survey_id(value: str) -> bool:
@@ -54,6 +57,7 @@ class Catalog:
         self._current: dict[str, Definition] = {}
         self._lock = threading.Lock()
         self._published = False
+        self._checked = 0.0
         self.problems: list[str] = []
         self.refused: list[str] = []
         """`FILE:LINE: message` for each problem of a survey file not loaded, and each file edited without a new
@@ -116,7 +120,50 @@ class Catalog:
                 self.refused.append(message)
             definition = load_text(stored.source, f"{definition.id} v{definition.version}")
         self._versions[key] = definition
+        newest = session.scalar(select(func.max(SurveyVersion.version)).where(SurveyVersion.survey_id == definition.id))
+        if newest is not None and newest > definition.version:  # published later from the staff console
+            newer = session.get(SurveyVersion, (definition.id, newest))
+            definition = load_text(newer.source, f"{definition.id} v{newest}")
+            self._versions[(definition.id, newest)] = definition
         self._current[definition.id] = definition
+
+    def publish_source(self, source: str, actor: str) -> Definition:
+        """Publish a survey's YAML (from the staff console) as its next version, whatever `version` it says;
+        SurveyError (every problem with its line) when it is not a valid survey. New sessions start on it."""
+        self.ensure_published()
+        definition = load_text(source)
+        with self._lock, self.runtime.sessions() as session, session.begin():
+            newest = session.scalar(
+                select(func.max(SurveyVersion.version)).where(SurveyVersion.survey_id == definition.id)) or 0
+            version = max(newest + 1, definition.version)
+            source = with_version(source, version)
+            definition = load_text(source, f"{definition.id} v{version}")
+            session.add(SurveyVersion(survey_id=definition.id, version=version, digest=definition.digest,
+                                      source=source, definition=definition.normalized()))
+            audit.add(session, self.runtime.now(), actor, "survey.published", f"{definition.id} v{version}",
+                      digest=definition.digest, previous=newest or None)
+        self._versions[(definition.id, version)] = definition
+        self._current[definition.id] = definition
+        return definition
+
+    def versions(self) -> dict[str, list[int]]:
+        """Every published version of every survey, newest first."""
+        self.ensure_published()
+        with self.runtime.sessions() as session:
+            rows = session.execute(select(SurveyVersion.survey_id, SurveyVersion.version)
+                                   .order_by(SurveyVersion.survey_id, SurveyVersion.version.desc())).all()
+        found: dict[str, list[int]] = {}
+        for survey_id, version in rows:
+            found.setdefault(survey_id, []).append(version)
+        return found
+
+    def source(self, survey_id: str, version: int) -> str:
+        """The YAML a version was published from; UnknownSurvey when there is none."""
+        with self.runtime.sessions() as session:
+            stored = session.get(SurveyVersion, (survey_id, version)) if is_survey_id(survey_id) else None
+        if stored is None:
+            raise UnknownSurvey(f"{survey_id} v{version}")
+        return stored.source
 
     def known(self) -> list[str]:
         """The ids of every survey published in the files or the database."""
@@ -132,9 +179,25 @@ class Catalog:
             for problem in self.refused:
                 log.error("survey not published: %s", problem)
 
+    def refresh(self, session: Session | None = None, force: bool = False) -> None:
+        """Take up the versions another process published (the staff console) since this one last looked; at most
+        once every REFRESH_SECONDS unless `force`."""
+        moment = time.monotonic()
+        if not force and moment - self._checked < REFRESH_SECONDS:
+            return
+        self._checked = moment
+        with self._reading(session) as reader:
+            newest = reader.execute(select(SurveyVersion.survey_id, func.max(SurveyVersion.version))
+                                    .group_by(SurveyVersion.survey_id)).all()
+            for survey_id, version in newest:
+                known = self._current.get(survey_id)
+                if known is not None and version > known.version:
+                    self._current[survey_id] = self.get(survey_id, version, reader)
+
     def current(self, survey_id: str, session: Session | None = None) -> Definition:
         """The version new respondents start on."""
         self.ensure_published()
+        self.refresh(session)
         if survey_id in self._current:
             return self._current[survey_id]
         if not is_survey_id(survey_id):
@@ -180,16 +243,19 @@ class Catalog:
 
     def all_current(self) -> list[Definition]:
         self.ensure_published()
+        self.refresh()
         with self.runtime.sessions() as session:
             ids = session.scalars(select(SurveyVersion.survey_id).distinct()).all()
         return [self.current(survey_id) for survey_id in sorted(ids)]
 
-    def for_keyword(self, text: str) -> Definition | None:
-        """The survey whose start keyword is this whole message, if any."""
+    def for_keyword(self, text: str, session: Session | None = None) -> Definition | None:
+        """The survey whose start keyword is this whole message, if any (read within `session` when one is open:
+        on SQLite a second session would wait for the first)."""
         said = normalize(text)
         if not said:
             return None
         self.ensure_published()
+        self.refresh(session)
         for definition in self._current.values():
             if said in definition.start_set:
                 return definition
@@ -203,6 +269,13 @@ def version_line(source: str) -> int:
     """The line of a survey file's top-level `version` key (1 when it cannot be found)."""
     found = _VERSION_KEY.search(source)
     return source.count("\n", 0, found.start()) + 1 if found else 1
+
+
+def with_version(source: str, version: int) -> str:
+    """The source with its top-level `version` set to `version` (added after `id` when it has none)."""
+    if _VERSION_KEY.search(source):
+        return re.sub(r"^version\s*:.*$", f"version: {version}", source, count=1, flags=re.MULTILINE)
+    return re.sub(r"^(id\s*:.*)$", rf"\1\nversion: {version}", source, count=1, flags=re.MULTILINE)
 
 
 def edits(published: str, source: str, most: int = 4) -> str:

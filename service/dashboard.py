@@ -65,6 +65,22 @@ WORDS = {
         "no_surveys": "No hay encuestas publicadas.", "rows": "celdas publicadas",
         "withheld": "Las regiones y grupos que faltan tienen menos de {min_cell} respuestas o están protegidos.",
         "automatic": "automático (brecha; índice en general)",
+        "filter": "Filtrar la tabla", "filter_help": "región, grupo o pregunta", "previous": "Anterior",
+        "next": "Siguiente", "showing": "Filas {first}–{last} de {total}", "columns_help": "Qué significa cada columna",
+        "help_region": "Estado de residencia (Nacional: todo el país).",
+        "help_group": "Grupo de personas según su respuesta a la pregunta del grupo.",
+        "help_dimension": "Dimensión de la reintegración (económica, social, psicosocial).",
+        "help_indicator": "La pregunta que mide la brecha.",
+        "help_n": "Personas que respondieron en esta celda.",
+        "help_gap_n": "Cuántas de ellas están en brecha (su respuesta indica una necesidad).",
+        "help_rate": "Porcentaje de personas en brecha.",
+        "help_ci": "Intervalo de confianza del 95 %: con tan pocas respuestas, la cifra real puede estar entre "
+                   "estos valores.",
+        "help_index_mean": "Índice de reintegración medio (0 a 1; más alto es mejor).",
+        "help_diff": "Puntos de diferencia en el % en brecha entre retornados y el resto de la comunidad (con su IC).",
+        "help_pattern": "Lectura: «retornados rezagados» si los retornados están claramente peor; «retornados mejor» "
+                        "si claramente mejor; «compartida» si la diferencia no es clara: la brecha es de toda la "
+                        "comunidad.",
     },
     "en": {
         "title": "Reintegration gap maps", "login": "Log in", "token": "Access token",
@@ -85,6 +101,21 @@ WORDS = {
         "no_surveys": "No survey is published.", "rows": "published cells",
         "withheld": "Regions and groups not listed have fewer than {min_cell} responses or are protected.",
         "automatic": "automatic (gap; index overall)",
+        "filter": "Filter the table", "filter_help": "region, group or question", "previous": "Previous",
+        "next": "Next", "showing": "Rows {first}–{last} of {total}", "columns_help": "What each column means",
+        "help_region": "State of residence (National: the whole country).",
+        "help_group": "Group of people by their answer to the grouping question.",
+        "help_dimension": "Dimension of reintegration (economic, social, psychosocial).",
+        "help_indicator": "The question that measures the gap.",
+        "help_n": "People who answered in this cell.",
+        "help_gap_n": "How many of them are in gap (their answer shows a need).",
+        "help_rate": "Share of people in gap.",
+        "help_ci": "95% confidence interval: with few answers, the true figure may lie anywhere between these values.",
+        "help_index_mean": "Mean reintegration index (0 to 1; higher is better).",
+        "help_diff": "Percentage points between returnees' and the rest of the community's share in gap (with its CI).",
+        "help_pattern": "Reading: 'returnees left behind' when returnees are clearly worse off; 'returnees better "
+                        "off' when clearly better; 'shared' when the difference is not clear: the gap is the whole "
+                        "community's.",
     },
 }
 
@@ -154,8 +185,10 @@ def index():
         if caller is None:
             return _login(language, WORDS[language]["bad_token"], 401)
         response = redirect(url_for("dashboard.index", lang=request.args.get("lang") or None), code=303)
-        response.set_cookie(COOKIE, _open_session(runtime, caller), httponly=True, samesite="Strict",
-                            secure=_secure(runtime), path="/dashboard", max_age=int(SESSION_TTL.total_seconds()))
+        session_id = _open_session(runtime, caller)
+        for path in ("/dashboard", "/staff") if caller.role == "staff" else ("/dashboard",):  # staff: the console too
+            response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", secure=_secure(runtime),
+                                path=path, max_age=int(SESSION_TTL.total_seconds()))
         return _secured(response)
     caller = _caller(runtime)
     if caller is None:
@@ -179,7 +212,8 @@ def logout():
             if ended and caller is not None:
                 audit.add(session, now, caller.actor, "dashboard.logout", f"token #{caller.token_id}")
     response = redirect(url_for("dashboard.index"), code=303)
-    response.delete_cookie(COOKIE, path="/dashboard", secure=_secure(runtime), httponly=True, samesite="Strict")
+    for path in ("/dashboard", "/staff"):
+        response.delete_cookie(COOKIE, path=path, secure=_secure(runtime), httponly=True, samesite="Strict")
     return _secured(response)
 
 
@@ -254,6 +288,7 @@ def _page(runtime, role: str, language: str) -> Response:
         "dimension_names": maps.TEXTS[language],
         "indicators": indicators,
         "groups": aggregate.group_questions(definition),
+        "question_label": lambda q: _short(_text(definition, q, language)),
         "metrics": views.METRICS,
         "payload": payload,
         "generated": str(payload["generated_at"])[:16].replace("T", " "),
@@ -285,17 +320,38 @@ def _rows(payload: dict[str, Any], definition, selection: views.Selection, words
         indicator = cell["indicator"]
         question_text = ""
         if indicator and definition.has_question(indicator):
-            q = definition.question(indicator)
-            question_text = q.text.get(language) or q.text.get(definition.default_language) or ""
+            question_text = _text(definition, definition.question(indicator), language)
         rows.append({
             **cell,
             "region_label": cell["region_name"] or words["national"],
             "dimension_label": maps.TEXTS[language].get(cell["dimension"] or "", cell["dimension"] or "")
             or words["overall"],
-            "indicator_label": indicator or "",
+            "indicator_label": _short(question_text) if question_text else indicator or "",
+            "group_label": _choice_label(definition, cell.get("grouping"), cell.get("group"), language),
             "question_text": question_text,
             "pattern_label": words.get(cell.get("pattern") or "", ""),
         })
     rows.sort(key=lambda r: (r["region"] is None, r["region"] or "", r["group"] or "", not r["overall"],
                              r["dimension"] or "", r["indicator"] or ""))
     return rows
+
+
+def _text(definition, question, language: str) -> str:
+    """A question's text in the UI's language (else the survey's default), its first line."""
+    text = question.text.get(language) or question.text.get(definition.default_language) or question.id
+    return text.strip().splitlines()[0] if text.strip() else question.id
+
+
+def _short(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[:most - 1].rstrip() + "…"
+
+
+def _choice_label(definition, grouping: str | None, value: Any, language: str) -> str:
+    """A group's value as its choice label in the UI's language (the value itself when it has none)."""
+    if value is None:
+        return ""
+    if grouping and definition.has_question(grouping):
+        choice = definition.question(grouping).choice(str(value))
+        if choice is not None:
+            return choice.label.get(language) or choice.label.get(definition.default_language) or str(value)
+    return str(value)

@@ -523,7 +523,7 @@ class _Batch:
         self, session: Session, contact: Contact, current: SessionRow | None, inbound: Inbound
     ) -> tuple[Definition, State | None, SessionRow | None]:
         """The survey, state and session row this message belongs to (a new survey on a start keyword)."""
-        wanted = self.catalog.for_keyword(inbound.text) if inbound.button is None else None
+        wanted = self.catalog.for_keyword(inbound.text, session) if inbound.button is None else None
         if current is not None:
             finished = current.status in (engine.COMPLETED, engine.DECLINED, engine.EXPIRED, engine.INELIGIBLE)
             if not (finished and wanted is not None and wanted.id != current.survey_id):

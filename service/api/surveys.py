@@ -142,3 +142,23 @@ def _cell(value: Any) -> Any:
     if isinstance(value, list):
         return ";".join(str(v) for v in value)
     return "" if value is None else value
+
+
+@api.post("/surveys/<survey_id>/simulate")
+@require(STAFF)
+def simulate(survey_id: str):
+    """The survey as a respondent would meet it, through the pure engine: nothing is stored, sent or paid."""
+    from service.staff.pages import run_simulation
+    from service.staff.simulate import SimulationError
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", 'send JSON: {"language": "es", "channel": "sms", "messages": ["hola"]}')
+    try:
+        result = run_simulation(body, survey_id=survey_id)
+    except SimulationError as error:
+        raise ApiError(400, "bad_request", str(error)) from None
+    audit.record(_runtime(), g.caller.actor, "survey.simulated", f"{result['survey_id']} v{result['version']}",
+                 messages=len(result["turns"]), channel=result["channel"])
+    return jsonify({key: result[key] for key in ("survey_id", "version", "language", "channel", "status", "question",
+                                                  "replies", "segments_total", "messages_total", "cost_estimate")})

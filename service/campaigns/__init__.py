@@ -264,6 +264,28 @@ def pause(rt, campaign_id: int) -> Campaign:
     return campaign
 
 
+def cancel(rt, campaign_id: int, actor: str | None = None) -> Campaign:
+    """Stop for good: invitations not yet sent are skipped (reason "cancelled"); sessions already started go on
+    and expire as planned. A finished campaign stays as it is."""
+    now = rt.now()
+    with rt.sessions() as session, session.begin():
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is None:
+            raise UnknownCampaign(campaign_id)
+        if campaign.status == FINISHED:
+            raise CampaignError(f"campaign {campaign_id} is already finished")
+        skipped = session.execute(
+            update(CampaignMessage)
+            .where(CampaignMessage.campaign_id == campaign.id, CampaignMessage.status == "pending")
+            .values(status="skipped", reason="cancelled")
+        ).rowcount
+        campaign.status = FINISHED
+        campaign.finished_at = now
+        audit.add(session, now, actor or audit.cli_actor(), "campaign.cancelled", f"campaign {campaign.id}",
+                  skipped=skipped)
+    return campaign
+
+
 def senders(rt, campaign: Campaign) -> dict[str, str]:
     """channel -> what sends it and how fast, for the channels of the campaign's contacts ('' when none can)."""
     with rt.sessions() as session:

@@ -13,13 +13,10 @@ from sqlalchemy import func, select
 
 from service import audit
 from service.cli import main, open_runtime, plural
-from service.incentives import FAILED, PENDING, STATUSES, amount, ledger, payments
+from service.incentives import EXPORT_COLUMNS, FAILED, PENDING, STATUSES, amount, ledger, payments
 from service.models import Contact, Incentive, IncentiveBudget
 from service.queue import OUTBOX
 from service.spreadsheet import inert_row
-
-EXPORT_COLUMNS = ("incentive_id", "reference", "respondent_id", "survey_id", "wave", "phone", "amount", "currency",
-                  "status", "attempts", "error", "created_at")
 
 
 @main.group()

@@ -146,7 +146,7 @@ def _measure_title(definition: Definition, selection: Selection, words: dict[str
     if selection.indicator:
         q = definition.question(selection.indicator)
         text = q.text.get(language) or q.text.get(definition.default_language) or q.id
-        return f"{words['indicator']} {q.id}: {text}"
+        return f"{words['indicator']}: {text}"
     if selection.dimension:
         return f"{words['dimension']} {words.get(selection.dimension, selection.dimension)}"
     return words["overall"]
@@ -208,7 +208,7 @@ def scene(payload: dict[str, Any], definition: Definition, selection: Selection,
         question = definition.question(selection.grouping)
         values = [c.value for c in question.choices] or ["yes", "no"]
         labels = {c.value: c.label.get(language) or c.value for c in question.choices}
-        order = [(v, f"{question.id}: {labels.get(v, v)}") for v in values]
+        order = [(v, str(labels.get(v, v))) for v in values]
     else:
         order = [(None, "")]
     columns = min(len(order), 2)

@@ -16,6 +16,9 @@ from service.vocabulary import IncentiveState
 
 AWAITING_PHONE, PENDING, SUBMITTED, SUCCEEDED, FAILED, DUPLICATE = IncentiveState
 STATUSES = tuple(state.value for state in IncentiveState)
+EXPORT_COLUMNS = ("incentive_id", "reference", "respondent_id", "survey_id", "wave", "phone", "amount", "currency",
+                  "status", "attempts", "error", "created_at")
+"""The owed-incentives export (`retorno incentives export`, the staff console): one row per record to pay."""
 """As plain strings: what the API and the CLI accept (click takes an enum's names)."""
 
 

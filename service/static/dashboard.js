@@ -1,4 +1,5 @@
-// Retorno dashboard: filters submit on change; the table sorts by any column (click its header).
+// Retorno dashboard: filters submit on change; the table sorts by any column (click its header), filters by
+// text and shows PAGE rows at a time.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -51,10 +52,50 @@ document.addEventListener("DOMContentLoaded", () => {
         return ascending ? order : -order;
       });
       rows.forEach((row) => body.appendChild(row));
+      page = 0;
+      showPage();
     };
     header.addEventListener("click", sort);
     header.addEventListener("keydown", (event) => { if (event.key === "Enter") sort(); });
   });
+
+  // paging and filtering: PAGE rows at a time, of those whose text holds every word typed
+  const PAGE = 50;
+  let page = 0;
+  const filter = document.getElementById("cells-filter");
+  const previous = document.getElementById("cells-previous");
+  const next = document.getElementById("cells-next");
+  const showing = document.getElementById("cells-showing");
+  const pager = document.getElementById("cells-pager");
+  const fold = (text) => text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+  function matching() {
+    const words = filter ? fold(filter.value).split(/\s+/).filter(Boolean) : [];
+    return Array.from(table.tBodies[0].rows).filter((row) => {
+      const text = fold(row.textContent + " " + Array.from(row.cells).map((c) => c.title).join(" "));
+      return words.every((word) => text.includes(word));
+    });
+  }
+  function showPage() {
+    const rows = Array.from(table.tBodies[0].rows);
+    const shown = matching();
+    const pages = Math.max(1, Math.ceil(shown.length / PAGE));
+    page = Math.min(Math.max(page, 0), pages - 1);
+    const first = page * PAGE;
+    const visible = new Set(shown.slice(first, first + PAGE));
+    rows.forEach((row) => { row.hidden = !visible.has(row); });
+    if (showing && pager) {
+      showing.textContent = pager.dataset.showing
+        .replace("{first}", shown.length ? first + 1 : 0)
+        .replace("{last}", Math.min(first + PAGE, shown.length))
+        .replace("{total}", shown.length);
+    }
+    if (previous) previous.disabled = page === 0;
+    if (next) next.disabled = page >= pages - 1;
+  }
+  if (filter) filter.addEventListener("input", () => { page = 0; showPage(); });
+  if (previous) previous.addEventListener("click", () => { page -= 1; showPage(); });
+  if (next) next.addEventListener("click", () => { page += 1; showPage(); });
+  showPage();
 
   // a suppressed row spans several columns: find the cell under a header's column
   function cellAt(row, column) {

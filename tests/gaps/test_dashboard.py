@@ -113,3 +113,65 @@ def test_dashboard_in_headless_chromium(h, tmp_path):
         server.shutdown()
     assert screenshot.stat().st_size > 20_000
     print(f"dashboard screenshot: {screenshot}")
+
+
+def test_dashboard_on_a_phone_shows_words_not_codes_and_pages_its_table(h, tmp_path):
+    """390x844: the page is no wider than the phone (the table scrolls within itself), the map fits, question texts
+    and choice labels replace codes, the table filters and pages, and each column is explained."""
+    if not shutil.which(CHROMIUM):
+        pytest.fail("Debian's chromium is required (apt-get install -y chromium; .ci/run installs it)")
+    from playwright.sync_api import expect, sync_playwright
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, h.app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            try:
+                for name, viewport in (("phone", {"width": 390, "height": 844}),
+                                       ("desktop", {"width": 1280, "height": 800})):
+                    page = browser.new_page(viewport=viewport)
+                    page.goto(f"{base}/dashboard?lang=es")
+                    page.fill("input[name=token]", h.analyst_token)
+                    page.click("button[type=submit]")
+                    page.wait_for_selector("#map svg")
+                    with page.expect_navigation():
+                        page.select_option("#f-group", "returned")
+                    width = viewport["width"]
+                    assert page.evaluate("document.scrollingElement.scrollWidth") <= width
+                    assert page.locator("#map").bounding_box()["width"] <= width  # a wider map scrolls within
+                    visible = page.locator("body").inner_text() + page.locator("#map svg").text_content()
+                    for code in ("income_covers", "returnee", "community", "returned"):
+                        assert code not in visible, code
+                    assert "¿Retornó" in page.locator("#f-group option:checked").inner_text() or \
+                        page.locator("#f-group option:checked").inner_text() != "returned"
+                    rows = page.locator("#cells tbody tr")
+                    total = rows.count()
+                    assert total > 50
+                    assert page.locator("#cells tbody tr:visible").count() == 50
+                    expect(page.locator("#cells-showing")).to_contain_text(f"1–50 de {total}")
+                    page.click("#cells-next")
+                    expect(page.locator("#cells-showing")).to_contain_text(f"51–{min(100, total)} de {total}")
+                    page.fill("#cells-filter", "nuevo leon")
+                    shown = page.locator("#cells tbody tr:visible")
+                    assert 0 < shown.count() < 50
+                    assert all("Nuevo León" in text for text in shown.all_inner_texts())
+                    page.fill("#cells-filter", "")
+                    assert page.locator("#cells thead th[title]").count() == page.locator("#cells thead th").count()
+                    regions = page.locator("#map svg g.region")
+                    titled = page.locator("#map svg g.region > title")
+                    assert regions.count() == titled.count() > 0  # each region says its figure in words too
+                    page.click("#columns-help summary")
+                    expect(page.locator("#columns-help dl")).to_contain_text("Intervalo de confianza")
+                    if name == "phone":
+                        scroller = page.locator("#cells-scroll")
+                        assert scroller.evaluate("e => e.scrollWidth > e.clientWidth")  # scrolls within itself
+                    page.screenshot(path=str(tmp_path / f"dashboard-{name}.png"), full_page=True)
+                    page.close()
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+    print(f"dashboard screenshots: {tmp_path}")
