@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 import time
 from collections import defaultdict
@@ -51,7 +52,8 @@ async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes
 
 
 class FakeTwilio:
-    """Twilio's Messages API on loopback: answers 201 with a sid and notes when each number was sent a message."""
+    """Twilio's Messages API (and Telegram's sendMessage) on loopback: answers as they do and notes when each
+    recipient was sent a message."""
 
     def __init__(self) -> None:
         self.arrivals: dict[str, list[float]] = defaultdict(list)
@@ -70,17 +72,27 @@ class FakeTwilio:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                _, _, body = await _read_message(reader)
-                to = parse_qs(body.decode("utf-8", "replace")).get("To", [""])[0]
-                self.arrivals[to].append(time.time())
-                payload = b'{"sid": "SM%032d", "status": "queued"}' % next(self.counter)
-                writer.write(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(payload), payload))
+                start, _, body = await _read_message(reader)
+                status, payload = self._answer(start, body, next(self.counter))
+                writer.write(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (status, len(payload), payload))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    def _answer(self, start: bytes, body: bytes, number: int) -> tuple[bytes, bytes]:
+        """Twilio's Messages API (arrivals by `To`); Telegram's Bot API too (`/bot...`, arrivals by `tg:chat_id`)."""
+        if b"/bot" in start:
+            chat = json.loads(body or b"{}").get("chat_id", 0)
+            self.arrivals[f"tg:{chat}"].append(time.time())
+            return b"200 OK", json.dumps({"ok": True, "result": {
+                "message_id": number, "date": int(time.time()), "text": "", "chat": {"id": chat, "type": "private"}}
+            }).encode()
+        to = parse_qs(body.decode("utf-8", "replace")).get("To", [""])[0]
+        self.arrivals[to].append(time.time())
+        return b"201 Created", b'{"sid": "SM%032d", "status": "queued"}' % number
 
 
 class OpenLoop:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import random
 import time
 from collections import defaultdict
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 
@@ -39,7 +38,7 @@ from bench.common import (
     start_stack,
 )
 from bench.conversations import conversation
-from bench.loopback import Loop, _read_message
+from bench.loopback import FakeTwilio, Loop, _read_message
 from tests.support import TELEGRAM_SECRET, drop_database, telegram_message, twilio_form, twilio_signature
 
 TWILIO_PATH = "/webhooks/twilio/sms"
@@ -104,49 +103,6 @@ def _telegram(host: str, respondent: int, step: int, text: str) -> Message:
     return Message(f"tg{update}", f"tg:{chat}", head.encode() + body)
 
 
-class Providers:
-    """Twilio's Messages API and Telegram's Bot API on loopback: each reply's arrival time, by recipient."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[str, list[float]] = defaultdict(list)
-        self.counter = itertools.count(1)
-        self.server: asyncio.base_events.Server | None = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
-        host, port = self.server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                start, _, body = await _read_message(reader)
-                number = next(self.counter)
-                if b"/bot" in start:
-                    chat = json.loads(body or b"{}").get("chat_id", 0)
-                    self.arrivals[f"tg:{chat}"].append(time.time())
-                    payload = json.dumps({"ok": True, "result": {
-                        "message_id": number, "date": int(time.time()), "text": "",
-                        "chat": {"id": chat, "type": "private"}}}).encode()
-                    status = b"200 OK"
-                else:
-                    to = parse_qs(body.decode("utf-8", "replace")).get("To", [""])[0]
-                    self.arrivals[to].append(time.time())
-                    payload = b'{"sid": "SM%032d", "status": "queued"}' % number
-                    status = b"201 Created"
-                writer.write(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                             % (status, len(payload), payload))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
 class Offer:
     """The open-loop generator: each delivery at its due time on one of `connections` kept-alive connections."""
 
@@ -203,7 +159,7 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
     database = fresh_database()
     dsn = database.replace("postgresql+psycopg", "postgresql")
     loop = Loop()
-    providers = Providers()
+    providers = FakeTwilio()
     providers_url = loop.run(providers.start())
     stack = start_stack(database, providers_url=providers_url, web_workers=options.web_workers, threads=8,
                         workers=options.workers, server=options.server)
