@@ -38,7 +38,7 @@ from bench.common import (
     start_stack,
 )
 from bench.conversations import conversation
-from bench.loopback import FakeTwilio, Loop, _read_message
+from bench.loopback import FakeTwilio, Loop, OpenLoop, _read_message
 from tests.support import TELEGRAM_SECRET, drop_database, telegram_message, twilio_form, twilio_signature
 
 TWILIO_PATH = "/webhooks/twilio/sms"
@@ -103,30 +103,16 @@ def _telegram(host: str, respondent: int, step: int, text: str) -> Message:
     return Message(f"tg{update}", f"tg:{chat}", head.encode() + body)
 
 
-class Offer:
+class Offer(OpenLoop):
     """The open-loop generator: each delivery at its due time on one of `connections` kept-alive connections."""
 
     def __init__(self, url: str, messages: list[Message], rate: float, connections: int = 96):
         parts = urlsplit(url)
         self.host, self.port = parts.hostname, parts.port
-        self.messages, self.rate, self.connections = messages, rate, connections
+        self.requests, self.rate, self.connections = messages, rate, connections
         self.accepted: dict[str, float] = {}
         self.first_by_respondent: dict[str, list[str]] = defaultdict(list)
         self.failed = self.late = self.sent = 0
-
-    async def run(self) -> None:
-        queue: asyncio.Queue = asyncio.Queue()
-        senders = [asyncio.create_task(self._connection(queue)) for _ in range(self.connections)]
-        start = time.monotonic() + 0.2
-        for index, message in enumerate(self.messages):
-            due = start + index / self.rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            queue.put_nowait((due, message))
-        for _ in senders:
-            queue.put_nowait(None)
-        await asyncio.gather(*senders)
 
     async def _connection(self, queue: asyncio.Queue) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
