@@ -124,14 +124,17 @@ def test_every_route_takes_hostile_values_in_every_position(h):
     """A sweep beside the random search: each hostile kind in each path segment and each query parameter of every
     route, as staff (so the request gets past authentication to what reads the value)."""
     headers = {"Authorization": f"Bearer {h.staff_token}"}
-    for rule in sorted(h.app.url_map.iter_rules(), key=lambda rule: rule.rule):
+    killers = hostile.KILLERS
+    for index, rule in enumerate(sorted(h.app.url_map.iter_rules(), key=lambda rule: rule.rule)):
         method = "POST" if "POST" in rule.methods else "GET"
         plain = hostile.fill(rule.rule, ["reintegracion-mx"] * hostile.placeholders(rule.rule))
-        for value in hostile.KILLERS:
+        for value in killers:  # every value in every path position, and in every known key at once
             if hostile.placeholders(rule.rule):
                 _quick(h, hostile.fill(rule.rule, [value] * 3), method=method, headers=headers)
-            for key in hostile.KNOWN_KEYS:
-                _quick(h, plain, method=method, headers=headers, query_string={key: value})
+            _quick(h, plain, method=method, headers=headers, query_string=dict.fromkeys(hostile.KNOWN_KEYS, value))
+        for offset, key in enumerate(hostile.KNOWN_KEYS):  # each key alone, meeting another value on each route
+            value = killers[(index + offset) % len(killers)]
+            _quick(h, plain, method=method, headers=headers, query_string={key: value})
     _settle_without_failures(h)
 
 
