@@ -48,6 +48,7 @@ def create_app() -> Flask:
         return '<?xml version="1.0" encoding="UTF-8"?><Response></Response>', 200, {"Content-Type": "text/xml"}
 
     @app.get("/healthz")
+    @app.get("/healthz/webhooks")
     def healthz():
         return {"status": "ok"}
 
