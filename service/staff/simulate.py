@@ -71,8 +71,8 @@ def simulate(definition: Definition, language: str, channel: str, messages: list
                              ask_phone=channel == "telegram", phone_region=phone_region)
         state = step.state
         sent = [_reply(reply, channel) for reply in step.replies]
-        total += sum(r["segments"] for r in sent)
         for reply in sent:
+            total += reply["segments"]
             reply["running_total"] = total
         replies += sent
         turns.append({
