@@ -57,6 +57,8 @@ class FakeTwilio:
 
     def __init__(self) -> None:
         self.arrivals: dict[str, list[float]] = defaultdict(list)
+        self.handed: dict[int, float] = {}
+        """When each message was handed over, by the number in the id the fake gave it (`SM…n`, Telegram's n)."""
         self.counter = itertools.count(1)
         self.server: asyncio.base_events.Server | None = None
 
@@ -87,11 +89,13 @@ class FakeTwilio:
         if b"/bot" in start:
             chat = json.loads(body or b"{}").get("chat_id", 0)
             self.arrivals[f"tg:{chat}"].append(time.time())
+            self.handed[number] = time.time()
             return b"200 OK", json.dumps({"ok": True, "result": {
                 "message_id": number, "date": int(time.time()), "text": "", "chat": {"id": chat, "type": "private"}}
             }).encode()
         to = parse_qs(body.decode("utf-8", "replace")).get("To", [""])[0]
         self.arrivals[to].append(time.time())
+        self.handed[number] = time.time()
         return b"201 Created", b'{"sid": "SM%032d", "status": "queued"}' % number
 
 

@@ -5,14 +5,16 @@
 
 Respondents answer the bundled survey in their own words (`bench.conversations`), 70% by SMS (signed Twilio
 webhooks) and 30% by Telegram (secret-token updates), each writing their next line every 3 s; a respondent who
-finishes is replaced by a new one, so a 10-minute run at 650 messages/s carries about 17,000 whole surveys. 10% of
-deliveries are sent twice (a provider's retry), a few requests later. The load is open-loop: it does not slow down
-when the service does. The production processes run on loopback: the web server (granian, as the Procfile), `retorno
-worker`s, PostgreSQL (synchronous_commit on), Redis, and fake Twilio and Telegram APIs that timestamp each reply.
+finishes is replaced by a new one, so a 10-minute run at 650 messages/s carries about 17,000 whole surveys. The rate
+counts distinct messages; 10% of them are delivered twice (a provider's retry), a few requests later, on top. The
+load is open-loop: it does not slow down when the service does. The production processes run on loopback: the web
+server (granian, as the Procfile), `retorno worker`s, PostgreSQL (synchronous_commit on), Redis, and fake Twilio and
+Telegram APIs that timestamp each reply.
 
-Per rate it prints: messages/s stored (2xx), processed and replied; lag from the webhook's 2xx to the reply handed to
-the provider (p50, p99); the backlog (messages not yet processed plus replies not yet sent) every 30 s and at the
-end, and whether it grew over the run's second half; CPU milliseconds per message by program; peak RSS per process.
+Per rate it prints: messages/s stored (2xx), processed and replied; lag from the webhook's 2xx to the message's
+first reply handed to the provider (p50, p99; also without the first minute, when every respondent starts at once);
+the backlog (messages not yet processed plus replies not yet sent) every 30 s and at the end, and whether it grew
+over the run's second half; CPU milliseconds per message by program; peak RSS per process.
 A rate is sustainable when its backlog does not grow.
 """
 
@@ -45,6 +47,17 @@ TWILIO_PATH = "/webhooks/twilio/sms"
 TELEGRAM_PATH = "/webhooks/telegram"
 GAP = 3.0
 """Seconds between one respondent's lines."""
+WARM_UP = 60.0
+"""Lag is also reported without the first minute, when every respondent starts at once (the campaign's first wave)."""
+FIRST_REPLIES = """
+    SELECT i.channel, i.provider_id, r.provider_id
+    FROM inbound_messages i
+    JOIN LATERAL (SELECT o.provider_id FROM outbound_messages o
+                  WHERE o.contact_id = i.contact_id AND o.created_at = i.processed_at
+                  ORDER BY o.id LIMIT 1) r ON true
+    WHERE i.status = 'done'
+"""
+"""Each message's first reply: replies are written in the batch that processes the message, with its timestamp."""
 
 
 class Message:
@@ -113,6 +126,7 @@ class Offer(OpenLoop):
         self.accepted: dict[str, float] = {}
         self.first_by_respondent: dict[str, list[str]] = defaultdict(list)
         self.failed = self.late = self.sent = 0
+        self.finished = 0.0
 
     async def _connection(self, queue: asyncio.Queue) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -124,6 +138,7 @@ class Offer(OpenLoop):
                 writer.write(message.request)
                 status, _, _ = await _read_message(reader)
                 self.sent += 1
+                self.finished = time.time()
                 if status.split(b" ")[1] != b"200":
                     self.failed += 1
                 elif message.key not in self.accepted:
@@ -152,7 +167,7 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
     samples: list[tuple[float, int]] = []
     try:
         messages = load(stack.url, rate, options.seconds, options.telegram, options.duplicates)
-        offer = Offer(stack.url, messages, rate)
+        offer = Offer(stack.url, messages, rate * len(messages) / int(rate * options.seconds))
         time.sleep(2)
         cpu_before, started = cpu_by_program(), time.time()
         future = asyncio.run_coroutine_threadsafe(offer.run(), loop.loop)
@@ -160,7 +175,8 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
             time.sleep(min(30.0, max(1.0, options.seconds / 20)))
             samples.append((round(time.time() - started, 1), backlog(dsn)))
         future.result()
-        offered_for = time.time() - started
+        offered_for = offer.finished - started
+        window_end = offer.finished
         cpu_after = cpu_by_program()
         end_backlog = backlog(dsn)
         drain_started = time.time()
@@ -176,15 +192,18 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
     with psycopg.connect(dsn) as connection:
         processed = connection.execute(
             "SELECT count(*) FROM inbound_messages WHERE status = 'done' AND processed_at <= to_timestamp(%s)",
-            (started + offered_for,)).fetchone()[0]
+            (window_end,)).fetchone()[0]
+        first_replies = connection.execute(FIRST_REPLIES).fetchall()
     drop_database("retorno_bench")
-    lags, replied = [], 0
-    window_end = started + offered_for
-    for respondent, keys in offer.first_by_respondent.items():
-        arrivals = providers.arrivals.get(respondent, [])
-        replied += sum(1 for t in arrivals if t <= window_end)
-        for key, arrival in zip(keys, arrivals, strict=False):
-            lags.append(arrival - offer.accepted[key])
+    replied = sum(1 for at in providers.handed.values() if at <= window_end)
+    lags, steady = [], []
+    for channel, key, reply in first_replies:
+        accepted = offer.accepted.get(key if channel != "telegram" else f"tg{key}")
+        handed = providers.handed.get(int(reply.removeprefix("SM"))) if reply else None
+        if accepted is not None and handed is not None:
+            lags.append(handed - accepted)
+            if accepted >= started + WARM_UP:
+                steady.append(handed - accepted)
     half = [count for at, count in samples if at >= offered_for / 2]
     grew = bool(half) and half[-1] > half[0] + rate * 2
     handled = max(1, len(offer.accepted))
@@ -197,6 +216,8 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
         "processed_per_s": round(processed / offered_for, 1),
         "replied_per_s": round(replied / offered_for, 1),
         "lag_s": {k: round(v, 3) for k, v in describe(lags).items()},
+        f"lag_s_after_{WARM_UP:g}_s": {k: round(v, 3) for k, v in describe(steady).items()},
+        "lag_pairs": len(lags),
         "backlog_samples": samples, "backlog_end": end_backlog, "drained_in_s": round(drained_in, 1),
         "backlog_grew": grew, "cpu_ms_per_message": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
         "peak_rss_mb": peaks,
