@@ -11,7 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,17 +67,35 @@ def fresh_database(name: str = "retorno_bench") -> str:
     return url
 
 
+@contextmanager
+def pinned(cpus: set[int] | None) -> Iterator[None]:
+    """Processes started inside run only on `cpus` (they inherit this thread's affinity, restored after)."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def start_stack(database_url: str, providers_url: str = "http://127.0.0.1:9", web: int = 1, web_workers: int = 2,
                 workers: int = 0, threads: int = 32, log: Path | None = None, queues: tuple[str, ...] = (),
-                server: str = "granian", **extra: str) -> Stack:
+                server: str = "granian", web_cpus: set[int] | None = None, worker_cpus: set[int] | None = None,
+                **extra: str) -> Stack:
     """`web` servers (granian or gunicorn, each with `web_workers` processes) and `workers` RQ workers (of
-    `queues`, or all)."""
+    `queues`, or all), each kind optionally pinned to some cores (a stand-in for machines of its own)."""
     ports = [free_port() for _ in range(web)]
     env = service_env(database_url, REDIS_URL, providers_url, f"http://127.0.0.1:{ports[0]}", **extra)
-    servers = [start_web(env, port, workers=web_workers, threads=threads, log=log, server=server) for port in ports]
+    with pinned(web_cpus):
+        servers = [start_web(env, port, workers=web_workers, threads=threads, log=log, server=server)
+                   for port in ports]
     for port in ports:
         wait_healthy(f"http://127.0.0.1:{port}")
-    consumers = [start_worker(env, log=log, queues=queues) for _ in range(workers)]
+    with pinned(worker_cpus):
+        consumers = [start_worker(env, log=log, queues=queues) for _ in range(workers)]
     return Stack(database_url, f"http://127.0.0.1:{ports[0]}", env, servers, consumers)
 
 

@@ -2,6 +2,7 @@
 
     python -m bench.moonshot [--rates 400,650,800] [--seconds 600] [--workers 2] [--web-workers 2]
                              [--telegram 0.3] [--duplicates 0.1] [--server granian]
+                             [--web-cpus 0] [--worker-cpus 1]
 
 Respondents answer the bundled survey in their own words (`bench.conversations`), 70% by SMS (signed Twilio
 webhooks) and 30% by Telegram (secret-token updates), each writing their next line every 3 s; a respondent who
@@ -156,6 +157,11 @@ def backlog(dsn: str) -> int:
     return pending + unsent
 
 
+def cores(text: str | None) -> set[int] | None:
+    """`0` or `0,1` as a set of cores; None (no pinning) for an empty value."""
+    return {int(core) for core in text.split(",")} if text else None
+
+
 def run_rate(rate: float, options: argparse.Namespace) -> dict:
     database = fresh_database()
     dsn = database.replace("postgresql+psycopg", "postgresql")
@@ -163,7 +169,8 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
     providers = FakeTwilio()
     providers_url = loop.run(providers.start())
     stack = start_stack(database, providers_url=providers_url, web_workers=options.web_workers, threads=8,
-                        workers=options.workers, server=options.server)
+                        workers=options.workers, server=options.server, web_cpus=cores(options.web_cpus),
+                        worker_cpus=cores(options.worker_cpus))
     samples: list[tuple[float, int]] = []
     try:
         messages = load(stack.url, rate, options.seconds, options.telegram, options.duplicates)
@@ -233,6 +240,8 @@ def main() -> None:
     parser.add_argument("--telegram", type=float, default=0.3)
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--server", default="granian")
+    parser.add_argument("--web-cpus", default="", help="pin the web processes to these cores, e.g. 0")
+    parser.add_argument("--worker-cpus", default="", help="pin the workers to these cores, e.g. 1")
     options = parser.parse_args()
     print_json("machine", machine())
     sustainable = None

@@ -146,7 +146,9 @@ class InboundMessage(Base):
     __tablename__ = "inbound_messages"
     __table_args__ = (
         UniqueConstraint("channel", "provider_id", name="uq_inbound_channel_provider_id"),
-        Index("ix_inbound_pending", "status", "id", postgresql_where=text(f"status = '{InboundStatus.PENDING}'")),
+        Index("ix_inbound_pending_address", "address_hash", "id",
+              postgresql_where=text(f"status = '{InboundStatus.PENDING}'"),
+              sqlite_where=text(f"status = '{InboundStatus.PENDING}'")),
         Index("ix_inbound_address", "channel", "address_hash", "id"),
     )
 

@@ -366,8 +366,8 @@ class _Batch:
         rows = session.connection().execute(_READ_KEYS, {"ids": list(ids)}).all()
         keys: dict[tuple[str, str], str] = {}
         by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for id_, channel, hashed, enc in rows:
-            if only is None or (channel, hashed) == only:
+        for id_, channel, hashed, enc, status in rows:  # by primary key alone: pending is checked here
+            if status == InboundStatus.PENDING and (only is None or (channel, hashed) == only):
                 keys[(channel, hashed)] = enc
                 by_key[(channel, hashed)].append(id_)
         return keys, by_key
@@ -381,12 +381,12 @@ class _Batch:
         them, or `wait`: then this batch waits for their locks.
         """
         hashes = sorted({h for _, h in keys})
-        ids = self._contact_ids(session, hashes, keys)
+        ids, phones = self._contact_ids(session, hashes, keys)
         missing = [k for k in keys if k not in ids]
         if missing:
             self._create_contacts(session, missing, keys)
-            ids = self._contact_ids(session, hashes, keys)
-        self.siblings = self._siblings(session, sorted(ids.values()))
+            ids, phones = self._contact_ids(session, hashes, keys)
+        self.siblings = self._siblings(session, phones)
         wanted = {"ids": sorted({*ids.values(), *(s for found in self.siblings.values() for s in found)})}
         locked = {} if wait else self._usable(session.scalars(_LOCK_CONTACTS_SKIPPING, wanted).all(), keys)
         return locked or self._usable(session.scalars(_LOCK_CONTACTS, wanted).all(), keys)
@@ -397,18 +397,38 @@ class _Batch:
         return {(c.channel, c.address_hash): c for c in locked if (c.channel, c.address_hash) in keys
                 and all(s in held for s in self.siblings.get(c.id, ()))}
 
-    def _siblings(self, session: Session, contact_ids: list[int]) -> dict[int, list[int]]:
+    def _siblings(self, session: Session, phones: dict[int, tuple[str, str]]) -> dict[int, list[int]]:
         """The same person's contacts on the other kind of phone channel (a caller's SMS or WhatsApp contact, an
-        SMS or WhatsApp contact's voice contact): they share one session, so the batch locks them too."""
+        SMS or WhatsApp contact's voice contact): they share one session, so the batch locks them too.
+
+        `phones`: the batch's phone contacts, id -> (channel, phone hash). One read by phone hash, paired here: a
+        self-join planned on a young table's statistics compared every contact with every other."""
         found: dict[int, list[int]] = defaultdict(list)
-        for contact_id, sibling_id in session.connection().execute(_READ_SIBLINGS, {"ids": contact_ids}):
-            found[contact_id].append(sibling_id)
+        if not phones:
+            return found
+        same_phone: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        rows = session.connection().execute(_READ_SAME_PHONE, {"hashes": sorted({h for _, h in phones.values()})})
+        for id_, channel, phone_hash in rows:
+            same_phone[phone_hash].append((id_, channel))
+        for contact_id, (channel, phone_hash) in phones.items():
+            for other_id, other_channel in same_phone.get(phone_hash, ()):
+                if other_id != contact_id and (channel == "voice") != (other_channel == "voice"):
+                    found[contact_id].append(other_id)
         return found
 
-    def _contact_ids(self, session: Session, hashes: list[str], keys: Iterable[tuple[str, str]]):
+    def _contact_ids(
+        self, session: Session, hashes: list[str], keys: Iterable[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], int], dict[int, tuple[str, str]]]:
+        """The ids of the contacts of `keys` that exist, and (channel, phone hash) of those on a phone channel."""
         wanted = set(keys)
-        found = session.connection().execute(_READ_CONTACT_IDS, {"hashes": hashes})
-        return {(channel, hashed): id_ for channel, hashed, id_ in found if (channel, hashed) in wanted}
+        ids: dict[tuple[str, str], int] = {}
+        phones: dict[int, tuple[str, str]] = {}
+        for channel, hashed, id_, phone_hash in session.connection().execute(_READ_CONTACT_IDS, {"hashes": hashes}):
+            if (channel, hashed) in wanted:
+                ids[(channel, hashed)] = id_
+                if phone_hash and channel in _SIBLING_CHANNELS:
+                    phones[id_] = (channel, phone_hash)
+        return ids, phones
 
     def _create_contacts(self, session: Session, missing: list[tuple[str, str]], keys: dict) -> None:
         statement = postgresql.insert if self.postgres else sqlite.insert
@@ -793,10 +813,11 @@ _SESSION_COLUMNS = table_columns(SurveySession, SESSION_READ)
 
 
 _READ_KEYS = select(
-    InboundMessage.id, InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc
-).where(among(InboundMessage.id, "ids"), InboundMessage.status == InboundStatus.PENDING)
+    InboundMessage.id, InboundMessage.channel, InboundMessage.address_hash, InboundMessage.address_enc,
+    InboundMessage.status,
+).where(among(InboundMessage.id, "ids"))
 """The batch's reads, built once: a statement built per batch costs more CPU than its round trip in small batches."""
-_READ_CONTACT_IDS = select(Contact.channel, Contact.address_hash, Contact.id).where(
+_READ_CONTACT_IDS = select(Contact.channel, Contact.address_hash, Contact.id, Contact.phone_hash).where(
     among(Contact.address_hash, "hashes")
 )
 _LOCK_CONTACTS = select(Contact).where(among(Contact.id, "ids")).order_by(Contact.id).with_for_update()
@@ -821,18 +842,10 @@ _READ_LATEST_SESSIONS = (
 
 _UNDER_WAY = (engine.NEW, engine.IN_PROGRESS)
 _SIBLING_CHANNELS = ("sms", "whatsapp", "voice")
-_c, _s = Contact.__table__.alias("c"), Contact.__table__.alias("s")
-_READ_SIBLINGS = (
-    select(_c.c.id, _s.c.id)
-    .join(_s, (_s.c.phone_hash == _c.c.phone_hash) & (_s.c.id != _c.c.id))
-    .where(
-        among(_c.c.id, "ids"),
-        _c.c.channel.in_(_SIBLING_CHANNELS),
-        _s.c.channel.in_(_SIBLING_CHANNELS),
-        (_c.c.channel == "voice") != (_s.c.channel == "voice"),
-    )
+_READ_SAME_PHONE = select(Contact.id, Contact.channel, Contact.phone_hash).where(
+    among(Contact.phone_hash, "hashes"), Contact.channel.in_(_SIBLING_CHANNELS)
 )
-"""The voice contacts of the batch's SMS/WhatsApp contacts and the other way round (same phone number hash)."""
+"""Every phone contact of the batch's phone numbers (by hash): the batch pairs voice with SMS/WhatsApp ones."""
 
 SESSION_IDS_AT_ONCE = 100
 _SESSION_IDS = text("SELECT nextval(pg_get_serial_sequence('survey_sessions', 'id')) FROM generate_series(1, :n)")
