@@ -108,6 +108,9 @@ class Tally:
         self.read: dict[tuple[str, int], int] = {}
         self.holds: dict[int, dict] = {}
         """Reservations of sessions created in this transaction and not yet written (their row is not either)."""
+        self.claims: dict[int, dict] = {}
+        """Reservations of sessions already written, counted now and inserted together by `write_claims` (PostgreSQL):
+        one statement for a batch's consents instead of one round trip each."""
         self.records: list[tuple[dict, Definition, bool]] = []
         """Incentive records of completions, written together by `write_records` (values, survey, counted)."""
         self.due: list[int] = []
@@ -120,18 +123,38 @@ class Tally:
         self.commit(definition, row.wave, amount_cents)
 
     def write_holds(self) -> None:
-        """Flush the transaction's new sessions, then insert the reservations held for them, in one statement."""
-        if not self.holds:
+        """Flush the transaction's new sessions, then insert the reservations held for them, in one statement; the
+        claims too."""
+        if self.holds:
+            self.write_sessions()
+            self.session.execute(insert(IncentiveReservation.__table__), list(self.holds.values()))
+            self.holds.clear()
+        self.write_claims()
+
+    def claim_later(self, row: SessionRow, definition: Definition, amount_cents: int) -> None:
+        """Reserve for a session already written: counted now, inserted by `write_claims`."""
+        self.claims[row.id] = {"session_id": row.id, "survey_id": row.survey_id, "wave": row.wave,
+                               "amount_cents": amount_cents, "created_at": utcnow()}
+        self.commit(definition, row.wave, amount_cents)
+
+    def write_claims(self, session_id: int | None = None) -> None:
+        """Insert the claims (all, or only if `session_id` is among them: before something reads its reservation).
+        A session that had a reservation already, or has earned its record, gives its amount back, as `reserve`
+        would have counted nothing for it."""
+        if not self.claims or (session_id is not None and session_id not in self.claims):
             return
-        self.write_sessions()
-        self.session.execute(insert(IncentiveReservation.__table__), list(self.holds.values()))
-        self.holds.clear()
+        claims, self.claims = self.claims, {}
+        inserted = {found for (found,) in self.session.execute(_CLAIMS, {"rows": json_rows(list(claims.values()))})}
+        for claimed, values in claims.items():
+            if claimed not in inserted:
+                self.give_back(values["survey_id"], values["wave"], values["amount_cents"])
 
     def record_later(self, values: dict, definition: Definition) -> None:
         """A completion's incentive record, written with the others of the transaction by `write_records`.
 
         A hold made in this transaction becomes the record's amount directly (it is never written).
         """
+        self.write_claims(values["session_id"])
         hold = self.holds.pop(values["session_id"], None)
         if hold is not None:
             values = {**values, "amount_cents": hold["amount_cents"]}
@@ -219,6 +242,10 @@ def reserve(session: Session, row: SessionRow, definition: Definition, tally: Ta
                 tally.hold_later(row, definition, amount_cents)
             return True
         tally.write_sessions()
+    elif tally.deferred and session.get_bind().dialect.name == "postgresql":
+        if row.id not in tally.claims:
+            tally.claim_later(row, definition, amount_cents)
+        return True
     table = IncentiveReservation.__table__
     source = select(
         literal(row.id, table.c.session_id.type),
@@ -259,6 +286,8 @@ def release(session: Session, session_id: int, tally: Tally | None = None) -> bo
         hold = tally.holds.pop(session_id)
         tally.give_back(hold["survey_id"], hold["wave"], hold["amount_cents"])
         return True
+    if tally is not None:
+        tally.write_claims(session_id)
     taken = session.execute(
         delete(IncentiveReservation)
         .where(IncentiveReservation.session_id == session_id)
@@ -280,6 +309,17 @@ def _ensure_row(session: Session, survey_id: str, wave: int, currency: str, budg
         .on_conflict_do_nothing(index_elements=["survey_id", "wave"])
     )
 
+
+_CLAIMS = text(
+    "INSERT INTO incentive_reservations (session_id, survey_id, wave, amount_cents, created_at) "
+    "SELECT r.session_id, r.survey_id, r.wave, r.amount_cents, r.created_at "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(session_id bigint, survey_id text, wave int, "
+    "amount_cents bigint, created_at timestamptz) "
+    "WHERE NOT EXISTS (SELECT 1 FROM incentives AS i WHERE i.session_id = r.session_id) ORDER BY r.session_id "
+    "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
+)
+"""A batch's reservations for sessions already written (PostgreSQL), as `reserve` inserts one: not for a session
+that has one or has earned its record; the sessions that got one."""
 
 _RECORDS = text(
     "WITH r AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(contact_id bigint, session_id bigint, "

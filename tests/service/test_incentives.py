@@ -181,6 +181,28 @@ def test_consents_in_one_batch_beyond_the_budget_are_held_one_by_one(h):
     assert h.count("SELECT count(*) FROM incentive_reservations") == 2
 
 
+def test_a_batch_holds_its_consents_together_and_counts_a_session_already_held_once(h):
+    """Consents of sessions written earlier are inserted together at the batch's end; one that already holds a
+    credit, or has earned its record, adds nothing to the wave's counter."""
+    from sqlalchemy import select
+
+    from service.incentives import budget
+    from service.models import SurveySession
+
+    h.sms(PHONE, "hola")
+    h.sms(OTHER, "hola")
+    h.settle()
+    definition = h.rt.catalog.current("corta")
+    for _ in range(2):
+        with h.rt.sessions() as session, session.begin():
+            tally = budget.Tally(session, deferred=True)
+            for row in session.scalars(select(SurveySession).order_by(SurveySession.id)).all():
+                assert budget.reserve(session, row, definition, tally)
+            assert tally.settle()
+    assert committed(h) == 6000
+    assert h.count("SELECT count(*) FROM incentive_reservations") == 2
+
+
 def test_near_the_end_of_a_budget_a_batch_takes_the_waves_counter_before_promising(h):
     """With few credits left, concurrent batches promise one after another (none runs again for another's holds)."""
     if h.rt.engine.dialect.name != "postgresql":
