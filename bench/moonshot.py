@@ -25,8 +25,11 @@ import argparse
 import asyncio
 import json
 import random
+import re
+import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import psycopg
@@ -42,6 +45,7 @@ from bench.common import (
 )
 from bench.conversations import conversation
 from bench.loopback import FakeTwilio, Loop, OpenLoop, _read_message
+from surveys.loader import bundled_files
 from tests.support import TELEGRAM_SECRET, drop_database, telegram_message, twilio_form, twilio_signature
 
 TWILIO_PATH = "/webhooks/twilio/sms"
@@ -157,6 +161,18 @@ def backlog(dsn: str) -> int:
     return pending + unsent
 
 
+def paid_survey(rate: float, seconds: float) -> str:
+    """A folder with the bundled survey whose budget pays everyone the run can carry (the bundled one pays 1,000
+    credits, spent in the first seconds): every completion's credit goes through the budget's path."""
+    source = (bundled_files()[0]).read_text(encoding="utf-8")
+    credits = int(rate * seconds) + 10_000
+    source = re.sub(r"(?m)^  budget: \d+$", f"  budget: {credits * 30}", source, count=1)
+    source = re.sub(r"(?m)^version: (\d+)$", lambda m: f"version: {int(m.group(1)) + 1000}", source, count=1)
+    folder = tempfile.mkdtemp(prefix="retorno-moonshot-")
+    Path(folder, "reintegracion-mx.yaml").write_text(source, encoding="utf-8")
+    return folder
+
+
 def cores(text: str | None) -> set[int] | None:
     """`0` or `0,1` as a set of cores; None (no pinning) for an empty value."""
     return {int(core) for core in text.split(",")} if text else None
@@ -170,7 +186,8 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
     providers_url = loop.run(providers.start())
     stack = start_stack(database, providers_url=providers_url, web_workers=options.web_workers, threads=8,
                         workers=options.workers, server=options.server, web_cpus=cores(options.web_cpus),
-                        worker_cpus=cores(options.worker_cpus))
+                        worker_cpus=cores(options.worker_cpus),
+                        RETORNO_SURVEYS_DIR=paid_survey(rate, options.seconds))
     samples: list[tuple[float, int]] = []
     try:
         messages = load(stack.url, rate, options.seconds, options.telegram, options.duplicates)
