@@ -84,14 +84,14 @@ def pinned(cpus: set[int] | None) -> Iterator[None]:
 def start_stack(database_url: str, providers_url: str = "http://127.0.0.1:9", web: int = 1, web_workers: int = 2,
                 workers: int = 0, threads: int = 32, log: Path | None = None, queues: tuple[str, ...] = (),
                 server: str = "granian", web_cpus: set[int] | None = None, worker_cpus: set[int] | None = None,
-                **extra: str) -> Stack:
+                factory: str = "service.app:create_app", **extra: str) -> Stack:
     """`web` servers (granian or gunicorn, each with `web_workers` processes) and `workers` RQ workers (of
     `queues`, or all), each kind optionally pinned to some cores (a stand-in for machines of its own)."""
     ports = [free_port() for _ in range(web)]
     env = service_env(database_url, REDIS_URL, providers_url, f"http://127.0.0.1:{ports[0]}", **extra)
     with pinned(web_cpus):
-        servers = [start_web(env, port, workers=web_workers, threads=threads, log=log, server=server)
-                   for port in ports]
+        servers = [start_web(env, port, workers=web_workers, threads=threads, log=log, server=server,
+                             factory=factory) for port in ports]
     for port in ports:
         wait_healthy(f"http://127.0.0.1:{port}")
     with pinned(worker_cpus):

@@ -7,8 +7,10 @@ Everything runs on this machine at once (wrk, the web server, PostgreSQL, Redis)
 measures storing and acknowledging. Prints one line per level, the raw limits measured in the same run, and the
 web processes' peak memory.
 
-`--servers` compares, in one run, Retorno under granian (the Procfile's) and gunicorn (`gunicorn`), and the naive
-durable webhook of `bench.naive` under either (`naive-gunicorn`, `naive-granian`; Twilio only).
+`--servers` compares, in one run, Retorno under granian (the Procfile's) and gunicorn (`gunicorn`), Retorno without
+its fast path (`granian-flask`, `gunicorn-flask`: every webhook through Flask's routing, as `bench.flask_only`
+serves it), and the naive durable webhook of `bench.naive` under either (`naive-gunicorn`, `naive-granian`; Twilio
+only).
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ def main() -> None:
 
 
 def retorno(database: str, server: str, levels: list[int], options: argparse.Namespace) -> None:
-    stack = start_stack(database, web_workers=options.web_workers, threads=options.threads, server=server)
+    factory = "bench.flask_only:create_app" if server.endswith("-flask") else "service.app:create_app"
+    stack = start_stack(database, web_workers=options.web_workers, threads=options.threads,
+                        server=server.removesuffix("-flask"), factory=factory)
     try:
         wrk(stack.url, "telegram.lua", [TELEGRAM_SECRET, "9", "10000"], 16, 5)
         tag = 10

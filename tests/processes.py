@@ -63,8 +63,8 @@ def web_command(port: int, workers: int = 2, threads: int = 8, server: str = "gr
 
 
 def start_web(env: dict[str, str], port: int, workers: int = 2, log: Path | None = None,
-              threads: int = 8, server: str = "granian") -> subprocess.Popen:
-    return _spawn(web_command(port, workers, threads, server), env, log)
+              threads: int = 8, server: str = "granian", factory: str = "service.app:create_app") -> subprocess.Popen:
+    return _spawn(web_command(port, workers, threads, server, factory), env, log)
 
 
 def start_worker(env: dict[str, str], log: Path | None = None, queues: tuple[str, ...] = ()) -> subprocess.Popen:

@@ -40,7 +40,9 @@ def _committed(session: Session, survey_id: str, wave: int, lock: bool = False) 
 
 LOCK_MARGIN = 1000
 """Credits left in a wave below which a deferred tally locks the wave's counter when it first reads it: concurrent
-batches then promise one after another and none has to run again because another took the last credits."""
+batches then promise one after another and none has to run again because another took the last credits. A spent
+wave is not locked: nothing can be promised from it (and `settle`'s conditional UPDATE refuses any promise a stale
+read would make), so batches of a survey whose budget ran out do not wait for one another."""
 
 
 def _fits(definition: Definition, committed_cents: int) -> bool:
@@ -194,7 +196,7 @@ class Tally:
         key = (definition.id, wave)
         if key not in self.read:
             self.read[key] = _committed(self.session, definition.id, wave)
-            if _near_the_end(definition, self.read[key]):
+            if _near_the_end(definition, self.read[key]) and _fits(definition, self.read[key]):
                 self.read[key] = _committed(self.session, definition.id, wave, lock=True)
         return _fits(definition, self.read[key] + self.pending.get(key, 0))
 

@@ -222,6 +222,26 @@ def test_near_the_end_of_a_budget_a_batch_takes_the_waves_counter_before_promisi
                 other.execute("SELECT 1 FROM incentive_budgets WHERE survey_id = 'corta' FOR UPDATE NOWAIT")
 
 
+def test_once_a_budget_is_spent_batches_read_its_counter_without_waiting_for_one_another(h):
+    """Nothing can be promised from a spent wave: its counter is read, not locked, so batches do not queue on it."""
+    if h.rt.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
+    import psycopg
+
+    from service.incentives import budget
+
+    for phone in (PHONE, OTHER):
+        for text in ("hola", "si"):
+            h.sms(phone, text)
+            h.settle()
+    assert committed(h) == 6000
+    definition = h.rt.catalog.current("corta")
+    with h.rt.sessions() as session, session.begin():
+        assert not budget.Tally(session, deferred=True).room(definition, 1)
+        with psycopg.connect(h.rt.settings.database_url.replace("+psycopg", "")) as other:
+            other.execute("SELECT 1 FROM incentive_budgets WHERE survey_id = 'corta' FOR UPDATE NOWAIT")
+
+
 def test_whole_conversations_in_one_batch_hold_earn_and_give_back_like_separate_ones(h):
     """A backlog: new respondents consent, complete or stop within one batch (their sessions and holds are written
     together at its end); the budget still counts each credit once and never passes 2 credits."""
