@@ -228,7 +228,7 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
             lags.append(handed - accepted)
             if accepted >= started + WARM_UP:
                 steady.append(handed - accepted)
-    half = [count for at, count in samples if at >= offered_for / 2]
+    half = [count for at, count in samples if offered_for / 2 <= at <= offered_for]  # while offered, not drained
     grew = bool(half) and half[-1] > half[0] + rate * 2
     handled = max(1, len(offer.accepted))
     cpu_ms = {name: round((cpu_after.get(name, 0.0) - used) * 1000 / handled, 3)
