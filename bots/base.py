@@ -44,8 +44,8 @@ class Incoming:
 
 @dataclass(frozen=True)
 class Received:
-    """What the worker reads back of a stored message's payload (written by `Incoming.payload`); the payload also
-    keeps what a channel found but nothing reads yet (Twilio's media count, a Telegram deep link's payload)."""
+    """What the worker reads back of a stored message's payload (written by `Incoming.payload`): nothing else is
+    stored."""
 
     kind: str = "text"
     button: str | None = None

@@ -27,8 +27,7 @@ MEDIA_KINDS = (
 """Message contents without text, in the order they are recognised (venue carries a location too, animation
 a document)."""
 
-_START = re.compile(r"/start(?:@[A-Za-z0-9_]+)?(?:\s+(?P<payload>.*))?", re.DOTALL)
-_DEEP_LINK = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+_START = re.compile(r"/start(?:@[A-Za-z0-9_]+)?(?:\s+.*)?", re.DOTALL)
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}", re.ASCII)
 
 
@@ -102,9 +101,7 @@ def _message(update_id: int, message: object) -> Incoming | None:
         kind = next((k for k in MEDIA_KINDS if message.get(k) is not None), "")
         if not kind:
             return None  # service messages (pins, shared chats, ...) and contents the survey cannot answer
-    text, start = _start(text)
-    if start is not None:
-        extra["start_payload"] = start
+    text = _start(text)
     return Incoming(
         channel="telegram",
         provider_id=str(update_id),
@@ -193,13 +190,10 @@ def _contact(contact: object, sender: dict[str, Any]) -> dict[str, Any]:
     return {"contact_phone": storable(phone.strip(), "message.contact.phone_number"), "contact_is_self": is_self}
 
 
-def _start(text: str) -> tuple[str, str | None]:
-    """'/start' and '/start PAYLOAD' (a deep link) become '/start' and the payload; other texts pass."""
-    found = _START.fullmatch(text.strip())
-    if not found:
-        return text, None
-    payload = (found.group("payload") or "").strip()
-    return "/start", payload if _DEEP_LINK.fullmatch(payload) else None
+def _start(text: str) -> str:
+    """'/start' and '/start PAYLOAD' (a deep link) become '/start' (nothing reads a deep link's payload, so it is not
+    stored); other texts pass."""
+    return "/start" if _START.fullmatch(text.strip()) else text
 
 
 def _language(sender: dict[str, Any]) -> str | None:

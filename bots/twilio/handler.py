@@ -161,8 +161,6 @@ def parse_message(params: Params, account_sid: str | None = None) -> Incoming:
     button = _text(form, "ButtonPayload", MAX_FIELD).strip()[:MAX_BUTTON] if channel == "whatsapp" else ""
     if button:  # a template's quick-reply button: its id says start or stop, whatever its label
         extra["button_payload"] = button
-    if media:
-        extra["media_count"] = media
     if not body.strip():
         if media:
             kind = "media"

@@ -152,7 +152,7 @@ def test_body_length_limit():
 def test_media_urls_are_never_kept():
     incoming = parse_message(base_form(Body="", NumMedia="1", MediaUrl0="https://api.twilio.com/secret-media"))
     assert "secret-media" not in repr(asdict(incoming))
-    assert incoming.payload() == {"kind": "media", "media_count": 1}
+    assert incoming.payload() == {"kind": "media"}
 
 
 def test_whatsapp_prefix_is_case_insensitive_and_the_address_is_kept_as_sent():
