@@ -66,10 +66,10 @@ FIRST_REPLIES = """
 
 
 class Message:
-    __slots__ = ("key", "respondent", "request")
+    __slots__ = ("key", "request")
 
-    def __init__(self, key: str, respondent: str, request: bytes):
-        self.key, self.respondent, self.request = key, respondent, request
+    def __init__(self, key: str, request: bytes):
+        self.key, self.request = key, request
 
 
 def load(url: str, rate: float, seconds: float, telegram: float, duplicates: float, seed: int = 7) -> list[Message]:
@@ -109,7 +109,7 @@ def _twilio(url: str, host: str, respondent: int, step: int, text: str) -> Messa
     body = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in form.items()).encode()
     head = (f"POST {TWILIO_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             f"X-Twilio-Signature: {twilio_signature(url + TWILIO_PATH, form)}\r\nContent-Length: {len(body)}\r\n\r\n")
-    return Message(sid, sender, head.encode() + body)
+    return Message(sid, head.encode() + body)
 
 
 def _telegram(host: str, respondent: int, step: int, text: str) -> Message:
@@ -118,7 +118,7 @@ def _telegram(host: str, respondent: int, step: int, text: str) -> Message:
     body = json.dumps(telegram_message(update, chat, text)).encode()
     head = (f"POST {TELEGRAM_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"X-Telegram-Bot-Api-Secret-Token: {TELEGRAM_SECRET}\r\nContent-Length: {len(body)}\r\n\r\n")
-    return Message(f"tg{update}", f"tg:{chat}", head.encode() + body)
+    return Message(f"tg{update}", head.encode() + body)
 
 
 class Offer(OpenLoop):
@@ -129,7 +129,6 @@ class Offer(OpenLoop):
         self.host, self.port = parts.hostname, parts.port
         self.requests, self.rate, self.connections = messages, rate, connections
         self.accepted: dict[str, float] = {}
-        self.first_by_respondent: dict[str, list[str]] = defaultdict(list)
         self.failed = self.late = self.sent = 0
         self.finished = 0.0
 
@@ -148,7 +147,6 @@ class Offer(OpenLoop):
                     self.failed += 1
                 elif message.key not in self.accepted:
                     self.accepted[message.key] = time.time()
-                    self.first_by_respondent[message.respondent].append(message.key)
         finally:
             writer.close()
 
@@ -164,12 +162,13 @@ def backlog(dsn: str) -> int:
 def paid_survey(rate: float, seconds: float) -> str:
     """A folder with the bundled survey whose budget pays everyone the run can carry (the bundled one pays 1,000
     credits, spent in the first seconds): every completion's credit goes through the budget's path."""
-    source = (bundled_files()[0]).read_text(encoding="utf-8")
+    bundled = bundled_files()[0]
+    source = bundled.read_text(encoding="utf-8")
     credits = int(rate * seconds) + 10_000
     source = re.sub(r"(?m)^  budget: \d+$", f"  budget: {credits * 30}", source, count=1)
     source = re.sub(r"(?m)^version: (\d+)$", lambda m: f"version: {int(m.group(1)) + 1000}", source, count=1)
     folder = tempfile.mkdtemp(prefix="retorno-moonshot-")
-    Path(folder, "reintegracion-mx.yaml").write_text(source, encoding="utf-8")
+    Path(folder, bundled.name).write_text(source, encoding="utf-8")
     return folder
 
 
