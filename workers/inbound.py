@@ -423,7 +423,9 @@ class _Batch:
         wanted = set(keys)
         ids: dict[tuple[str, str], int] = {}
         phones: dict[int, tuple[str, str]] = {}
-        for channel, hashed, id_, phone_hash in session.connection().execute(_READ_CONTACT_IDS, {"hashes": hashes}):
+        channels = sorted({c for c, _ in wanted})
+        rows = session.connection().execute(_READ_CONTACT_IDS, {"channels": channels, "hashes": hashes})
+        for channel, hashed, id_, phone_hash in rows:
             if (channel, hashed) in wanted:
                 ids[(channel, hashed)] = id_
                 if phone_hash and channel in _SIBLING_CHANNELS:
@@ -818,8 +820,9 @@ _READ_KEYS = select(
 ).where(among(InboundMessage.id, "ids"))
 """The batch's reads, built once: a statement built per batch costs more CPU than its round trip in small batches."""
 _READ_CONTACT_IDS = select(Contact.channel, Contact.address_hash, Contact.id, Contact.phone_hash).where(
-    among(Contact.address_hash, "hashes")
+    among(Contact.channel, "channels"), among(Contact.address_hash, "hashes")
 )
+"""By channel and hash, the unique index's two columns: by hash alone PostgreSQL read every contact, each batch."""
 _LOCK_CONTACTS = select(Contact).where(among(Contact.id, "ids")).order_by(Contact.id).with_for_update()
 _LOCK_CONTACTS_SKIPPING = _LOCK_CONTACTS.with_for_update(skip_locked=True)
 _READ_PENDING = (
