@@ -63,6 +63,7 @@ def apply(session: Session, now: datetime) -> int:
     rows = session.execute(
         select(EarlyReport, OutboundMessage)
         .join(OutboundMessage, OutboundMessage.provider_id == EarlyReport.provider_id)
+        .where(OutboundMessage.provider_id.is_not(None))  # the partial index of ids the sender wrote down
         .order_by(OutboundMessage.id)
         .limit(BATCH)
         .with_for_update(of=OutboundMessage)

@@ -168,13 +168,19 @@ class InboundMessage(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+_DUE = f"status IN ('{OutboundStatus.QUEUED}', '{OutboundStatus.SENDING}')"
+"""The outbound rows still to send: only they are indexed by status (a sent row leaves that index)."""
+
+
 class OutboundMessage(Base):
     """A message to send; the sender claims `queued` rows, so each is handed to the provider once."""
 
     __tablename__ = "outbound_messages"
     __table_args__ = (
-        Index("ix_outbound_status_due", "status", "next_attempt_at"),
-        Index("ix_outbound_provider_id", "provider_id"),
+        Index("ix_outbound_status_due", "status", "next_attempt_at",
+              postgresql_where=text(_DUE), sqlite_where=text(_DUE)),
+        Index("ix_outbound_provider_id", "provider_id",
+              postgresql_where=text("provider_id IS NOT NULL"), sqlite_where=text("provider_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
