@@ -52,6 +52,21 @@ def check_keys(rt: Runtime) -> None:
             raise ConfigError(f"RETORNO_SECRET_KEY cannot open the stored data ({reason}): {KEY_FIX}") from None
 
 
+def warn_database_settings(rt: Runtime) -> None:
+    """A warning when PostgreSQL runs without autovacuum: within minutes of load its statistics and indexes age, and
+    every batch slows down (measured: docs/benchmarks.md)."""
+    if rt.engine.dialect.name != "postgresql":
+        return
+    try:
+        with rt.engine.connect() as connection:
+            autovacuum = connection.exec_driver_sql("SHOW autovacuum").scalar()
+    except SQLAlchemyError:
+        return  # the database is down: check() said so already
+    if autovacuum != "on":
+        log.warning("PostgreSQL runs with autovacuum off: plans and indexes degrade under load within minutes "
+                    "(set autovacuum = on in postgresql.conf and reload PostgreSQL)")
+
+
 def check(rt: Runtime) -> None:
     """Every startup check; a database that cannot be read yet (down, or not migrated) skips them with a warning,
     since webhooks are spooled meanwhile (service.spool)."""

@@ -72,6 +72,7 @@ def _check_surveys(rt) -> None:
         raise click.ClickException("\n".join(rt.catalog.refused))
     startup.check_default_survey(rt)
     startup.check_keys(rt)
+    startup.warn_database_settings(rt)
 
 
 def _runtime(settings: Settings):
@@ -253,6 +254,7 @@ def web(host: str, port: int, workers: int, server: str) -> None:
     _setup_logging()
     rt = _runtime(_settings(port=port))
     startup.check(rt)  # each web process checks again (service.app)
+    startup.warn_database_settings(rt)
     rt.engine.dispose()
     if server == "gunicorn":
         from gunicorn.app.wsgiapp import WSGIApplication

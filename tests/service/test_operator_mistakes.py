@@ -200,3 +200,22 @@ def test_campaign_durations_out_of_range_are_one_line(sqlite_url, option, value)
     result = _invoke(["campaigns", "create", "--survey", "reintegracion-mx", "--tag", "piloto", option, value],
                      DATABASE_URL=sqlite_url)
     _refused(result, repr(value)[:20], code=1)
+
+
+def test_postgresql_without_autovacuum_is_named_in_one_warning(clean_postgres, caplog):
+    from types import SimpleNamespace
+
+    from sqlalchemy import create_engine
+
+    from service import startup
+
+    engine = create_engine(clean_postgres)
+    with engine.connect() as connection:
+        autovacuum = connection.exec_driver_sql("SHOW autovacuum").scalar()
+    with caplog.at_level("WARNING", logger="service.startup"):
+        startup.warn_database_settings(SimpleNamespace(engine=engine))
+    engine.dispose()
+    warned = [r.getMessage() for r in caplog.records if "autovacuum" in r.getMessage()]
+    assert warned == ([] if autovacuum == "on" else [
+        "PostgreSQL runs with autovacuum off: plans and indexes degrade under load within minutes "
+        "(set autovacuum = on in postgresql.conf and reload PostgreSQL)"])
