@@ -26,6 +26,7 @@ from tests.support import create_database
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = "redis://127.0.0.1:6379/13"
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCK_PATH = "/tmp/retorno-bench.lock"
 _lock = None
 
@@ -246,15 +247,34 @@ def machine() -> dict[str, str]:
         )
     except (OSError, StopIteration):
         pass
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as connection:
+    with psycopg.connect(ADMIN_DSN) as connection:
         pg = connection.execute("SHOW server_version").fetchone()[0]
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{cpu} x {os.cpu_count()}",
         "python": platform.python_version(),
         "postgresql": pg,
+        "postgresql_settings": postgres_settings(),
         "redis": Redis.from_url(REDIS_URL).info()["redis_version"],
     }
+
+
+SETTINGS_SHOWN = ("autovacuum", "synchronous_commit", "shared_buffers", "max_wal_size", "checkpoint_timeout")
+"""The server settings that move these figures: each benchmark's machine line states them."""
+
+
+def postgres_settings() -> dict[str, str]:
+    with psycopg.connect(ADMIN_DSN) as connection:
+        return {name: connection.execute(f"SHOW {name}").fetchone()[0] for name in SETTINGS_SHOWN}
+
+
+def wal_position(dsn: str = ADMIN_DSN) -> tuple[int, int]:
+    """(bytes of WAL written so far, checkpoints so far): a run's difference is its WAL and its checkpoints."""
+    with psycopg.connect(dsn) as connection:
+        row = connection.execute(
+            "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+        ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -39,9 +39,11 @@ from bench.common import (
     describe,
     fresh_database,
     machine,
+    postgres_settings,
     print_json,
     process_tree_peaks,
     start_stack,
+    wal_position,
 )
 from bench.conversations import conversation
 from bench.loopback import FakeTwilio, Loop, OpenLoop, _read_message
@@ -192,7 +194,7 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
         messages = load(stack.url, rate, options.seconds, options.telegram, options.duplicates)
         offer = Offer(stack.url, messages, rate * len(messages) / int(rate * options.seconds))
         time.sleep(2)
-        cpu_before, started = cpu_by_program(), time.time()
+        cpu_before, wal_before, started = cpu_by_program(), wal_position(), time.time()
         future = asyncio.run_coroutine_threadsafe(offer.run(), loop.loop)
         while not future.done():
             time.sleep(min(30.0, max(1.0, options.seconds / 20)))
@@ -200,7 +202,7 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
         future.result()
         offered_for = offer.finished - started
         window_end = offer.finished
-        cpu_after = cpu_by_program()
+        cpu_after, wal_after = cpu_by_program(), wal_position()
         end_backlog = backlog(dsn)
         drain_started = time.time()
         while backlog(dsn) and time.time() - drain_started < 120:
@@ -243,6 +245,8 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
         "lag_pairs": len(lags),
         "backlog_samples": samples, "backlog_end": end_backlog, "drained_in_s": round(drained_in, 1),
         "backlog_grew": grew, "cpu_ms_per_message": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
+        "wal_kb_per_message": round((wal_after[0] - wal_before[0]) / 1024 / handled, 2),
+        "checkpoints": wal_after[1] - wal_before[1],
         "peak_rss_mb": peaks,
     }
 
@@ -258,7 +262,13 @@ def main() -> None:
     parser.add_argument("--server", default="granian")
     parser.add_argument("--web-cpus", default="", help="pin the web processes to these cores, e.g. 0")
     parser.add_argument("--worker-cpus", default="", help="pin the workers to these cores, e.g. 1")
+    parser.add_argument("--allow-autovacuum-off", action="store_true",
+                        help="measure even though the server does not vacuum (figures then fall over minutes)")
     options = parser.parse_args()
+    if postgres_settings()["autovacuum"] != "on" and not options.allow_autovacuum_off:
+        parser.exit(2, "bench.moonshot: autovacuum is off on this PostgreSQL (a CI setting; production runs it, and "
+                       "minutes without it slow every plan): ALTER SYSTEM SET autovacuum = on; SELECT "
+                       "pg_reload_conf(); or pass --allow-autovacuum-off\n")
     print_json("machine", machine())
     sustainable = None
     for rate in (float(r) for r in options.rates.split(",")):
