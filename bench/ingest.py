@@ -1,7 +1,7 @@
 """Ingest benchmark: signed Twilio and Telegram webhooks at rising concurrency, with wrk.
 
     python -m bench.ingest [--seconds 60] [--connections 8,16,32,64] [--web-workers 2] [--threads 32]
-                           [--servers granian] [--channels twilio,telegram]
+                           [--retorno-threads N] [--servers granian] [--channels twilio,telegram]
 
 Everything runs on this machine at once (wrk, the web server, PostgreSQL, Redis); no queue consumers run, so this
 measures storing and acknowledging. Prints one line per level, the raw limits measured in the same run, and the
@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--connections", default="8,16,32,64")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--retorno-threads", type=int, default=None,
+                        help="Retorno's threads per web process when they differ from the naive webhook's (--threads)")
     parser.add_argument("--channels", default="twilio,telegram")
     parser.add_argument("--servers", default="granian")
     options = parser.parse_args()
@@ -75,7 +77,7 @@ def main() -> None:
 
 def retorno(database: str, server: str, levels: list[int], options: argparse.Namespace) -> None:
     factory = "bench.flask_only:create_app" if server.endswith("-flask") else "service.app:create_app"
-    stack = start_stack(database, web_workers=options.web_workers, threads=options.threads,
+    stack = start_stack(database, web_workers=options.web_workers, threads=options.retorno_threads or options.threads,
                         server=server.removesuffix("-flask"), factory=factory)
     try:
         wrk(stack.url, "telegram.lua", [TELEGRAM_SECRET, "9", "10000"], 16, 5)
