@@ -170,6 +170,8 @@ class InboundMessage(Base):
 
 _DUE = f"status IN ('{OutboundStatus.QUEUED}', '{OutboundStatus.SENDING}')"
 """The outbound rows still to send: only they are indexed by status (a sent row leaves that index)."""
+_HANDED = "provider_id IS NOT NULL"
+"""The outbound rows a provider took: only they are indexed by provider id (the status callbacks' read)."""
 
 
 class OutboundMessage(Base):
@@ -180,7 +182,7 @@ class OutboundMessage(Base):
         Index("ix_outbound_status_due", "status", "next_attempt_at",
               postgresql_where=text(_DUE), sqlite_where=text(_DUE)),
         Index("ix_outbound_provider_id", "provider_id",
-              postgresql_where=text("provider_id IS NOT NULL"), sqlite_where=text("provider_id IS NOT NULL")),
+              postgresql_where=text(_HANDED), sqlite_where=text(_HANDED)),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -380,12 +380,11 @@ class _Batch:
         Contacts another worker has locked are left out (it is processing their messages), unless that is all of
         them, or `wait`: then this batch waits for their locks.
         """
-        hashes = sorted({h for _, h in keys})
-        ids, phones = self._contact_ids(session, hashes, keys)
+        ids, phones = self._contact_ids(session, keys)
         missing = [k for k in keys if k not in ids]
         if missing:
             self._create_contacts(session, missing, keys)
-            ids, phones = self._contact_ids(session, hashes, keys)
+            ids, phones = self._contact_ids(session, keys)
         self.siblings = self._siblings(session, phones)
         wanted = {"ids": sorted({*ids.values(), *(s for found in self.siblings.values() for s in found)})}
         locked = {} if wait else self._usable(session.scalars(_LOCK_CONTACTS_SKIPPING, wanted).all(), keys)
@@ -417,15 +416,13 @@ class _Batch:
         return found
 
     def _contact_ids(
-        self, session: Session, hashes: list[str], keys: Iterable[tuple[str, str]]
+        self, session: Session, keys: Iterable[tuple[str, str]]
     ) -> tuple[dict[tuple[str, str], int], dict[int, tuple[str, str]]]:
         """The ids of the contacts of `keys` that exist, and (channel, phone hash) of those on a phone channel."""
         wanted = set(keys)
         ids: dict[tuple[str, str], int] = {}
         phones: dict[int, tuple[str, str]] = {}
-        channels = sorted({c for c, _ in wanted})
-        rows = session.connection().execute(_READ_CONTACT_IDS, {"channels": channels, "hashes": hashes})
-        for channel, hashed, id_, phone_hash in rows:
+        for channel, hashed, id_, phone_hash in session.connection().execute(_READ_CONTACT_IDS, _by_key(wanted)):
             if (channel, hashed) in wanted:
                 ids[(channel, hashed)] = id_
                 if phone_hash and channel in _SIBLING_CHANNELS:
@@ -461,9 +458,7 @@ class _Batch:
 
     def _pending(self, session: Session, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], list]:
         """Each contact's pending messages in order, as plain rows (the batch writes their new status itself)."""
-        rows = session.connection().execute(
-            _READ_PENDING, {"channels": sorted({c for c, _ in keys}), "hashes": sorted({h for _, h in keys})}
-        ).all()
+        rows = session.connection().execute(_READ_PENDING, _by_key(keys)).all()
         grouped: dict[tuple[str, str], list[Row]] = defaultdict(list)
         for row in rows:
             key = (row.channel, row.address_hash)
@@ -819,6 +814,11 @@ _READ_KEYS = select(
     InboundMessage.status,
 ).where(among(InboundMessage.id, "ids"))
 """The batch's reads, built once: a statement built per batch costs more CPU than its round trip in small batches."""
+def _by_key(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """The parameters of a read by (channel, address hash) keys: each column's values, so an index on both serves it."""
+    return {"channels": sorted({c for c, _ in keys}), "hashes": sorted({h for _, h in keys})}
+
+
 _READ_CONTACT_IDS = select(Contact.channel, Contact.address_hash, Contact.id, Contact.phone_hash).where(
     among(Contact.channel, "channels"), among(Contact.address_hash, "hashes")
 )
