@@ -57,7 +57,7 @@ def main() -> None:
     loop = Loop()
     provider = FakeTwilio()
     provider_url = loop.run(provider.start())
-    stack = start_stack(database, providers_url=provider_url, web_workers=options.web_workers, threads=8,
+    stack = start_stack(database, providers_url=provider_url, web_workers=options.web_workers, threads=32,
                         workers=options.workers)
     try:
         time.sleep(2)

@@ -185,7 +185,7 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
     loop = Loop()
     providers = FakeTwilio()
     providers_url = loop.run(providers.start())
-    stack = start_stack(database, providers_url=providers_url, web_workers=options.web_workers, threads=8,
+    stack = start_stack(database, providers_url=providers_url, web_workers=options.web_workers, threads=32,
                         workers=options.workers, server=options.server, web_cpus=cores(options.web_cpus),
                         worker_cpus=cores(options.worker_cpus),
                         RETORNO_SURVEYS_DIR=paid_survey(rate, options.seconds))

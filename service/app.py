@@ -49,6 +49,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from service.fastpath import FastWebhooks
 
     app.wsgi_app = FastWebhooks(app)  # type: ignore[method-assign]
+    if runtime.settings.access_log:
+        from service.access_log import AccessLog
+
+        app.wsgi_app = AccessLog(app.wsgi_app)  # type: ignore[method-assign]
     spools.of(runtime).start()  # what an earlier process spooled goes into the database once it answers
     return app
 

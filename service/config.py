@@ -42,6 +42,8 @@ class Settings:
     voice_timezone: str = "America/Mexico_City"
     sender_rate: float | None = None
     test_clock: bool = False
+    access_log: bool = False
+    """RETORNO_ACCESS_LOG (on unless 0/false/no/off): a web process writes one line per request (service.access_log)."""
     # The local spool of webhooks the database could not take (service.spool)
     spool_dir: Path | None = None
     spool_max_mb: float = 256.0
@@ -151,6 +153,7 @@ class Settings:
             voice_timezone=get("RETORNO_VOICE_TIMEZONE") or "America/Mexico_City",
             sender_rate=float(rate) if rate else None,
             test_clock=(get("RETORNO_TEST_CLOCK") or "").lower() in ("1", "true", "yes"),
+            access_log=(get("RETORNO_ACCESS_LOG") or "on").lower() not in ("0", "false", "no", "off"),
             spool_dir=Path(spool_dir).resolve() if spool_dir else None,
             spool_max_mb=spool_max_mb,
             old_secret_keys=old_keys,

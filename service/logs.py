@@ -39,6 +39,7 @@ _TOKENS = re.compile(
     r"|rt_[A-Za-z0-9_-]{20,}"                  # Retorno API tokens
     r"|(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"  # Authorization headers
 )
+_HIGH_LATIN1 = re.compile("[\x80-\xff]")
 _secrets: set[str] = set()
 _installed = threading.Lock()
 _factory: Any = None
@@ -57,7 +58,7 @@ def scrub(text: str) -> str:
 def _as_utf8(text: str) -> str:
     """UTF-8 read as Latin-1 (a WSGI path, as granian logs it: `+52\xc2\xa055`) decoded as the UTF-8 it is, so
     its separators are seen as separators."""
-    if any("\x80" <= character <= "\xff" for character in text):
+    if not text.isascii() and _HIGH_LATIN1.search(text):
         try:
             return text.encode("latin-1").decode("utf-8")
         except UnicodeError:

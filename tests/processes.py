@@ -50,7 +50,7 @@ def service_env(database_url: str, redis_url: str, providers_url: str, public_ur
     return env
 
 
-def web_command(port: int, workers: int = 2, threads: int = 8, server: str = "granian",
+def web_command(port: int, workers: int = 2, threads: int = 32, server: str = "granian",
                 factory: str = "service.app:create_app") -> list[str]:
     """The Procfile's web process (granian) on loopback, or the gunicorn it replaced (for comparisons)."""
     if server == "gunicorn":
@@ -59,11 +59,11 @@ def web_command(port: int, workers: int = 2, threads: int = 8, server: str = "gr
                 "--backlog", "2048", f"{factory}()"]
     return [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads),
-            "--backlog", "2048", "--workers-kill-timeout", "5", "--access-log", factory]
+            "--backlog", "2048", "--workers-kill-timeout", "5", factory]
 
 
 def start_web(env: dict[str, str], port: int, workers: int = 2, log: Path | None = None,
-              threads: int = 8, server: str = "granian", factory: str = "service.app:create_app") -> subprocess.Popen:
+              threads: int = 32, server: str = "granian", factory: str = "service.app:create_app") -> subprocess.Popen:
     return _spawn(web_command(port, workers, threads, server, factory), env, log)
 
 

@@ -164,7 +164,7 @@ def run(host: str, port: int) -> None:
     """Web + worker + scheduler in one process (SQLite and an in-process queue unless configured)."""
     _setup_logging()
     console = os.environ.get("RETORNO_CONSOLE_CHANNEL", "true").lower() not in ("0", "false", "no")
-    settings = _settings(port=port, console_channel=console)
+    settings = _settings(port=port, console_channel=console, access_log=False)  # its terminal is for people
     from service.db import upgrade
 
     upgrade(settings.database_url)
@@ -260,14 +260,14 @@ def web(host: str, port: int, workers: int, server: str) -> None:
         from gunicorn.app.wsgiapp import WSGIApplication
 
         sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "8",
-                    "--worker-class", "gthread", "--access-logfile", "-", "service.app:create_app()"]
+                    "--worker-class", "gthread", "service.app:create_app()"]
         WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
         return
     from granian import Granian
     from granian.constants import Interfaces
 
     Granian("service.app:create_app", address=host, port=port, interface=Interfaces.WSGI, factory=True,
-            workers=workers, blocking_threads=8, backlog=2048, workers_kill_timeout=30, log_access=True).serve()
+            workers=workers, blocking_threads=32, backlog=2048, workers_kill_timeout=30).serve()
 
 
 @main.command()

@@ -1,12 +1,12 @@
-"""gunicorn's access log, attacked: a phone number in a URL, a Referer or a User-Agent, in every spelling a person, a
-form or a URL encoder writes it, never reaches the log in clear."""
+"""The web process's access log (service.access_log), attacked: a phone number in a URL, a Referer or a User-Agent,
+in every spelling a person, a form or a URL encoder writes it, never reaches the log in clear."""
 
 from __future__ import annotations
 
 import http.client
 import re
 import signal
-import sys
+import subprocess
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import pytest
@@ -62,22 +62,15 @@ def test_scrub_removes_every_spelling_in_every_url_encoding(spelling):
 
 @pytest.mark.parametrize("server", ["granian", "gunicorn"])
 def test_the_web_servers_access_log_never_shows_a_number(sqlite_url, tmp_path, server):
-    """The Procfile's web process (granian; gunicorn, the earlier one) with its access log on: requests whose path,
-    query string, Referer and User-Agent carry the number in every spelling and encoding; the log has every request
-    and not one number."""
+    """The Procfile's web process (granian; gunicorn, the earlier one), its access log on standard output: requests
+    whose path, query string, Referer and User-Agent carry the number in every spelling and encoding; the log has
+    every request and not one number."""
     port = free_port()
     log = tmp_path / "access.log"
     env = service_env(sqlite_url, "", "http://127.0.0.1:9", f"http://127.0.0.1:{port}", RETORNO_LOG_LEVEL="DEBUG",
                       RETORNO_DATA_DIR=str(tmp_path / "data"))
-    import subprocess
-
-    if server == "gunicorn":
-        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads",
-                   "4", "--worker-class", "gthread", "--access-logfile", str(log), "service.app:create_app()"]
-        output = subprocess.DEVNULL
-    else:
-        command = web_command(port, workers=2, threads=4)  # granian writes its access log to stdout
-        output = open(log, "wb")  # noqa: SIM115 - closed below
+    command = web_command(port, workers=2, threads=4, server=server)
+    output = open(log, "wb")  # noqa: SIM115 - closed below
     web = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     sent = 0
@@ -95,8 +88,7 @@ def test_the_web_servers_access_log_never_shows_a_number(sqlite_url, tmp_path, s
                     sent += 1
     finally:
         stop(web, signal.SIGTERM)
-        if output is not subprocess.DEVNULL:
-            output.close()
+        output.close()
     text = log.read_text(encoding="utf-8", errors="replace")
     assert text.count('"GET ') >= sent, "every request is in the access log"
     assert "[number]" in text
