@@ -4,8 +4,8 @@
                            [--retorno-threads N] [--servers granian] [--channels twilio,telegram]
 
 Everything runs on this machine at once (wrk, the web server, PostgreSQL, Redis); no queue consumers run, so this
-measures storing and acknowledging. Prints one line per level, the raw limits measured in the same run, and the
-web processes' peak memory.
+measures storing and acknowledging. Prints one line per level (with the CPU milliseconds per request of the web
+server and of PostgreSQL), the raw limits measured in the same run, and the web processes' peak memory.
 
 `--servers` compares, in one run, Retorno under granian (the Procfile's) and gunicorn (`gunicorn`), Retorno without
 its fast path (`granian-flask`, `gunicorn-flask`: every webhook through Flask's routing, as `bench.flask_only`
@@ -25,6 +25,7 @@ from pathlib import Path
 from bench.common import (
     REDIS_URL,
     ROOT,
+    cpu_by_program,
     fresh_database,
     machine,
     print_json,
@@ -37,6 +38,18 @@ from tests.processes import free_port, stop, wait_healthy, web_command
 from tests.support import TELEGRAM_SECRET, TWILIO_TOKEN, drop_database
 
 HERE = Path(__file__).resolve().parent
+
+
+def measured(url: str, script: str, args: list[str], connections: int, seconds: int) -> dict:
+    """wrk's figures and the CPU milliseconds per request the web server and PostgreSQL used meanwhile."""
+    before = cpu_by_program()
+    result = wrk(url, script, args, connections, seconds)
+    after = cpu_by_program()
+    requests = max(result["requests"], 1)
+    for program, key in (("web", "web_cpu_ms"), ("postgresql", "postgresql_cpu_ms")):
+        used = sum(total - before.get(name, 0.0) for name, total in after.items() if name.startswith(program))
+        result[key] = round(used / requests * 1000, 3)
+    return result
 
 
 def wrk(url: str, script: str, args: list[str], connections: int, seconds: int) -> dict:
@@ -86,11 +99,11 @@ def retorno(database: str, server: str, levels: list[int], options: argparse.Nam
             for connections in levels:
                 tag += 1
                 if channel == "twilio":
-                    result = wrk(stack.url, "twilio_sms.lua", [stack.url, TWILIO_TOKEN, str(tag), "10000"],
+                    result = measured(stack.url, "twilio_sms.lua", [stack.url, TWILIO_TOKEN, str(tag), "10000"],
                                  connections, options.seconds)
                 else:
-                    result = wrk(stack.url, "telegram.lua", [TELEGRAM_SECRET, str(tag), "10000"],
-                                 connections, options.seconds)
+                    result = measured(stack.url, "telegram.lua", [TELEGRAM_SECRET, str(tag), "10000"],
+                                      connections, options.seconds)
                 print_json(f"ingest {server} {channel} c={connections}", result)
                 time.sleep(2)
         peaks = {pid: round(mb, 1) for process in stack.web for pid, mb in process_tree_peaks(process).items()}
@@ -111,7 +124,8 @@ def naive(database: str, server: str, levels: list[int], options: argparse.Names
     try:
         wait_healthy(url)
         for tag, connections in enumerate(levels, start=50):
-            result = wrk(url, "twilio_sms.lua", [url, TWILIO_TOKEN, str(tag), "10000"], connections, options.seconds)
+            result = measured(url, "twilio_sms.lua", [url, TWILIO_TOKEN, str(tag), "10000"], connections,
+                              options.seconds)
             print_json(f"ingest naive-{server} twilio c={connections}", result)
             time.sleep(2)
         peaks = {pid: round(mb, 1) for pid, mb in process_tree_peaks(process).items()}

@@ -1,6 +1,6 @@
 """The moonshot: whole conversations at a fixed rate through the production processes, for minutes, per rate.
 
-    python -m bench.moonshot [--rates 400,650,800] [--seconds 600] [--workers 2] [--web-workers 2]
+    python -m bench.moonshot [--rates 400,650,800] [--seconds 600] [--workers 2] [--web-workers 2] [--web-threads 32]
                              [--telegram 0.3] [--duplicates 0.1] [--server granian]
                              [--web-cpus 0] [--worker-cpus 1]
 
@@ -185,9 +185,9 @@ def run_rate(rate: float, options: argparse.Namespace) -> dict:
     loop = Loop()
     providers = FakeTwilio()
     providers_url = loop.run(providers.start())
-    stack = start_stack(database, providers_url=providers_url, web_workers=options.web_workers, threads=32,
-                        workers=options.workers, server=options.server, web_cpus=cores(options.web_cpus),
-                        worker_cpus=cores(options.worker_cpus),
+    stack = start_stack(database, providers_url=providers_url, web_workers=options.web_workers,
+                        threads=options.web_threads, workers=options.workers, server=options.server,
+                        web_cpus=cores(options.web_cpus), worker_cpus=cores(options.worker_cpus),
                         RETORNO_SURVEYS_DIR=paid_survey(rate, options.seconds))
     samples: list[tuple[float, int]] = []
     try:
@@ -257,6 +257,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-threads", type=int, default=32, help="threads per web process (the Procfile's 32)")
     parser.add_argument("--telegram", type=float, default=0.3)
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--server", default="granian")

@@ -92,3 +92,30 @@ def test_retorno_access_log_turns_it_off(tmp_path, value, on):
     if value is not None:
         env["RETORNO_ACCESS_LOG"] = value
     assert Settings.from_env(env).access_log is on
+
+
+def test_the_app_logs_its_webhooks_and_pages_when_asked(sqlite_url, providers, tmp_path, pipe):
+    """RETORNO_ACCESS_LOG on (a web process's default): the fast path's webhooks and Flask's routes alike."""
+    from tests.support import Harness
+
+    read, write = pipe
+    harness = Harness(sqlite_url, providers, tmp_path, access_log=True)
+    try:
+        assert isinstance(harness.app.wsgi_app, AccessLog)
+        harness.app.wsgi_app.fd = write
+        assert harness.sms("+5215512345678", "hola").status_code == 200
+        assert harness.client.get("/healthz").status_code == 200
+        assert [LINE.fullmatch(line).group(2, 3) for line in lines(read)] == [
+            ("POST /webhooks/twilio/sms HTTP/1.1", "200"), ("GET /healthz HTTP/1.1", "200")]
+    finally:
+        harness.close()
+
+
+def test_in_process_apps_write_none_by_default(sqlite_url, providers, tmp_path):
+    from tests.support import Harness
+
+    harness = Harness(sqlite_url, providers, tmp_path)
+    try:
+        assert not isinstance(harness.app.wsgi_app, AccessLog)
+    finally:
+        harness.close()
