@@ -805,6 +805,11 @@ class _Batch:
         return sorted(id_ for id_, status in rows if status == OutboundStatus.QUEUED)
 
 
+def _by_key(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """The parameters of a read by (channel, address hash) keys: each column's values, so an index on both serves it."""
+    return {"channels": sorted({c for c, _ in keys}), "hashes": sorted({h for _, h in keys})}
+
+
 _SESSION_COLUMNS = table_columns(SurveySession, SESSION_READ)
 """What the batch reads of a session, in SessionRow's order."""
 
@@ -814,11 +819,6 @@ _READ_KEYS = select(
     InboundMessage.status,
 ).where(among(InboundMessage.id, "ids"))
 """The batch's reads, built once: a statement built per batch costs more CPU than its round trip in small batches."""
-def _by_key(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    """The parameters of a read by (channel, address hash) keys: each column's values, so an index on both serves it."""
-    return {"channels": sorted({c for c, _ in keys}), "hashes": sorted({h for _, h in keys})}
-
-
 _READ_CONTACT_IDS = select(Contact.channel, Contact.address_hash, Contact.id, Contact.phone_hash).where(
     among(Contact.channel, "channels"), among(Contact.address_hash, "hashes")
 )
